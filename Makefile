@@ -1,0 +1,48 @@
+# medallion: `make demo` runs the pipeline end to end, `make test` runs the test suite.
+# Both set themselves up first; `make setup` is idempotent and quick when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-stamp
+CONF   ?= local
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench lint clean java
+
+setup: java $(STAMP)
+
+java:
+	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
+	  echo "error: Java 17+ is required by Spark 4 and was not found on PATH."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
+	  echo "  macOS:         brew install openjdk@17"; \
+	  echo "  or set JAVA_HOME to a JDK 17+"; exit 1; }
+	@v=$$(java -version 2>&1 | head -1 | sed -E 's/.*"([0-9]+)(\.[^"]*)?".*/\1/'); \
+	  [ "$$v" -ge 17 ] 2>/dev/null || { echo "error: Java 17+ required, found: $$(java -version 2>&1 | head -1)"; exit 1; }
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+	@echo "setup: $(VENV) ready ($$($(BIN)/python --version))"
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/medallion --env $(CONF) doctor
+	$(BIN)/medallion --env $(CONF) config show
+
+bench: setup
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf lakehouse reports spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
