@@ -119,9 +119,46 @@ class ModelAliases(_Section):
     challenger: str = "challenger"
 
 
+class GateSettings(_Section):
+    """What a challenger must reach before it may become champion."""
+
+    min_roc_auc: float = Field(default=0.75, ge=0, le=1)
+    min_pr_auc: float = Field(default=0.2, ge=0, le=1)
+    max_ms_per_10k_rows: float = Field(default=5000, gt=0)
+    max_regression: float = Field(default=0.02, ge=0, description="allowed ROC AUC drop vs champion")
+
+
+class TrainSettings(_Section):
+    validation_days: int = Field(default=2, ge=1)
+    max_iter: int = Field(default=200, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0)
+    seed: int = 7
+
+
 class ModelSettings(_Section):
     name: str = "fraud_model"
     aliases: ModelAliases = Field(default_factory=ModelAliases)
+    decision_threshold: float = Field(default=0.5, ge=0, le=1)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+
+class DatagenSettings(_Section):
+    """The synthetic landing-zone generator (``medallion datagen``)."""
+
+    seed: int = 42
+    cards: int = Field(default=1000, ge=1)
+    merchants: int = Field(default=300, ge=1)
+    days: int = Field(default=14, ge=1)
+    events_per_day: int = Field(default=2000, ge=1)
+    files_per_day: int = Field(default=12, ge=1)
+    compromised_card_fraction: float = Field(default=0.03, ge=0, le=1)
+    malformed_fraction: float = Field(default=0.01, ge=0, le=1)
+    duplicate_fraction: float = Field(default=0.01, ge=0, le=1)
+    late_fraction: float = Field(default=0.02, ge=0, le=1)
+    label_delay_days: int = Field(default=2, ge=0)
+    label_correction_fraction: float = Field(default=0.01, ge=0, le=1)
+    follow_rate: float = Field(default=20.0, gt=0, description="events per second with --follow")
 
 
 class Settings(_Section):
@@ -133,6 +170,7 @@ class Settings(_Section):
     delta: DeltaSettings = Field(default_factory=DeltaSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    datagen: DatagenSettings = Field(default_factory=DatagenSettings)
 
     # Not configuration: where each dotted key's value came from.
     _provenance: dict[str, str] = {}
