@@ -197,15 +197,25 @@ def conf_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "conf"
 
 
+def _display(path: Path) -> str:
+    """A conf file as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(
+            f"{_display(path)}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        raise ConfigError(f"{_display(path)}: expected a mapping of sections at the top level")
     return loaded
 
 
@@ -387,15 +397,20 @@ def load_settings(
     layers: list[tuple[str, dict[tuple[str, ...], Any]]] = []
     base = directory / "base.yaml"
     if base.exists():
-        layers.append((str(base), _layer_from_tree(_read_yaml(base), str(base))))
+        layers.append((_display(base), _layer_from_tree(_read_yaml(base), _display(base))))
     overlay = directory / f"{env}.yaml"
     if overlay.exists():
-        layers.append((str(overlay), _layer_from_tree(_read_yaml(overlay), str(overlay))))
+        layers.append((_display(overlay), _layer_from_tree(_read_yaml(overlay), _display(overlay))))
     elif env != DEFAULT_ENV:
         known = sorted(p.stem for p in directory.glob("*.yaml") if p.stem != "base")
         raise ConfigError(f"unknown env '{env}': no {overlay}; known envs: {', '.join(known)}")
     for name, value in _env_pairs(environ):
-        layers.append((f"${ENV_PREFIX}{name.upper().replace('.', '__')}", _layer_from_pairs([(name, value)], "environment")))
+        layers.append(
+            (
+                f"${ENV_PREFIX}{name.upper().replace('.', '__')}",
+                _layer_from_pairs([(name, value)], "environment"),
+            )
+        )
     for option in overrides:
         key, value = parse_set(option)
         layers.append((f"--set {key}", _layer_from_pairs([(key, value)], f"--set {key}")))
@@ -423,7 +438,7 @@ def load_settings(
 __all__ = [
     "ConfigError",
     "Settings",
+    "conf_dir",
     "load_settings",
     "parse_set",
-    "conf_dir",
 ]

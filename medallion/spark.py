@@ -51,7 +51,9 @@ def require_java() -> None:
             "or set JAVA_HOME"
         )
     if found[0] < 17:
-        raise EnvironmentProblem(f"Java 17+ is required by Spark 4, found: {found[1]}; set JAVA_HOME to a JDK 17+")
+        raise EnvironmentProblem(
+            f"Java 17+ is required by Spark 4, found: {found[1]}; set JAVA_HOME to a JDK 17+"
+        )
 
 
 def delta_jars(settings: Settings) -> list[str]:

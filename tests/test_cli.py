@@ -1,0 +1,89 @@
+"""The `medallion` command as a user runs it: a real subprocess, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def medallion(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
+    environ.update(env or {})
+    environ["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "medallion.cli", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_config_show_bogus_trigger_exits_2_with_one_line():
+    result = medallion("config", "show", "--set", "stream.trigger.kind=bogus")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: stream.trigger.kind: 'bogus' is not one of processingTime, availableNow, once, continuous "
+        "(from --set stream.trigger.kind)"
+    ]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unknown_env_variable_key_is_one_line():
+    result = medallion("config", "show", env={"MEDALLION__STREAM__TRIGER__KIND": "once"})
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "did you mean 'stream.trigger" in result.stderr
+
+
+def test_config_show_merges_set_and_explains(tmp_path):
+    result = medallion(
+        "--set", "spark.master=local[1]", "config", "show", "--explain", "--set", "datagen.cards=7"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 3}
+    assert "--set spark.master" in lines["spark.master"]
+    assert "'local[1]'" in lines["spark.master"]
+    assert "--set datagen.cards" in lines["datagen.cards"]
+    assert "base.yaml" in lines["model.name"]
+
+
+def test_config_show_prints_yaml_that_round_trips():
+    import yaml
+
+    result = medallion("config", "show", "--env", "databricks")
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["delta"]["engine"] == "spark"
+    assert shown["env"] == "databricks"
+
+
+def test_doctor_on_this_machine(tmp_path):
+    result = medallion("doctor", "--set", f"storage.root={tmp_path / 'lake'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 3}
+    for name in ("python", "java", "pyspark", "deltalake", "mlflow", "storage root", "spark", "delta engine"):
+        assert "ok" in rows[name], rows.get(name)
+    assert "auto -> " in rows["delta engine"]
+    assert (tmp_path / "lake").is_dir()
+
+
+def test_doctor_fails_when_storage_root_is_not_writable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = medallion("doctor", "--set", f"storage.root={blocker / 'lake'}")
+    assert result.returncode == 1
+    assert "storage root" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["doctor"]])
+def test_every_command_accepts_env_and_set(command):
+    result = medallion(*command, "--help")
+    assert "--env" in result.stdout and "--set" in result.stdout
