@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -96,11 +97,21 @@ TriggerKind = Literal["processingTime", "availableNow", "once", "continuous"]
 _DEFAULT_INTERVALS = {"processingTime": "5 seconds", "continuous": "1 second"}
 
 
+_INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s*(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|h)\s*$")
+
+
 class TriggerSettings(_Section):
     """A Structured Streaming trigger. ``interval`` applies to processingTime and continuous."""
 
     kind: TriggerKind = "processingTime"
     interval: str | None = None
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_is_spark_duration(cls, value: str | None) -> str | None:
+        if value is not None and not _INTERVAL.match(value):
+            raise ValueError("expected a duration such as '5 seconds', '500 milliseconds' or '1 minute'")
+        return value
 
     @model_validator(mode="after")
     def _default_interval(self) -> TriggerSettings:
@@ -109,9 +120,35 @@ class TriggerSettings(_Section):
         return self
 
 
+class KafkaSettings(_Section):
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+    starting_offsets: str = "latest"
+    package: str = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1"
+
+
+class RateSettings(_Section):
+    rows_per_second: int = Field(default=100, ge=1)
+
+
 class StreamSettings(_Section):
+    """The speed layer's query: source, trigger, sink and how the challenger takes part."""
+
+    source: Literal["files", "kafka", "rate"] = "files"
+    sink: Literal["delta", "memory", "console", "kafka"] = "delta"
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     max_files_per_trigger: int = Field(default=100, ge=1)
+    query_name: str = "score_events"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    rate: RateSettings = Field(default_factory=RateSettings)
+    challenger: Literal["off", "shadow", "canary"] = "off"
+    canary_fraction: float = Field(default=0.1, ge=0, le=1)
+
+    @field_validator("challenger", mode="before")
+    @classmethod
+    def _yaml_off_is_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as False.
+        return "off" if value is False else value
 
 
 class ModelAliases(_Section):
@@ -376,7 +413,8 @@ def _describe(error: Mapping[str, Any], provenance: Mapping[str, str]) -> str:
         return f"{dotted}: {value!r} is not one of {', '.join(allowed)}{where}"
     if error["type"] == "extra_forbidden":
         _unknown_key(dotted, source or "conf")
-    message = error["msg"][0].lower() + error["msg"][1:]
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
     return f"{dotted}: {value!r} is invalid: {message}{where}"
 
 

@@ -110,3 +110,14 @@ def get_spark(settings: Settings):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.spark.log_level)
     return spark
+
+
+def jvm_class_available(spark, class_name: str) -> bool:
+    """True if the session's JVM can load ``class_name`` (jars from spark.jars or --packages included)."""
+    jvm = spark.sparkContext._jvm
+    try:
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(class_name, False, loader)
+    except Exception:  # py4j wraps ClassNotFoundException; any failure means "not loadable"
+        return False
+    return True
