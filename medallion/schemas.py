@@ -21,66 +21,119 @@ from pyspark.sql.types import (
 # ---- landing zone vocabularies (what a valid record may contain)
 CHANNELS = ("pos", "ecom", "atm")
 CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK", "DKK", "NOK", "PLN", "CZK", "JPY", "CAD", "AUD")
-COUNTRIES = ("DE", "FR", "NL", "BE", "ES", "IT", "GB", "CH", "SE", "DK", "NO", "PL", "CZ", "US", "JP", "CA", "AU", "BR", "NG", "RU")
+COUNTRIES = (
+    "DE",
+    "FR",
+    "NL",
+    "BE",
+    "ES",
+    "IT",
+    "GB",
+    "CH",
+    "SE",
+    "DK",
+    "NO",
+    "PL",
+    "CZ",
+    "US",
+    "JP",
+    "CA",
+    "AU",
+    "BR",
+    "NG",
+    "RU",
+)
 MERCHANT_CATEGORIES = (
-    "grocery", "restaurant", "fuel", "pharmacy", "apparel", "transport", "utilities",
-    "travel", "electronics", "jewelry", "gaming", "money_transfer",
+    "grocery",
+    "restaurant",
+    "fuel",
+    "pharmacy",
+    "apparel",
+    "transport",
+    "utilities",
+    "travel",
+    "electronics",
+    "jewelry",
+    "gaming",
+    "money_transfer",
 )
 RISKY_CATEGORIES = ("electronics", "jewelry", "gaming", "money_transfer")
 MAX_LINE_BYTES = 4096  # a landing line longer than this is quarantined as oversized
 
 # ---- landing records as JSON text: every field a string, typed by silver
 EVENT_FIELDS = (
-    "event_id", "card_id", "merchant_id", "merchant_category", "amount",
-    "currency", "country", "channel", "event_ts",
+    "event_id",
+    "card_id",
+    "merchant_id",
+    "merchant_category",
+    "amount",
+    "currency",
+    "country",
+    "channel",
+    "event_ts",
 )
 LABEL_FIELDS = ("event_id", "is_fraud", "labeled_at")
 
 # ---- bronze: the raw line as received, plus where and when it arrived
-BRONZE_SCHEMA = StructType([
-    StructField("raw", StringType(), True),
-    StructField("source_file", StringType(), True),
-    StructField("ingested_at", TimestampType(), True),
-    StructField("batch_id", LongType(), True),
-])
+BRONZE_SCHEMA = StructType(
+    [
+        StructField("raw", StringType(), True),
+        StructField("source_file", StringType(), True),
+        StructField("ingested_at", TimestampType(), True),
+        StructField("batch_id", LongType(), True),
+    ]
+)
 
 # ---- silver
-SILVER_EVENTS_SCHEMA = StructType([
-    StructField("event_id", StringType(), False),
-    StructField("card_id", StringType(), False),
-    StructField("merchant_id", StringType(), False),
-    StructField("merchant_category", StringType(), False),
-    StructField("amount", DecimalType(18, 2), False),
-    StructField("currency", StringType(), False),
-    StructField("country", StringType(), False),
-    StructField("channel", StringType(), False),
-    StructField("event_ts", TimestampType(), False),
-    StructField("event_date", DateType(), False),
-    StructField("source_file", StringType(), True),
-    StructField("ingested_at", TimestampType(), True),
-])
+SILVER_EVENTS_SCHEMA = StructType(
+    [
+        StructField("event_id", StringType(), False),
+        StructField("card_id", StringType(), False),
+        StructField("merchant_id", StringType(), False),
+        StructField("merchant_category", StringType(), False),
+        StructField("amount", DecimalType(18, 2), False),
+        StructField("currency", StringType(), False),
+        StructField("country", StringType(), False),
+        StructField("channel", StringType(), False),
+        StructField("event_ts", TimestampType(), False),
+        StructField("event_date", DateType(), False),
+        StructField("source_file", StringType(), True),
+        StructField("ingested_at", TimestampType(), True),
+    ]
+)
 
-SILVER_LABELS_SCHEMA = StructType([
-    StructField("event_id", StringType(), False),
-    StructField("is_fraud", BooleanType(), False),
-    StructField("labeled_at", TimestampType(), False),
-    StructField("source_file", StringType(), True),
-    StructField("ingested_at", TimestampType(), True),
-])
+SILVER_LABELS_SCHEMA = StructType(
+    [
+        StructField("event_id", StringType(), False),
+        StructField("is_fraud", BooleanType(), False),
+        StructField("labeled_at", TimestampType(), False),
+        StructField("source_file", StringType(), True),
+        StructField("ingested_at", TimestampType(), True),
+    ]
+)
 
-QUARANTINE_SCHEMA = StructType([
-    StructField("feed", StringType(), False),          # 'events' | 'labels'
-    StructField("reasons", ArrayType(StringType()), False),
-    StructField("raw", StringType(), True),
-    StructField("source_file", StringType(), True),
-    StructField("ingested_at", TimestampType(), True),
-    StructField("quarantined_at", TimestampType(), True),
-])
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("feed", StringType(), False),  # 'events' | 'labels'
+        StructField("reasons", ArrayType(StringType()), False),
+        StructField("raw", StringType(), True),
+        StructField("source_file", StringType(), True),
+        StructField("ingested_at", TimestampType(), True),
+        StructField("quarantined_at", TimestampType(), True),
+    ]
+)
 
 # ---- gold features: the one contract between features, training, batch and stream
 NUMERIC_FEATURES = (
-    "log_amount", "hour", "day_of_week", "amount_zscore", "is_foreign",
-    "card_txn_count_30d", "card_amount_mean_30d", "card_amount_std_30d", "card_distinct_merchants_30d",
+    "log_amount",
+    "hour",
+    "day_of_week",
+    "amount_zscore",
+    "is_foreign",
+    "card_txn_count_30d",
+    "card_amount_mean_30d",
+    "card_amount_std_30d",
+    "card_distinct_merchants_30d",
 )
 CATEGORICAL_FEATURES = ("channel", "merchant_category")
 FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
