@@ -198,6 +198,19 @@ class DatagenSettings(_Section):
     follow_rate: float = Field(default=20.0, gt=0, description="events per second with --follow")
 
 
+class BatchSettings(_Section):
+    """The nightly batch layer."""
+
+    retrain: bool = Field(default=False, description="train, validate and promote before scoring")
+
+
+class ReconcileSettings(_Section):
+    """Folding the speed layer back into the batch layer."""
+
+    tolerance: float = Field(default=1e-6, ge=0, description="|batch - speed| score still 'agreed'")
+    speed_retention_days: int = Field(default=7, ge=0, description="keep reconciled speed rows this long")
+
+
 class Settings(_Section):
     """All of medallion's configuration, validated."""
 
@@ -208,6 +221,8 @@ class Settings(_Section):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     datagen: DatagenSettings = Field(default_factory=DatagenSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
 
     # Not configuration: where each dotted key's value came from.
     _provenance: dict[str, str] = {}

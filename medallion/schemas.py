@@ -81,6 +81,9 @@ BRONZE_SCHEMA = StructType(
         StructField("source_file", StringType(), True),
         StructField("ingested_at", TimestampType(), True),
         StructField("batch_id", LongType(), True),
+        # Which writer (a nightly run, or a stream's checkpoint) committed the row: lets a
+        # replayed micro-batch recognise the files it wrote itself before a crash.
+        StructField("ingest_app", StringType(), True),
     ]
 )
 
@@ -144,3 +147,86 @@ FEATURE_SCHEMA = StructType(
     + [StructField(name, StringType(), True) for name in CATEGORICAL_FEATURES]
 )
 LABEL_COLUMN = "is_fraud"
+
+# ---- predictions: batch (truth), speed (fresh), serving (what readers see), audit
+_PREDICTION_FIELDS = [
+    StructField("event_id", StringType(), False),
+    StructField("event_date", DateType(), False),
+    StructField("score", DoubleType(), False),
+    StructField("decision", BooleanType(), False),  # score >= model.decision_threshold
+    StructField("model_name", StringType(), False),
+    StructField("model_version", StringType(), False),
+    StructField("run_id", StringType(), True),
+]
+
+PREDICTIONS_BATCH_SCHEMA = StructType(
+    [
+        *_PREDICTION_FIELDS,
+        StructField("feature_version", LongType(), True),  # gold.features Delta version scored
+        StructField("scored_at", TimestampType(), False),
+    ]
+)
+
+PREDICTIONS_SPEED_SCHEMA = StructType(
+    [
+        *_PREDICTION_FIELDS,
+        StructField("variant", StringType(), False),  # 'champion' | 'challenger' (canary)
+        StructField("event_ts", TimestampType(), True),
+        StructField("landed_at", TimestampType(), True),  # landing file's modification time
+        StructField("ingested_at", TimestampType(), True),
+        StructField("scored_at", TimestampType(), False),
+        StructField("batch_id", LongType(), False),
+    ]
+)
+
+PREDICTIONS_SHADOW_SCHEMA = PREDICTIONS_SPEED_SCHEMA
+
+SERVING_SCHEMA = StructType(
+    [
+        StructField("event_id", StringType(), False),
+        StructField("event_date", DateType(), False),
+        StructField("score", DoubleType(), False),
+        StructField("decision", BooleanType(), False),
+        StructField("model_version", StringType(), False),
+        StructField("source", StringType(), False),  # 'batch' | 'speed'
+        StructField("missing_in_speed", BooleanType(), False),
+        StructField("scored_at", TimestampType(), False),
+        StructField("updated_at", TimestampType(), False),
+    ]
+)
+
+RECONCILIATION_AUDIT_SCHEMA = StructType(
+    [
+        StructField("event_date", DateType(), False),
+        StructField("batch_version", LongType(), False),
+        StructField("speed_version", LongType(), False),
+        StructField("batch_rows", LongType(), False),
+        StructField("speed_rows", LongType(), False),
+        StructField("agreed", LongType(), False),
+        StructField("disagreed_same_version", LongType(), False),
+        StructField("disagreed_other_version", LongType(), False),
+        StructField("speed_only", LongType(), False),
+        StructField("batch_only", LongType(), False),
+        StructField("late_arrivals", LongType(), False),
+        StructField("rejected_speed", LongType(), False),
+        StructField("mean_abs_diff", DoubleType(), True),
+        StructField("max_abs_diff", DoubleType(), True),
+        StructField("decision_flips", LongType(), False),
+        StructField("reconciled_at", TimestampType(), False),
+    ]
+)
+
+STREAM_METRICS_SCHEMA = StructType(
+    [
+        StructField("query_name", StringType(), False),
+        StructField("batch_id", LongType(), False),
+        StructField("committed_at", TimestampType(), False),
+        StructField("input_rows", LongType(), False),
+        StructField("rows_per_second", DoubleType(), True),
+        StructField("processing_ms", LongType(), True),
+        StructField("latency_p50_ms", DoubleType(), True),
+        StructField("latency_p95_ms", DoubleType(), True),
+        StructField("quarantined", LongType(), False),
+        StructField("model_version", StringType(), True),
+    ]
+)
