@@ -103,6 +103,213 @@ def doctor(env: EnvOption = None, set_: SetOption = None) -> None:
         raise typer.Exit(1)
 
 
+# --------------------------------------------------------------------------- pipeline commands
+
+DateOption = Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday, UTC)")]
+
+
+def _day(text: str | None):
+    from datetime import date
+
+    from medallion.batch import yesterday_utc
+    from medallion.errors import ConfigError
+
+    if text is None:
+        return yesterday_utc()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--date {text!r}: expected YYYY-MM-DD, e.g. 2026-11-20") from None
+
+
+def _spark(settings: Settings):
+    from medallion.spark import get_spark
+
+    with console.status("starting Spark..."):
+        return get_spark(settings)
+
+
+def _table(title: str, columns: list[str], rows) -> RichTable:
+    table = RichTable(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[str(value) for value in row])
+    return table
+
+
+@app.command()
+def datagen(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    days: Annotated[int | None, typer.Option(help="days of history (default: datagen.days)")] = None,
+    events_per_day: Annotated[int | None, typer.Option("--events-per-day")] = None,
+    end_date: Annotated[str | None, typer.Option("--end-date", help="last day of history (default: yesterday, UTC)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: datagen.seed)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="drip new files live until stopped")] = False,
+    rate: Annotated[float | None, typer.Option(help="events per second with --follow")] = None,
+    duration: Annotated[float | None, typer.Option(help="seconds to follow (default: until Ctrl-C)")] = None,
+) -> None:
+    """Write synthetic card transactions and labels into the landing zone."""
+    from medallion import datagen as generator
+
+    settings = settings_from(env, set_)
+    if follow:
+        summary = generator.follow(settings, rate=rate, duration_s=duration, seed=seed)
+    else:
+        summary = generator.generate_history(
+            settings,
+            days=days,
+            events_per_day=events_per_day,
+            end_date=_day(end_date) if end_date else None,
+            seed=seed,
+        )
+    console.print(summary.table())
+
+
+@app.command()
+def ingest(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    mode: Annotated[str, typer.Option(help="batch: what landed, once | stream: continuously")] = "batch",
+) -> None:
+    """Landing zone -> bronze -> silver (+ quarantine). Idempotent per source file."""
+    from medallion.errors import ConfigError
+    from medallion.ingest import Ingestor
+    from medallion.streaming.plan import plan_stream
+
+    settings = settings_from(env, set_)
+    if mode not in ("batch", "stream"):
+        raise ConfigError(f"--mode {mode!r}: expected batch or stream")
+    spark = _spark(settings)
+    ingestor = Ingestor(settings, spark)
+    if mode == "stream":
+        plan = plan_stream(settings)
+        if plan.continuous:
+            raise ConfigError("ingest --mode stream writes Delta through foreachBatch: use a micro-batch trigger")
+        ingestor.start_stream(plan.trigger_kwargs, await_termination=True)
+        return
+    report = ingestor.run_batch()
+    console.print(
+        _table(
+            f"ingest ({report.seconds:.1f}s)",
+            ["feed", "files", "bronze", "silver", "quarantined", "duplicates"],
+            report.rows(),
+        )
+    )
+
+
+@app.command()
+def features(env: EnvOption = None, set_: SetOption = None, date_: DateOption = None) -> None:
+    """Build gold card profiles and features for a day, and refresh the training set."""
+    from medallion.featurestore import FeatureStore
+
+    settings = settings_from(env, set_)
+    store = FeatureStore(settings, _spark(settings))
+    build = store.build(_day(date_))
+    rows, version = store.refresh_training_set()
+    console.print(
+        f"features {build.day}: {build.features} rows (gold.features v{build.features_version}), "
+        f"{build.profiles} profiles; training set {rows} rows (v{version})"
+    )
+
+
+@app.command()
+def batch(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    date_: DateOption = None,
+    from_: Annotated[str | None, typer.Option("--from", help="first day of a backfill")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last day of a backfill")] = None,
+) -> None:
+    """The nightly batch layer for a day (or --from/--to): ingest, features, score, reconcile."""
+    from medallion.batch import NightlyBatch
+    from medallion.errors import ConfigError
+
+    settings = settings_from(env, set_)
+    if bool(from_) != bool(to):
+        raise ConfigError("--from and --to go together, e.g. --from 2026-11-01 --to 2026-11-07")
+    spark = _spark(settings)
+
+    def show(step) -> None:
+        console.print(f"  {step.name:<16} {step.rows:>9} rows {step.seconds:7.1f}s  {step.detail}", highlight=False)
+
+    night = NightlyBatch(settings, spark, on_step=show)
+    days = [(_day(from_), _day(to))] if from_ else [(_day(date_), _day(date_))]
+    reports = night.run_range(*days[0])
+    rows = []
+    for report in reports:
+        if report.no_events:
+            console.print(f"{report.day}: no events, nothing scored")
+        rows.append((report.day, report.scored, report.model_version or "-", f"{sum(s.seconds for s in report.steps):.1f}s"))
+    console.print(_table("nightly batch", ["date", "scored", "model version", "duration"], rows))
+
+
+@app.command()
+def reconcile(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    date_: DateOption = None,
+    since: Annotated[str | None, typer.Option("--since", help="reconcile every day from this one to --date")] = None,
+) -> None:
+    """Fold gold.predictions_speed into gold.predictions (batch wins) and audit the agreement."""
+    from medallion.reconcile import Reconciler
+
+    settings = settings_from(env, set_)
+    reconciler = Reconciler(settings, _spark(settings))
+    last = _day(date_)
+    audits = reconciler.run_since(_day(since), last) if since else [reconciler.run(last)]
+    columns = ["event_date", "batch_rows", "speed_rows", "agreed", "disagreed_same_version",
+               "disagreed_other_version", "speed_only", "batch_only", "late_arrivals", "rejected_speed", "decision_flips"]
+    console.print(_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits]))
+
+
+@app.command()
+def stream(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+) -> None:
+    """Start the speed layer's scoring query; SIGTERM or Ctrl-C stops it after the current batch."""
+    from medallion.streaming.run import run_until_stopped
+    from medallion.streaming.speed import SpeedLayer
+
+    settings = settings_from(env, set_)
+    speed = SpeedLayer(settings, _spark(settings), log=lambda line: console.print(line, highlight=False))
+    run_until_stopped(speed.start(), timeout=timeout, log=lambda line: console.print(line, highlight=False))
+
+
+serve_app = typer.Typer(help="Read the serving table.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("lookup")
+def serve_lookup(event_id: str, env: EnvOption = None, set_: SetOption = None) -> None:
+    """Print the serving row of EVENT_ID (latest version of gold.predictions)."""
+    from medallion.errors import MedallionError
+    from medallion.serving import get_score
+
+    settings = settings_from(env, set_)
+    row = get_score(event_id, settings=settings, spark=_spark(settings))
+    if row is None:
+        raise MedallionError(f"no serving row for event_id {event_id!r}: not scored yet, or rejected in silver")
+    console.print(_table(f"gold.predictions: {event_id}", ["column", "value"], row.items()))
+
+
+@app.command()
+def status(env: EnvOption = None, set_: SetOption = None) -> None:
+    """Every table (version, rows, last write) and every stream checkpoint's last batch."""
+    from medallion.status import stream_status, table_status
+
+    settings = settings_from(env, set_)
+    tables = table_status(settings, _spark(settings))
+    console.print(_table("tables", ["table", "version", "rows", "last write", "operation"],
+                         [(t.name, t.version, t.rows, t.last_write, t.operation) for t in tables]))
+    streams = stream_status(settings)
+    console.print(_table("streams", ["query", "last batch", "committed at"],
+                         [(s.query, "-" if s.last_batch is None else s.last_batch, s.last_commit) for s in streams]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:

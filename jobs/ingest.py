@@ -1,0 +1,14 @@
+"""spark-submit entry point: `medallion ingest` with the same options.
+
+    spark-submit jobs/ingest.py --env local [--set key=value ...] [options of `medallion ingest --help`]
+
+Under spark-submit the session (master, confs, jars) belongs to spark-submit; medallion
+uses it as is.
+"""
+
+import sys
+
+from medallion.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["ingest", *sys.argv[1:]]))

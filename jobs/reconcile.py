@@ -1,0 +1,14 @@
+"""spark-submit entry point: `medallion reconcile` with the same options.
+
+    spark-submit jobs/reconcile.py --env local [--set key=value ...] [options of `medallion reconcile --help`]
+
+Under spark-submit the session (master, confs, jars) belongs to spark-submit; medallion
+uses it as is.
+"""
+
+import sys
+
+from medallion.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["reconcile", *sys.argv[1:]]))

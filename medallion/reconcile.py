@@ -1,0 +1,228 @@
+"""Fold the speed layer back into the batch layer: one serving table and an audit of their agreement.
+
+Usage::
+
+    from medallion.reconcile import Reconciler
+
+    audit = Reconciler(settings, spark).run(date(2026, 11, 20))
+    audit.agreed, audit.speed_only, audit.rejected_speed
+
+For one ``event_date``, gold.predictions (serving, one row per ``event_id``) ends with:
+
+- the batch row wherever the batch scored the event (batch wins; ``missing_in_speed`` when
+  the stream never saw it);
+- the speed row for events the batch has not covered yet (``source = 'speed'``);
+- nothing for speed rows whose event silver does not hold (quarantined or a duplicate):
+  they are removed and counted as ``rejected_speed``.
+
+Serving is changed only by merges and a keyed delete, never by a partition overwrite, so a
+stream upserting speed rows at the same time loses nothing: conflicting commits are
+retried by the table layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from medallion.config import Settings
+from medallion.schemas import (
+    PREDICTIONS_BATCH_SCHEMA,
+    PREDICTIONS_SPEED_SCHEMA,
+    RECONCILIATION_AUDIT_SCHEMA,
+    SERVING_SCHEMA,
+    SILVER_EVENTS_SCHEMA,
+)
+from medallion.tables import Lakehouse, Table
+
+
+def latest_speed_rows(speed: DataFrame) -> DataFrame:
+    """One speed row per event: the last one scored (a replayed or re-landed event scores twice)."""
+    newest_first = Window.partitionBy("event_id").orderBy(F.col("scored_at").desc(), F.col("batch_id").desc())
+    return speed.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
+
+
+def compare(batch: DataFrame, speed: DataFrame, silver_ids: DataFrame, tolerance: float) -> DataFrame:
+    """Full outer join of one day's batch and speed predictions, with one ``outcome`` per event.
+
+    Outcomes: ``agreed``, ``disagreed_same_version``, ``disagreed_other_version``,
+    ``batch_only``, ``speed_only`` (silver holds the event, the batch has not scored it),
+    ``rejected`` (silver does not hold the event).
+    """
+    b = batch.select(
+        "event_id",
+        "event_date",
+        F.col("score").alias("batch_score"),
+        F.col("decision").alias("batch_decision"),
+        F.col("model_version").alias("batch_version"),
+        F.col("scored_at").alias("batch_scored_at"),
+    )
+    s = speed.select(
+        "event_id",
+        F.col("event_date").alias("speed_event_date"),
+        F.col("score").alias("speed_score"),
+        F.col("decision").alias("speed_decision"),
+        F.col("model_version").alias("speed_version"),
+        F.col("scored_at").alias("speed_scored_at"),
+    )
+    known = silver_ids.select("event_id", F.lit(True).alias("in_silver"))
+    joined = b.join(s, "event_id", "full_outer").join(known, "event_id", "left")
+    diff = F.abs(F.col("batch_score") - F.col("speed_score"))
+    outcome = (
+        F.when(F.col("batch_score").isNull() & F.col("in_silver").isNull(), "rejected")
+        .when(F.col("batch_score").isNull(), "speed_only")
+        .when(F.col("speed_score").isNull(), "batch_only")
+        .when(diff <= F.lit(tolerance), "agreed")
+        .when(F.col("batch_version") == F.col("speed_version"), "disagreed_same_version")
+        .otherwise("disagreed_other_version")
+    )
+    return joined.withColumns(
+        {
+            "event_date": F.coalesce("event_date", "speed_event_date"),
+            "abs_diff": diff,
+            "decision_flip": F.coalesce(F.col("batch_decision") != F.col("speed_decision"), F.lit(False)),
+            "outcome": outcome,
+        }
+    ).drop("speed_event_date")
+
+
+def audit_row(compared: DataFrame, batch_ran: bool) -> dict[str, object]:
+    """Count the outcomes of :func:`compare` into the figures of one audit row."""
+    row = compared.agg(
+        F.count(F.col("batch_score")).alias("batch_rows"),
+        F.count(F.col("speed_score")).alias("speed_rows"),
+        *[
+            F.sum(F.when(F.col("outcome") == name, 1).otherwise(0)).alias(name)
+            for name in ("agreed", "disagreed_same_version", "disagreed_other_version", "batch_only", "speed_only", "rejected")
+        ],
+        F.mean("abs_diff").alias("mean_abs_diff"),
+        F.max("abs_diff").alias("max_abs_diff"),
+        F.sum(F.col("decision_flip").cast("long")).alias("decision_flips"),
+    ).first()
+    figures = {key: (row[key] or 0) for key in row.asDict() if key not in ("mean_abs_diff", "max_abs_diff")}
+    figures["rejected_speed"] = figures.pop("rejected")
+    # Once the night has run, an event only the stream scored landed after it: a late arrival.
+    figures["late_arrivals"] = figures["speed_only"] if batch_ran else 0
+    figures["mean_abs_diff"] = row["mean_abs_diff"]
+    figures["max_abs_diff"] = row["max_abs_diff"]
+    return figures
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One reconciliation of one date, as written to gold.reconciliation_audit."""
+
+    figures: dict[str, object]
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self.figures[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Reconciler:
+    """Reads gold.predictions_batch and gold.predictions_speed, writes serving and the audit."""
+
+    def __init__(self, settings: Settings, spark: SparkSession):
+        self.settings = settings
+        self.spark = spark
+        lake = Lakehouse(settings, spark)
+        self.batch: Table = lake.create("gold", "predictions_batch", PREDICTIONS_BATCH_SCHEMA, partition_by=["event_date"])
+        self.speed: Table = lake.create("gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"])
+        self.serving: Table = lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"])
+        self.audit: Table = lake.create("gold", "reconciliation_audit", RECONCILIATION_AUDIT_SCHEMA)
+        self.silver: Table = lake.create("silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"])
+
+    def run(self, day: date) -> AuditRow:
+        """Reconcile one ``event_date``; re-running with unchanged inputs changes nothing."""
+        batch_version, speed_version = self.batch.version(), self.speed.version()
+        on_day = F.col("event_date") == F.lit(day)
+        batch = self.batch.read(version=batch_version).where(on_day)
+        speed = latest_speed_rows(
+            self.speed.read(version=speed_version).where(on_day & (F.col("variant") == "champion"))
+        )
+        silver_ids = self.silver.read().where(on_day).select("event_id")
+        compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance).persist()
+        try:
+            batch_ran = compared.where(F.col("batch_score").isNotNull()).limit(1).count() > 0
+            figures = audit_row(compared, batch_ran)
+            self._update_serving(compared)
+        finally:
+            compared.unpersist()
+        figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
+        self._write_audit(figures)
+        return AuditRow(figures)
+
+    def run_since(self, first: date, last: date) -> list[AuditRow]:
+        days = (last - first).days
+        return [self.run(first + timedelta(days=offset)) for offset in range(days + 1)]
+
+    def _update_serving(self, compared: DataFrame) -> None:
+        now = F.current_timestamp()
+        from_batch = compared.where(F.col("batch_score").isNotNull()).select(
+            "event_id",
+            "event_date",
+            F.col("batch_score").alias("score"),
+            F.col("batch_decision").alias("decision"),
+            F.col("batch_version").alias("model_version"),
+            F.lit("batch").alias("source"),
+            F.col("speed_score").isNull().alias("missing_in_speed"),
+            F.col("batch_scored_at").alias("scored_at"),
+            now.alias("updated_at"),
+        )
+        from_speed = compared.where(F.col("outcome") == "speed_only").select(
+            "event_id",
+            "event_date",
+            F.col("speed_score").alias("score"),
+            F.col("speed_decision").alias("decision"),
+            F.col("speed_version").alias("model_version"),
+            F.lit("speed").alias("source"),
+            F.lit(False).alias("missing_in_speed"),
+            F.col("speed_scored_at").alias("scored_at"),
+            now.alias("updated_at"),
+        )
+        # Batch rows replace whatever is there; speed rows only fill gaps. The update
+        # condition skips rows already equal, so a re-run commits no changes.
+        self.serving.merge(
+            from_batch,
+            on="event_id",
+            update_condition=(
+                "target.source <> 'batch' OR target.score <> source.score "
+                "OR target.model_version <> source.model_version OR target.missing_in_speed <> source.missing_in_speed"
+            ),
+        )
+        self.serving.merge(from_speed, on="event_id", update=False)
+        rejected = [row.event_id for row in compared.where(F.col("outcome") == "rejected").select("event_id").collect()]
+        if rejected:
+            # Rejections are the quarantined or duplicated few, so an IN list stays small.
+            ids = ", ".join("'" + event_id.replace("'", "''") + "'" for event_id in rejected)
+            self.serving.delete(f"event_id IN ({ids}) AND source = 'speed'")
+
+    def _write_audit(self, figures: dict[str, object]) -> None:
+        figured = StructType([f for f in RECONCILIATION_AUDIT_SCHEMA.fields if f.name != "reconciled_at"])
+        row = tuple(figures[field.name] for field in figured.fields)
+        audit = self.spark.createDataFrame([row], figured)
+        audit = audit.withColumn("reconciled_at", F.current_timestamp()).select(*RECONCILIATION_AUDIT_SCHEMA.fieldNames())
+        # Keyed on the input versions: the same inputs reconciled twice give one audit row.
+        self.audit.merge(audit, on=["event_date", "batch_version", "speed_version"], update=False)
+
+    def compact_speed(self, today: date) -> int:
+        """Delete reconciled speed rows older than the retention, then optimize and vacuum."""
+        cutoff = today - timedelta(days=self.settings.reconcile.speed_retention_days)
+        reconciled_days = [
+            row.event_date
+            for row in self.audit.read().where(F.col("event_date") < F.lit(cutoff)).select("event_date").distinct().collect()
+        ]
+        if not reconciled_days:
+            return 0
+        days = ", ".join(f"DATE'{day.isoformat()}'" for day in reconciled_days)
+        deleted = self.speed.delete(f"event_date IN ({days})")
+        self.speed.optimize()
+        self.speed.vacuum(retention_hours=24 * max(self.settings.reconcile.speed_retention_days, 1))
+        return deleted
+

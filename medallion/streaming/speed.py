@@ -1,0 +1,278 @@
+"""The speed layer's query: landed events -> bronze -> silver -> features -> champion -> predictions.
+
+Usage::
+
+    from medallion.streaming.speed import SpeedLayer
+
+    speed = SpeedLayer(settings, spark)
+    query = speed.start()          # trigger, source and sink from settings.stream
+    query.awaitTermination()
+
+Micro-batch triggers write everything from foreachBatch through the Delta layer keyed by
+``(query id, batch id)``: a batch replayed after a crash writes nothing twice. The champion
+is re-resolved at every batch boundary, so a promotion takes effect without a restart and
+every row records the version that scored it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion.bronze import read_landing
+from medallion.config import Settings
+from medallion.features import build_features
+from medallion.ingest import Ingestor, checkpoint_query_id
+from medallion.predict import with_scores
+from medallion.schemas import (
+    PREDICTIONS_SHADOW_SCHEMA,
+    PREDICTIONS_SPEED_SCHEMA,
+    SERVING_SCHEMA,
+    STREAM_METRICS_SCHEMA,
+)
+from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
+from medallion.tables import Lakehouse, Table
+
+
+def canary_cards(card_id, fraction: float):
+    """True for a stable ``fraction`` of cards: the same card always lands on the same side."""
+    return (F.abs(F.xxhash64(card_id)) % 10_000) < F.lit(int(round(fraction * 10_000)))
+
+
+class SpeedLayer:
+    """Builds and starts the streaming scoring query described by ``settings.stream``."""
+
+    def __init__(self, settings: Settings, spark: SparkSession, log=print):
+        self.settings = settings
+        self.spark = spark
+        self.log = log
+        self.plan: StreamPlan = plan_stream(settings)
+        check_connectors(spark, settings, self.plan)
+        self.lake = Lakehouse(settings, spark)
+        self._scorers: dict[str, object] = {}
+
+    @property
+    def checkpoint(self) -> str:
+        return self.settings.storage.checkpoint_path(self.settings.stream.query_name)
+
+    def tables(self) -> dict[str, Table]:
+        lake = self.lake
+        return {
+            "speed": lake.create("gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]),
+            "shadow": lake.create("gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]),
+            "serving": lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"]),
+            "metrics": lake.create("gold", "stream_metrics", STREAM_METRICS_SCHEMA),
+        }
+
+    # ------------------------------------------------------------------ models
+
+    def scorer(self, alias: str):
+        """The model behind ``alias`` now; reloaded only when the alias moved."""
+        from medallion.model.scoring import load_alias, resolve_alias
+
+        version = resolve_alias(self.settings, alias)
+        cached = self._scorers.get(alias)
+        if cached is None or str(cached.version) != str(version):
+            cached = self._scorers[alias] = load_alias(self.spark, self.settings, alias)
+            self.log(f"[stream] {alias} is {cached.name} v{cached.version}")
+        return cached
+
+    # ------------------------------------------------------------------ start
+
+    def start(self):
+        for note in self.plan.notes:
+            self.log(f"[stream] note: {note}")
+        if self.plan.continuous:
+            return self._start_continuous()
+        self.scorer(self.settings.model.aliases.champion)  # fail before start if there is no champion
+        self._tables = self.tables()
+        self._ingestor = Ingestor(self.settings, self.spark)
+        landed = read_landing(
+            self.spark,
+            self.settings.storage.landing_events,
+            stream=True,
+            max_files_per_trigger=self.settings.stream.max_files_per_trigger,
+        )
+        query = (
+            landed.writeStream.queryName(self.settings.stream.query_name)
+            .option("checkpointLocation", self.checkpoint)
+            .foreachBatch(self.score_batch)
+            .trigger(**self.plan.trigger_kwargs)
+            .start()
+        )
+        self.log(f"[stream] started {self.settings.stream.query_name}: {self.plan.describe()}")
+        return query
+
+    # ------------------------------------------------------------------ one micro-batch
+
+    def score_batch(self, landed: DataFrame, batch_id: int) -> None:
+        """foreachBatch body; also callable directly on a static DataFrame of landed lines."""
+        started = time.monotonic()
+        tables = self._tables
+        app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
+        txn = (app_id, batch_id)
+        file_times = landed.select("source_file", "landed_at").distinct()
+        ingested = self._ingestor.process("events", landed.drop("landed_at"), app_id, batch_id)
+        try:
+            champion = self.scorer(self.settings.model.aliases.champion)
+            rows = ingested.silver_rows
+            scored_rows = 0
+            latencies = (None, None)
+            if rows is not None and ingested.counts.silver > 0:
+                profiles = (
+                    self.lake.table("gold", "card_profiles").read()
+                    if self.lake.exists("gold", "card_profiles")
+                    else None
+                )
+                scored = self._score(rows, profiles, champion, batch_id, file_times)
+                scored = scored.persist()
+                scored_rows = scored.count()
+                tables["speed"].append(scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()), txn=txn)
+                self._upsert_serving(tables["serving"], scored.where(F.col("variant") == "champion"))
+                if self.settings.stream.challenger == "shadow":
+                    challenger = self.scorer(self.settings.model.aliases.challenger)
+                    shadow = self._score(rows, profiles, challenger, batch_id, file_times, variant="challenger")
+                    tables["shadow"].append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn)
+                latencies = self._latency(scored)
+                scored.unpersist()
+            self._record_metrics(tables["metrics"], batch_id, ingested.counts, scored_rows, started, latencies, champion, txn)
+        finally:
+            ingested.release()
+
+    def _score(self, rows, profiles, scorer, batch_id, file_times, variant: str = "champion") -> DataFrame:
+        features = build_features(rows, profiles)
+        threshold = self.settings.model.decision_threshold
+        if variant == "champion" and self.settings.stream.challenger == "canary":
+            challenger = self.scorer(self.settings.model.aliases.challenger)
+            on_canary = canary_cards(F.col("card_id"), self.settings.stream.canary_fraction)
+            scored = with_scores(features.where(~on_canary), scorer, threshold).withColumn("variant", F.lit("champion"))
+            canary = with_scores(features.where(on_canary), challenger, threshold).withColumn("variant", F.lit("challenger"))
+            scored = scored.unionByName(canary)
+        else:
+            scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
+        meta = rows.select("event_id", "source_file", "ingested_at")
+        return (
+            scored.join(meta, "event_id")
+            .join(F.broadcast(file_times), "source_file", "left")
+            .withColumn("scored_at", F.current_timestamp())
+            .withColumn("batch_id", F.lit(batch_id).cast("long"))
+        )
+
+    @staticmethod
+    def _upsert_serving(serving: Table, scored: DataFrame) -> None:
+        rows = scored.select(
+            "event_id",
+            "event_date",
+            "score",
+            "decision",
+            "model_version",
+            F.lit("speed").alias("source"),
+            F.lit(False).alias("missing_in_speed"),
+            "scored_at",
+            F.current_timestamp().alias("updated_at"),
+        )
+        # The batch layer is the truth: a speed row never replaces a batch row.
+        serving.merge(rows, on="event_id", update_condition="target.source = 'speed'")
+
+    @staticmethod
+    def _latency(scored: DataFrame) -> tuple[float | None, float | None]:
+        now = datetime.now(UTC)
+        seconds = scored.select(
+            (F.lit(now).cast("double") - F.col("landed_at").cast("double")).alias("latency")
+        ).where("latency IS NOT NULL")
+        quantiles = seconds.approxQuantile("latency", [0.5, 0.95], 0.01)
+        if not quantiles:
+            return None, None
+        return quantiles[0] * 1000, quantiles[1] * 1000
+
+    def _record_metrics(self, metrics: Table, batch_id, counts, scored_rows, started, latencies, champion, txn) -> None:
+        elapsed = time.monotonic() - started
+        row = (
+            self.settings.stream.query_name,
+            int(batch_id),
+            datetime.now(UTC),
+            int(counts.bronze),
+            (counts.bronze / elapsed) if elapsed > 0 else None,
+            int(elapsed * 1000),
+            latencies[0],
+            latencies[1],
+            int(counts.quarantined),
+            str(champion.version),
+        )
+        metrics.append(self.spark.createDataFrame([row], STREAM_METRICS_SCHEMA), txn=txn)
+        p95 = f"{latencies[1]:.0f} ms" if latencies[1] is not None else "-"
+        self.log(
+            f"[stream] batch {batch_id}: {counts.bronze} landed, {scored_rows} scored, {counts.quarantined} quarantined, "
+            f"{counts.duplicates} duplicates, p95 latency {p95}, {elapsed:.2f}s, model v{champion.version}"
+        )
+
+    # ------------------------------------------------------------------ continuous
+
+    def _start_continuous(self):
+        """Continuous mode: map-only features (broadcast profile lookup) and the same scoring UDF."""
+        from medallion.features import profile_lookup_features
+
+        stream = self.settings.stream
+        champion = self.scorer(self.settings.model.aliases.champion)
+        if stream.source == "rate":
+            events = self._rate_events()
+        else:
+            events = self._kafka_events()
+        profiles = (
+            self.lake.table("gold", "card_profiles").read().toPandas() if self.lake.exists("gold", "card_profiles") else None
+        )
+        features = profile_lookup_features(events, profiles)
+        scored = with_scores(features, champion, self.settings.model.decision_threshold)
+        writer = scored.writeStream.queryName(stream.query_name).trigger(**self.plan.trigger_kwargs)
+        if stream.sink == "memory":
+            writer = writer.format("memory")
+        elif stream.sink == "console":
+            writer = writer.format("console").option("checkpointLocation", self.checkpoint)
+        else:
+            writer = (
+                writer.format("kafka")
+                .option("kafka.bootstrap.servers", stream.kafka.bootstrap_servers)
+                .option("topic", stream.kafka.topic)
+                .option("checkpointLocation", self.checkpoint)
+            )
+            scored = scored.select(F.col("event_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
+        query = writer.start()
+        self.log(f"[stream] started {stream.query_name} (continuous): {self.plan.describe()}")
+        return query
+
+    def _rate_events(self) -> DataFrame:
+        """Synthetic events from the rate source (continuous-mode demos and tests)."""
+        from medallion.schemas import CHANNELS, MERCHANT_CATEGORIES
+
+        rate = self.spark.readStream.format("rate").option("rowsPerSecond", self.settings.stream.rate.rows_per_second).load()
+        channels = F.array(*[F.lit(c) for c in CHANNELS])
+        categories = F.array(*[F.lit(c) for c in MERCHANT_CATEGORIES])
+        return rate.select(
+            F.concat(F.lit("rate-"), F.col("value").cast("string")).alias("event_id"),
+            F.concat(F.lit("card-"), (F.col("value") % 50).cast("string")).alias("card_id"),
+            F.concat(F.lit("m-"), (F.col("value") % 17).cast("string")).alias("merchant_id"),
+            F.element_at(categories, (F.col("value") % len(MERCHANT_CATEGORIES) + 1).cast("int")).alias("merchant_category"),
+            ((F.col("value") % 200) + F.lit(1.25)).cast("decimal(18,2)").alias("amount"),
+            F.lit("EUR").alias("currency"),
+            F.lit("DE").alias("country"),
+            F.element_at(channels, (F.col("value") % len(CHANNELS) + 1).cast("int")).alias("channel"),
+            F.col("timestamp").alias("event_ts"),
+            F.to_date("timestamp").alias("event_date"),
+        )
+
+    def _kafka_events(self) -> DataFrame:
+        from medallion.silver import EVENT_JSON_SCHEMA
+
+        kafka = self.settings.stream.kafka
+        raw = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+            .option("subscribe", kafka.topic)
+            .option("startingOffsets", kafka.starting_offsets)
+            .load()
+        )
+        parsed = raw.select(F.from_json(F.col("value").cast("string"), EVENT_JSON_SCHEMA).alias("e")).select("e.*")
+        return parsed.withColumn("event_ts", F.to_timestamp("event_ts")).withColumn("event_date", F.to_date("event_ts"))

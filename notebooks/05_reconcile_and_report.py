@@ -1,0 +1,28 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # 05 · Reconcile and report
+# MAGIC Folds the speed layer into gold.predictions for `date` (default yesterday UTC), then
+# MAGIC writes the HTML run report.
+
+# COMMAND ----------
+
+from medallion.notebook import NotebookContext
+
+ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": "", "date": ""})
+
+# COMMAND ----------
+
+from datetime import date
+
+from medallion.batch import yesterday_utc
+from medallion.reconcile import Reconciler
+
+day = date.fromisoformat(ctx.widget("date")) if ctx.widget("date") else yesterday_utc()
+audit = Reconciler(ctx.settings, ctx.spark).run(day)
+print(audit.figures)
+
+# COMMAND ----------
+
+from medallion.report import write_report
+
+print("report:", write_report(ctx.settings, ctx.spark))

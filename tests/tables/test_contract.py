@@ -1,0 +1,210 @@
+"""The table contract, run against every engine present (rs here; spark where its jars are)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import pytest
+from conftest import SCHEMA
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from medallion.errors import ConcurrentWriteError, SchemaMismatchError, TableNotFoundError
+from medallion.tables import Table
+
+DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
+
+
+def ids(df) -> list[str]:
+    return sorted(r.event_id for r in df.select("event_id").collect())
+
+
+def test_create_is_idempotent_and_checks_schema(spark, engine, events, table_path):
+    assert Table.exists(spark, table_path, engine=engine)
+    again = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
+    assert again.version() == 0
+    assert again.schema.simpleString() == SCHEMA.simpleString()
+    assert again.schema["event_ts"].dataType.typeName() == "timestamp"  # UTC, not timestamp_ntz
+    other = StructType([*SCHEMA.fields, StructField("extra", StringType())])
+    with pytest.raises(SchemaMismatchError, match="extra"):
+        Table.create(spark, table_path, other, partition_by=["event_date"], engine=engine)
+
+
+def test_missing_table_names_the_path(spark, engine, storage_root):
+    path = str(storage_root / "nowhere")
+    assert not Table.exists(spark, path, engine=engine)
+    with pytest.raises(TableNotFoundError, match=f"no Delta table at {path}"):
+        Table.at(spark, path, engine=engine)
+
+
+def test_append_read_and_time_travel(events, frame):
+    assert events.append(frame(range(3)))
+    before = events.history()[0]["timestamp"]
+    time.sleep(0.05)
+    assert events.append(frame(range(3, 5), DAY2))
+    assert events.version() == 2
+    assert ids(events.read()) == ["e0", "e1", "e2", "e3", "e4"]
+    assert ids(events.read(version=1)) == ["e0", "e1", "e2"]
+    assert events.read(version=0).count() == 0
+    assert ids(events.read(timestamp=before)) == ["e0", "e1", "e2"]
+    row = events.read().where("event_id = 'e3'").first()
+    assert row.event_date == DAY2 and str(row.amount) == "3.50"
+    history = events.history()
+    assert [h["version"] for h in history] == [2, 1, 0]
+    assert {"version", "timestamp", "operation", "operationParameters"} <= set(history[0])
+
+
+def test_txn_makes_writes_idempotent(events, frame):
+    assert events.append(frame(range(3)), txn=("app", 5)) is True
+    assert events.append(frame(range(3)), txn=("app", 5)) is False
+    assert events.append(frame(range(3)), txn=("app", 4)) is False  # older versions too
+    assert events.overwrite(frame(range(9)), txn=("app", 5)) is False
+    assert events.merge(frame(range(9)), on="event_id", txn=("app", 3)) == {"inserted": 0, "updated": 0}
+    assert events.read().count() == 3
+    assert events.last_txn_version("app") == 5
+    assert events.last_txn_version("other") is None
+    assert events.append(frame(range(3, 4)), txn=("app", 6))
+    assert events.last_txn_version("app") == 6 and events.read().count() == 4
+
+
+def test_overwrite_touches_only_its_partition(events, frame):
+    events.append(frame(range(4), DAY1))
+    events.append(frame(range(10, 14), DAY2))
+    events.overwrite(frame([20, 21], DAY2), where="event_date = DATE'2026-11-21'")
+    assert ids(events.read().where(F.col("event_date") == DAY1)) == ["e0", "e1", "e2", "e3"]
+    assert ids(events.read().where(F.col("event_date") == DAY2)) == ["e20", "e21"]
+    with pytest.raises(Exception, match="do not match"):
+        events.overwrite(frame([30], DAY1), where="event_date = DATE'2026-11-21'")
+    events.overwrite(frame([99], DAY1))
+    assert ids(events.read()) == ["e99"]
+
+
+def test_overwrite_where_on_a_data_column_rewrites_only_matching_rows(events, frame):
+    events.append(frame(range(6)))
+    events.overwrite(frame([1], n=7), where="event_id = 'e1'")
+    got = {r.event_id: r.n for r in events.read().collect()}
+    assert got == {"e0": 1, "e1": 7, "e2": 1, "e3": 1, "e4": 1, "e5": 1}
+
+
+def test_merge_upserts_and_conditional_update(events, frame):
+    events.append(frame(range(3), n=1))
+    metrics = events.merge(frame(range(1, 5), n=2), on="event_id")
+    assert metrics == {"inserted": 2, "updated": 2}
+    assert {r.event_id: r.n for r in events.read().collect()} == {"e0": 1, "e1": 2, "e2": 2, "e3": 2, "e4": 2}
+    # Only rows whose target n is 1 may be updated; inserts still happen.
+    metrics = events.merge(frame([0, 1, 9], n=3), on=["event_id", "event_date"], update_condition="target.n = 1")
+    assert metrics == {"inserted": 1, "updated": 1}
+    got = {r.event_id: r.n for r in events.read().collect()}
+    assert got["e0"] == 3 and got["e1"] == 2 and got["e9"] == 3
+    assert events.merge(frame([2, 50]), on="event_id", update=False) == {"inserted": 1, "updated": 0}
+    assert events.read().count() == 7
+
+
+def test_delete_returns_rows_deleted(events, frame):
+    events.append(frame(range(5)))
+    assert events.delete("event_id IN ('e1', 'e3')") == 2
+    assert ids(events.read()) == ["e0", "e2", "e4"]
+    assert events.delete("event_id = 'nope'") == 0
+    assert events.version() == 2
+
+
+def test_schema_mismatch_names_columns_and_merge_schema_evolves(events, frame):
+    df = frame(range(2))
+    with pytest.raises(SchemaMismatchError, match=r"not in the table: extra"):
+        events.append(df.withColumn("extra", F.lit("x")))
+    with pytest.raises(SchemaMismatchError, match=r"type differs: n \(bigint in the table, string"):
+        events.append(df.withColumn("n", F.col("n").cast("string")))
+    with pytest.raises(SchemaMismatchError, match="missing in the frame: amount"):
+        events.append(df.drop("amount"))
+    assert events.read().count() == 0
+    assert events.append(df.withColumn("extra", F.lit("x")), merge_schema=True)
+    assert "extra" in events.schema.fieldNames()
+    assert events.append(frame([7]), merge_schema=True)  # the old shape: extra written as null
+    assert sorted((r.event_id, r.extra) for r in events.read().collect()) == [("e0", "x"), ("e1", "x"), ("e7", None)]
+
+
+def test_not_null_columns_reject_nulls(events, frame):
+    with pytest.raises(SchemaMismatchError, match="event_id"):
+        events.append(frame(range(2)).withColumn("event_id", F.lit(None).cast("string")))
+    assert events.read().count() == 0
+
+
+def test_optimize_compacts_and_vacuum_removes_unreferenced_files(events, frame):
+    for i in range(3):
+        events.append(frame([i]))
+    before = events.read().count()
+    metrics = events.optimize()
+    assert metrics
+    assert events.read().count() == before
+    assert events.history()[0]["operation"] == "OPTIMIZE"
+    removed = events.vacuum(retention_hours=0, enforce_retention=False)
+    assert len(removed) >= 3
+    assert events.read().count() == before
+
+
+def test_two_concurrent_appends_both_land(events, frame):
+    frames = [frame(range(0, 20)), frame(range(20, 40))]
+    errors: list[BaseException] = []
+
+    def write(df):
+        try:
+            events.append(df)
+        except BaseException as exc:  # surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(df,)) for df in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert events.read().count() == 40
+    assert events.version() == 2
+
+
+def _slow(df, seconds: float):
+    """The same rows, computed slowly: the merge's snapshot is taken before this runs."""
+    pause = F.udf(lambda x: (time.sleep(seconds), x)[1], "string")
+    return df.withColumn("event_id", pause("event_id"))
+
+
+def test_conflicting_merges_retry_then_both_land(events, frame):
+    events.append(frame(range(3), n=0))
+    results: dict[str, object] = {}
+
+    def slow():
+        results["slow"] = events.merge(_slow(frame([0, 10], n=1), 1.5), on="event_id")
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    time.sleep(0.5)
+    results["fast"] = events.merge(frame([1, 11], n=2), on="event_id")
+    worker.join()
+    assert results["fast"] == {"inserted": 1, "updated": 1}
+    assert results["slow"] == {"inserted": 1, "updated": 1}
+    got = {r.event_id: r.n for r in events.read().collect()}
+    assert got == {"e0": 1, "e1": 2, "e2": 0, "e10": 1, "e11": 2}
+
+
+def test_conflicting_merge_gives_up_with_concurrent_write_error(spark, engine, table_path, frame):
+    events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
+    events.append(frame(range(3)))
+    events.max_attempts = 1
+    failure: list[BaseException] = []
+
+    def slow():
+        try:
+            events.merge(_slow(frame([0]), 1.5), on="event_id")
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    time.sleep(0.5)
+    Table.at(spark, table_path, engine=engine).merge(frame([1], n=5), on="event_id")
+    worker.join()
+    assert len(failure) == 1 and isinstance(failure[0], ConcurrentWriteError)
+    assert table_path in str(failure[0]) and "\n" not in str(failure[0])
+    assert events.read().count() == 3  # nothing torn
