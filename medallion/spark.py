@@ -92,6 +92,8 @@ def get_spark(settings: Settings):
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.spark.arrow_max_records_per_batch),
         "spark.sql.adaptive.enabled": "true",
+        # INT96 timestamps carry no usable parquet stats; delta-spark forces micros too.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "true",
         "spark.ui.enabled": "false",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",

@@ -15,10 +15,11 @@ The stream emits the rows each new version appends. Versions that remove data (o
 merge, delete) or rewrite it without data change (optimize) are skipped, as Delta's
 ``skipChangeCommits`` does. Files are read by pyarrow inside Spark's Python workers.
 
-Limit of pyspark 4.0: a Python stream reader is not told its start offset, so
-``maxFilesPerTrigger`` holds from the second micro-batch after a restart on; the first
-one catches up on everything committed while the query was down. Nothing is lost or read
-twice either way: offsets are checkpointed by Spark.
+Limit of pyspark 4.0: a Python stream reader is not told its start offset (no admission
+control), so ``maxFilesPerTrigger`` holds from the second micro-batch of each run on; the
+first one catches up on everything available when the query (re)starts, and an
+``availableNow`` trigger reads all in one batch. Nothing is lost or read twice either way:
+offsets are checkpointed by Spark.
 """
 
 from __future__ import annotations
@@ -104,15 +105,19 @@ class DeltaBatchReader(DataSourceReader):
             dt.load_as_version(as_utc(self.timestamp))
         return [FilePartition(path, values) for path, values in _snapshot_files(dt)]
 
-    def read(self, partition: FilePartition) -> Iterator[Any]:
-        yield from read_file(self.path, partition, self.schema)
+    def read(self, partition: FilePartition | None) -> Iterator[Any]:
+        # An empty table plans no partitions, and pyspark then reads one partition of None.
+        if partition is not None:
+            yield from read_file(self.path, partition, self.schema)
 
 
 class DeltaStreamReader(DataSourceStreamReader):
     """Offsets are ``{"version": v, "index": i, "snapshot": bool}``: everything before file
     ``i`` of version ``v`` is consumed; ``snapshot`` marks the initial full snapshot."""
 
-    def __init__(self, path: str, schema: StructType, start: int | None, latest: bool, limit: int | None) -> None:
+    def __init__(
+        self, path: str, schema: StructType, start: int | None, latest: bool, limit: int | None
+    ) -> None:
         self.path = path
         self.schema = schema
         self.start = start

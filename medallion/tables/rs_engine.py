@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -49,7 +49,6 @@ from medallion.tables.table import (
     Txn,
     _one_line,
     as_utc,
-    check_same_schema,
     describe_mismatch,
     schema_differences,
 )
@@ -79,7 +78,9 @@ class StagedFile:
     def add_action(self, data_change: bool = True):
         from deltalake.transaction import AddAction
 
-        return AddAction(self.path, self.size, self.partition_values, self.modification_time, data_change, self.stats)
+        return AddAction(
+            self.path, self.size, self.partition_values, self.modification_time, data_change, self.stats
+        )
 
 
 class RsTable(Table, engine="rs"):
@@ -108,7 +109,12 @@ class RsTable(Table, engine="rs"):
 
     @classmethod
     def _create(
-        cls, spark: SparkSession, path: str, schema: StructType, partition_by: list[str], properties: dict[str, str]
+        cls,
+        spark: SparkSession,
+        path: str,
+        schema: StructType,
+        partition_by: list[str],
+        properties: dict[str, str],
     ) -> RsTable:
         from deltalake import DeltaTable, Schema
 
@@ -184,7 +190,9 @@ class RsTable(Table, engine="rs"):
         elif version is not None:
             latest = dt.version()
             if not 0 <= version <= latest:
-                raise MedallionError(f"{self.path} has versions 0..{latest}; version {version} does not exist")
+                raise MedallionError(
+                    f"{self.path} has versions 0..{latest}; version {version} does not exist"
+                )
             with _translated(self.path):
                 dt.load_as_version(version)
         return self._scan(dt, dt.file_uris())
@@ -200,7 +208,9 @@ class RsTable(Table, engine="rs"):
             .select(*[_quoted(name) for name in schema.fieldNames()])
         )
 
-    def read_stream(self, starting_version: int | None = None, max_files_per_trigger: int | None = None) -> DataFrame:
+    def read_stream(
+        self, starting_version: int | None = None, max_files_per_trigger: int | None = None
+    ) -> DataFrame:
         from medallion.tables.datasource import register
 
         self._delta()  # a missing table fails here, not in a Python worker
@@ -228,7 +238,14 @@ class RsTable(Table, engine="rs"):
                 # A concurrent replay of the same batch won: ours must not land too.
                 self._discard(staged)
                 return False
-            self._commit(dt, [f.add_action() for f in staged], "append", txn, {"writeOperation": "APPEND"}, retries=None)
+            self._commit(
+                dt,
+                [f.add_action() for f in staged],
+                "append",
+                txn,
+                {"writeOperation": "APPEND"},
+                retries=None,
+            )
             return True
 
         return self._committing("append", attempt, CommitFailedError, staged)
@@ -249,12 +266,16 @@ class RsTable(Table, engine="rs"):
                 self._discard(staged)
                 return False
             if where is None:
-                self._commit(dt, [f.add_action() for f in staged], "overwrite", txn, {"writeOperation": "OVERWRITE"})
+                self._commit(
+                    dt, [f.add_action() for f in staged], "overwrite", txn, {"writeOperation": "OVERWRITE"}
+                )
                 return True
             removes, survivors, _ = self._rewrite_without(dt, where)
             try:
                 adds = [f.add_action() for f in [*survivors, *staged]]
-                self._commit(dt, [*removes, *adds], "append", txn, {"writeOperation": "OVERWRITE", "predicate": where})
+                self._commit(
+                    dt, [*removes, *adds], "append", txn, {"writeOperation": "OVERWRITE", "predicate": where}
+                )
             except Exception:
                 self._discard(survivors)
                 raise
@@ -272,7 +293,9 @@ class RsTable(Table, engine="rs"):
                 return 0
             try:
                 adds = [f.add_action() for f in survivors]
-                self._commit(dt, [*removes, *adds], "append", None, {"writeOperation": "DELETE", "predicate": where})
+                self._commit(
+                    dt, [*removes, *adds], "append", None, {"writeOperation": "DELETE", "predicate": where}
+                )
             except Exception:
                 self._discard(survivors)
                 raise
@@ -302,7 +325,9 @@ class RsTable(Table, engine="rs"):
         source = self._conform(source, merge_schema=False)
         unknown = [k for k in keys if k not in source.columns]
         if unknown:
-            raise SchemaMismatchError(f"merge into {self.path}: key column(s) {', '.join(unknown)} not in the table")
+            raise SchemaMismatchError(
+                f"merge into {self.path}: key column(s) {', '.join(unknown)} not in the table"
+            )
         nothing = {"inserted": 0, "updated": 0}
         if not (update or insert):
             return nothing
@@ -389,7 +414,8 @@ class RsTable(Table, engine="rs"):
             self._add_columns([df.schema[name] for name in extra])
             table = self.schema
         columns = [
-            _quoted(f.name) if f.name in df.columns else F.lit(None).cast(f.dataType).alias(f.name) for f in table.fields
+            _quoted(f.name) if f.name in df.columns else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in table.fields
         ]
         return df.select(*columns)
 
@@ -447,7 +473,9 @@ class RsTable(Table, engine="rs"):
         if nulls:
             self._discard(staged)
             found = ", ".join(f"{name} ({n} nulls)" for name, n in nulls.items())
-            raise SchemaMismatchError(f"NOT NULL column(s) of {self.path} would get nulls: {found}; fill or filter them")
+            raise SchemaMismatchError(
+                f"NOT NULL column(s) of {self.path} would get nulls: {found}; fill or filter them"
+            )
 
     def _check_rows_match(self, staged: list[StagedFile], where: str) -> None:
         if not staged:
@@ -474,11 +502,7 @@ class RsTable(Table, engine="rs"):
         by_name = {posixpath.basename(unquote(rel)): rel for rel in sizes}
         try:
             touched = (
-                self._scan(dt, uris)
-                .where(where)
-                .groupBy(F.input_file_name().alias("file"))
-                .count()
-                .collect()
+                self._scan(dt, uris).where(where).groupBy(F.input_file_name().alias("file")).count().collect()
             )
         except Exception as exc:
             raise MedallionError(f"predicate {where!r} on {self.path}: {_one_line(exc)}") from None
@@ -528,10 +552,8 @@ class RsTable(Table, engine="rs"):
         """Delete files written for a commit that will not happen (nothing references them)."""
         fs, root = _filesystem(self.path)
         for f in staged:
-            try:
+            with suppress(FileNotFoundError):
                 fs.delete_file(posixpath.join(root, f.path))
-            except FileNotFoundError:
-                pass
 
 
 # --------------------------------------------------------------------------- helpers
@@ -540,7 +562,8 @@ class RsTable(Table, engine="rs"):
 @contextmanager
 def _translated(path: str) -> Iterator[None]:
     """delta-rs errors a user can cause, as one-line MedallionErrors naming the table."""
-    from deltalake.exceptions import CommitFailedError, SchemaMismatchError as RsSchemaMismatch
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.exceptions import SchemaMismatchError as RsSchemaMismatch
     from deltalake.exceptions import TableNotFoundError as RsTableNotFound
 
     try:
@@ -677,7 +700,9 @@ def _sizes(dt: DeltaTable) -> dict[str, int]:
     import pyarrow as pa
 
     actions = pa.table(dt.get_add_actions(flatten=True))
-    return dict(zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True))
+    return dict(
+        zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True)
+    )
 
 
 def _quoted(name: str) -> str:

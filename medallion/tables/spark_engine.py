@@ -57,7 +57,12 @@ class SparkTable(Table, engine="spark"):
 
     @classmethod
     def _create(
-        cls, spark: SparkSession, path: str, schema: StructType, partition_by: list[str], properties: dict[str, str]
+        cls,
+        spark: SparkSession,
+        path: str,
+        schema: StructType,
+        partition_by: list[str],
+        properties: dict[str, str],
     ) -> SparkTable:
         from delta.tables import DeltaTable
 
@@ -130,7 +135,9 @@ class SparkTable(Table, engine="spark"):
         with _translated(self.path):
             return reader.load(self.path)
 
-    def read_stream(self, starting_version: int | None = None, max_files_per_trigger: int | None = None) -> DataFrame:
+    def read_stream(
+        self, starting_version: int | None = None, max_files_per_trigger: int | None = None
+    ) -> DataFrame:
         self._delta()
         reader = self.spark.readStream.format("delta").option("skipChangeCommits", "true")
         if starting_version is not None:
@@ -205,7 +212,10 @@ class SparkTable(Table, engine="spark"):
                 metrics = builder.execute().first()
             if metrics is None:
                 return nothing
-            return {"inserted": int(metrics["num_inserted_rows"]), "updated": int(metrics["num_updated_rows"])}
+            return {
+                "inserted": int(metrics["num_inserted_rows"]),
+                "updated": int(metrics["num_updated_rows"]),
+            }
 
         return self._retrying("merge", attempt, DeltaConcurrentModificationException)
 
@@ -295,8 +305,14 @@ def _translated(path: str) -> Iterator[None]:
         if "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text or "PATH_NOT_FOUND" in text:
             raise TableNotFoundError(f"no Delta table at {path}: {_one_line(exc)}") from None
         if "DELTA_REPLACE_WHERE_MISMATCH" in text or "does not conform" in text:
-            raise MedallionError(f"overwrite of {path}: some rows do not match the predicate: {_one_line(exc)}") from None
-        if "DELTA_FAILED_TO_MERGE_FIELDS" in text or "DELTA_SCHEMA" in text or "schema mismatch" in text.lower():
+            raise MedallionError(
+                f"overwrite of {path}: some rows do not match the predicate: {_one_line(exc)}"
+            ) from None
+        if (
+            "DELTA_FAILED_TO_MERGE_FIELDS" in text
+            or "DELTA_SCHEMA" in text
+            or "schema mismatch" in text.lower()
+        ):
             raise SchemaMismatchError(f"schema mismatch writing {path}: {_one_line(exc)}") from None
         if "DELTA_VERSION" in text or "DELTA_TIMESTAMP" in text:
             raise MedallionError(f"time travel on {path}: {_one_line(exc)}") from None

@@ -118,7 +118,12 @@ class Table(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def _create(
-        cls, spark: SparkSession, path: str, schema: StructType, partition_by: list[str], properties: dict[str, str]
+        cls,
+        spark: SparkSession,
+        path: str,
+        schema: StructType,
+        partition_by: list[str],
+        properties: dict[str, str],
     ) -> Table: ...
 
     @classmethod
@@ -146,7 +151,9 @@ class Table(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read_stream(self, starting_version: int | None = None, max_files_per_trigger: int | None = None) -> DataFrame:
+    def read_stream(
+        self, starting_version: int | None = None, max_files_per_trigger: int | None = None
+    ) -> DataFrame:
         """A streaming DataFrame of the rows each new version appends.
 
         Without ``starting_version`` the first micro-batch is the current snapshot. Commits
@@ -320,7 +327,9 @@ def as_utc(timestamp: str | datetime) -> datetime:
         try:
             timestamp = datetime.fromisoformat(text)
         except ValueError:
-            raise MedallionError(f"timestamp {timestamp!r} is not ISO 8601, e.g. '2026-11-20T08:00:00Z'") from None
+            raise MedallionError(
+                f"timestamp {timestamp!r} is not ISO 8601, e.g. '2026-11-20T08:00:00Z'"
+            ) from None
     if timestamp.tzinfo is None:
         return timestamp.replace(tzinfo=UTC)
     return timestamp.astimezone(UTC)

@@ -6,7 +6,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from pyspark.sql.types import DateType, DecimalType, LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import (
+    DateType,
+    DecimalType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from medallion.tables.engine import HOW_TO_GET_JARS, _spark_engine_problem
 
@@ -23,7 +31,13 @@ SCHEMA = StructType(
 
 def rows(ids, day: date = date(2026, 11, 20), n: int = 1) -> list[tuple]:
     return [
-        (f"e{i}", Decimal(f"{i}.50"), n, datetime(day.year, day.month, day.day, 8, 0, i % 60, tzinfo=UTC), day)
+        (
+            f"e{i}",
+            Decimal(f"{i}.50"),
+            n,
+            datetime(day.year, day.month, day.day, 8, 0, i % 60, tzinfo=UTC),
+            day,
+        )
         for i in ids
     ]
 

@@ -94,7 +94,9 @@ def test_merge_upserts_and_conditional_update(events, frame):
     assert metrics == {"inserted": 2, "updated": 2}
     assert {r.event_id: r.n for r in events.read().collect()} == {"e0": 1, "e1": 2, "e2": 2, "e3": 2, "e4": 2}
     # Only rows whose target n is 1 may be updated; inserts still happen.
-    metrics = events.merge(frame([0, 1, 9], n=3), on=["event_id", "event_date"], update_condition="target.n = 1")
+    metrics = events.merge(
+        frame([0, 1, 9], n=3), on=["event_id", "event_date"], update_condition="target.n = 1"
+    )
     assert metrics == {"inserted": 1, "updated": 1}
     got = {r.event_id: r.n for r in events.read().collect()}
     assert got["e0"] == 3 and got["e1"] == 2 and got["e9"] == 3
@@ -122,7 +124,11 @@ def test_schema_mismatch_names_columns_and_merge_schema_evolves(events, frame):
     assert events.append(df.withColumn("extra", F.lit("x")), merge_schema=True)
     assert "extra" in events.schema.fieldNames()
     assert events.append(frame([7]), merge_schema=True)  # the old shape: extra written as null
-    assert sorted((r.event_id, r.extra) for r in events.read().collect()) == [("e0", "x"), ("e1", "x"), ("e7", None)]
+    assert sorted((r.event_id, r.extra) for r in events.read().collect()) == [
+        ("e0", "x"),
+        ("e1", "x"),
+        ("e7", None),
+    ]
 
 
 def test_not_null_columns_reject_nulls(events, frame):
