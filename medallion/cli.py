@@ -313,7 +313,8 @@ def status(env: EnvOption = None, set_: SetOption = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns the code of a typer.Exit instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except MedallionError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return exc.exit_code
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
