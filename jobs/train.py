@@ -1,6 +1,6 @@
 """spark-submit entry point: `medallion train` (train, register, point `challenger` at it).
 
-    spark-submit jobs/train.py --env local [--set key=value ...]
+spark-submit jobs/train.py --env local [--set key=value ...]
 """
 
 import sys

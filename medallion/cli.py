@@ -144,7 +144,9 @@ def datagen(
     set_: SetOption = None,
     days: Annotated[int | None, typer.Option(help="days of history (default: datagen.days)")] = None,
     events_per_day: Annotated[int | None, typer.Option("--events-per-day")] = None,
-    end_date: Annotated[str | None, typer.Option("--end-date", help="last day of history (default: yesterday, UTC)")] = None,
+    end_date: Annotated[
+        str | None, typer.Option("--end-date", help="last day of history (default: yesterday, UTC)")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (default: datagen.seed)")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="drip new files live until stopped")] = False,
     rate: Annotated[float | None, typer.Option(help="events per second with --follow")] = None,
@@ -186,7 +188,9 @@ def ingest(
     if mode == "stream":
         plan = plan_stream(settings)
         if plan.continuous:
-            raise ConfigError("ingest --mode stream writes Delta through foreachBatch: use a micro-batch trigger")
+            raise ConfigError(
+                "ingest --mode stream writes Delta through foreachBatch: use a micro-batch trigger"
+            )
         ingestor.start_stream(plan.trigger_kwargs, await_termination=True)
         return
     report = ingestor.run_batch()
@@ -232,7 +236,9 @@ def batch(
     spark = _spark(settings)
 
     def show(step) -> None:
-        console.print(f"  {step.name:<16} {step.rows:>9} rows {step.seconds:7.1f}s  {step.detail}", highlight=False)
+        console.print(
+            f"  {step.name:<16} {step.rows:>9} rows {step.seconds:7.1f}s  {step.detail}", highlight=False
+        )
 
     night = NightlyBatch(settings, spark, on_step=show)
     days = [(_day(from_), _day(to))] if from_ else [(_day(date_), _day(date_))]
@@ -241,7 +247,14 @@ def batch(
     for report in reports:
         if report.no_events:
             console.print(f"{report.day}: no events, nothing scored")
-        rows.append((report.day, report.scored, report.model_version or "-", f"{sum(s.seconds for s in report.steps):.1f}s"))
+        rows.append(
+            (
+                report.day,
+                report.scored,
+                report.model_version or "-",
+                f"{sum(s.seconds for s in report.steps):.1f}s",
+            )
+        )
     console.print(_table("nightly batch", ["date", "scored", "model version", "duration"], rows))
 
 
@@ -250,7 +263,9 @@ def reconcile(
     env: EnvOption = None,
     set_: SetOption = None,
     date_: DateOption = None,
-    since: Annotated[str | None, typer.Option("--since", help="reconcile every day from this one to --date")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="reconcile every day from this one to --date")
+    ] = None,
 ) -> None:
     """Fold gold.predictions_speed into gold.predictions (batch wins) and audit the agreement."""
     from medallion.reconcile import Reconciler
@@ -259,8 +274,19 @@ def reconcile(
     reconciler = Reconciler(settings, _spark(settings))
     last = _day(date_)
     audits = reconciler.run_since(_day(since), last) if since else [reconciler.run(last)]
-    columns = ["event_date", "batch_rows", "speed_rows", "agreed", "disagreed_same_version",
-               "disagreed_other_version", "speed_only", "batch_only", "late_arrivals", "rejected_speed", "decision_flips"]
+    columns = [
+        "event_date",
+        "batch_rows",
+        "speed_rows",
+        "agreed",
+        "disagreed_same_version",
+        "disagreed_other_version",
+        "speed_only",
+        "batch_only",
+        "late_arrivals",
+        "rejected_speed",
+        "decision_flips",
+    ]
     console.print(_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits]))
 
 
@@ -292,7 +318,9 @@ def serve_lookup(event_id: str, env: EnvOption = None, set_: SetOption = None) -
     settings = settings_from(env, set_)
     row = get_score(event_id, settings=settings, spark=_spark(settings))
     if row is None:
-        raise MedallionError(f"no serving row for event_id {event_id!r}: not scored yet, or rejected in silver")
+        raise MedallionError(
+            f"no serving row for event_id {event_id!r}: not scored yet, or rejected in silver"
+        )
     console.print(_table(f"gold.predictions: {event_id}", ["column", "value"], row.items()))
 
 
@@ -303,11 +331,21 @@ def status(env: EnvOption = None, set_: SetOption = None) -> None:
 
     settings = settings_from(env, set_)
     tables = table_status(settings, _spark(settings))
-    console.print(_table("tables", ["table", "version", "rows", "last write", "operation"],
-                         [(t.name, t.version, t.rows, t.last_write, t.operation) for t in tables]))
+    console.print(
+        _table(
+            "tables",
+            ["table", "version", "rows", "last write", "operation"],
+            [(t.name, t.version, t.rows, t.last_write, t.operation) for t in tables],
+        )
+    )
     streams = stream_status(settings)
-    console.print(_table("streams", ["query", "last batch", "committed at"],
-                         [(s.query, "-" if s.last_batch is None else s.last_batch, s.last_commit) for s in streams]))
+    console.print(
+        _table(
+            "streams",
+            ["query", "last batch", "committed at"],
+            [(s.query, "-" if s.last_batch is None else s.last_batch, s.last_commit) for s in streams],
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

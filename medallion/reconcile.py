@@ -97,7 +97,14 @@ def audit_row(compared: DataFrame, batch_ran: bool) -> dict[str, object]:
         F.count(F.col("speed_score")).alias("speed_rows"),
         *[
             F.sum(F.when(F.col("outcome") == name, 1).otherwise(0)).alias(name)
-            for name in ("agreed", "disagreed_same_version", "disagreed_other_version", "batch_only", "speed_only", "rejected")
+            for name in (
+                "agreed",
+                "disagreed_same_version",
+                "disagreed_other_version",
+                "batch_only",
+                "speed_only",
+                "rejected",
+            )
         ],
         F.mean("abs_diff").alias("mean_abs_diff"),
         F.max("abs_diff").alias("max_abs_diff"),
@@ -132,11 +139,17 @@ class Reconciler:
         self.settings = settings
         self.spark = spark
         lake = Lakehouse(settings, spark)
-        self.batch: Table = lake.create("gold", "predictions_batch", PREDICTIONS_BATCH_SCHEMA, partition_by=["event_date"])
-        self.speed: Table = lake.create("gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"])
+        self.batch: Table = lake.create(
+            "gold", "predictions_batch", PREDICTIONS_BATCH_SCHEMA, partition_by=["event_date"]
+        )
+        self.speed: Table = lake.create(
+            "gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]
+        )
         self.serving: Table = lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"])
         self.audit: Table = lake.create("gold", "reconciliation_audit", RECONCILIATION_AUDIT_SCHEMA)
-        self.silver: Table = lake.create("silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"])
+        self.silver: Table = lake.create(
+            "silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"]
+        )
 
     def run(self, day: date) -> AuditRow:
         """Reconcile one ``event_date``; re-running with unchanged inputs changes nothing."""
@@ -197,7 +210,10 @@ class Reconciler:
             ),
         )
         self.serving.merge(from_speed, on="event_id", update=False)
-        rejected = [row.event_id for row in compared.where(F.col("outcome") == "rejected").select("event_id").collect()]
+        rejected = [
+            row.event_id
+            for row in compared.where(F.col("outcome") == "rejected").select("event_id").collect()
+        ]
         if rejected:
             # Rejections are the quarantined or duplicated few, so an IN list stays small.
             ids = ", ".join("'" + event_id.replace("'", "''") + "'" for event_id in rejected)
@@ -207,7 +223,9 @@ class Reconciler:
         figured = StructType([f for f in RECONCILIATION_AUDIT_SCHEMA.fields if f.name != "reconciled_at"])
         row = tuple(figures[field.name] for field in figured.fields)
         audit = self.spark.createDataFrame([row], figured)
-        audit = audit.withColumn("reconciled_at", F.current_timestamp()).select(*RECONCILIATION_AUDIT_SCHEMA.fieldNames())
+        audit = audit.withColumn("reconciled_at", F.current_timestamp()).select(
+            *RECONCILIATION_AUDIT_SCHEMA.fieldNames()
+        )
         # Keyed on the input versions: the same inputs reconciled twice give one audit row.
         self.audit.merge(audit, on=["event_date", "batch_version", "speed_version"], update=False)
 
@@ -216,7 +234,11 @@ class Reconciler:
         cutoff = today - timedelta(days=self.settings.reconcile.speed_retention_days)
         reconciled_days = [
             row.event_date
-            for row in self.audit.read().where(F.col("event_date") < F.lit(cutoff)).select("event_date").distinct().collect()
+            for row in self.audit.read()
+            .where(F.col("event_date") < F.lit(cutoff))
+            .select("event_date")
+            .distinct()
+            .collect()
         ]
         if not reconciled_days:
             return 0
@@ -225,4 +247,3 @@ class Reconciler:
         self.speed.optimize()
         self.speed.vacuum(retention_hours=24 * max(self.settings.reconcile.speed_retention_days, 1))
         return deleted
-

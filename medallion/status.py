@@ -72,7 +72,9 @@ def stream_status(settings: Settings) -> list[StreamStatus]:
             last = max(commits)
             from datetime import UTC, datetime
 
-            when = datetime.fromtimestamp((query / "commits" / str(last)).stat().st_mtime, UTC).isoformat(timespec="seconds")
+            when = datetime.fromtimestamp((query / "commits" / str(last)).stat().st_mtime, UTC).isoformat(
+                timespec="seconds"
+            )
             found.append(StreamStatus(query.name, last, when))
         else:
             found.append(StreamStatus(query.name, None, "-"))

@@ -16,11 +16,15 @@ from medallion.ingest import Ingestor
 
 report = Ingestor(ctx.settings, ctx.spark).run_batch()
 for feed, files, bronze, silver, quarantined, duplicates in report.rows():
-    print(f"{feed}: {files} files, bronze {bronze}, silver {silver}, quarantined {quarantined}, duplicates {duplicates}")
+    print(
+        f"{feed}: {files} files, bronze {bronze}, silver {silver}, quarantined {quarantined}, duplicates {duplicates}"
+    )
 
 # COMMAND ----------
 
 from medallion.tables import Lakehouse
 
 quarantine = Lakehouse(ctx.settings, ctx.spark).table("silver", "quarantine").read()
-ctx.display(quarantine.selectExpr("feed", "explode(reasons) AS reason").groupBy("feed", "reason").count(), globals())
+ctx.display(
+    quarantine.selectExpr("feed", "explode(reasons) AS reason").groupBy("feed", "reason").count(), globals()
+)

@@ -31,7 +31,12 @@ def speed_rows(spark, rows):
 def test_each_case_gets_its_outcome_and_figures(spark):
     batch = batch_rows(
         spark,
-        [("agree", 0.10, "2"), ("differ_same", 0.20, "2"), ("differ_version", 0.90, "2"), ("batch_only", 0.3, "2")],
+        [
+            ("agree", 0.10, "2"),
+            ("differ_same", 0.20, "2"),
+            ("differ_version", 0.90, "2"),
+            ("batch_only", 0.3, "2"),
+        ],
     )
     speed = speed_rows(
         spark,

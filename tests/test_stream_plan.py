@@ -77,5 +77,7 @@ def test_missing_kafka_connector_names_the_package(spark):
 def test_bad_interval_is_a_config_error():
     from medallion.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"stream\.trigger\.interval: 'soon' is invalid: expected a duration"):
+    with pytest.raises(
+        ConfigError, match=r"stream\.trigger\.interval: 'soon' is invalid: expected a duration"
+    ):
         conf("stream.trigger.interval=soon")

@@ -39,7 +39,7 @@ from medallion.tables import Lakehouse, Table
 
 def canary_cards(card_id, fraction: float):
     """True for a stable ``fraction`` of cards: the same card always lands on the same side."""
-    return (F.abs(F.xxhash64(card_id)) % 10_000) < F.lit(int(round(fraction * 10_000)))
+    return (F.abs(F.xxhash64(card_id)) % 10_000) < F.lit(round(fraction * 10_000))
 
 
 class SpeedLayer:
@@ -61,8 +61,12 @@ class SpeedLayer:
     def tables(self) -> dict[str, Table]:
         lake = self.lake
         return {
-            "speed": lake.create("gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]),
-            "shadow": lake.create("gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]),
+            "speed": lake.create(
+                "gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]
+            ),
+            "shadow": lake.create(
+                "gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]
+            ),
             "serving": lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"]),
             "metrics": lake.create("gold", "stream_metrics", STREAM_METRICS_SCHEMA),
         }
@@ -134,11 +138,15 @@ class SpeedLayer:
                 self._upsert_serving(tables["serving"], scored.where(F.col("variant") == "champion"))
                 if self.settings.stream.challenger == "shadow":
                     challenger = self.scorer(self.settings.model.aliases.challenger)
-                    shadow = self._score(rows, profiles, challenger, batch_id, file_times, variant="challenger")
+                    shadow = self._score(
+                        rows, profiles, challenger, batch_id, file_times, variant="challenger"
+                    )
                     tables["shadow"].append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn)
                 latencies = self._latency(scored)
                 scored.unpersist()
-            self._record_metrics(tables["metrics"], batch_id, ingested.counts, scored_rows, started, latencies, champion, txn)
+            self._record_metrics(
+                tables["metrics"], batch_id, ingested.counts, scored_rows, started, latencies, champion, txn
+            )
         finally:
             ingested.release()
 
@@ -148,8 +156,12 @@ class SpeedLayer:
         if variant == "champion" and self.settings.stream.challenger == "canary":
             challenger = self.scorer(self.settings.model.aliases.challenger)
             on_canary = canary_cards(F.col("card_id"), self.settings.stream.canary_fraction)
-            scored = with_scores(features.where(~on_canary), scorer, threshold).withColumn("variant", F.lit("champion"))
-            canary = with_scores(features.where(on_canary), challenger, threshold).withColumn("variant", F.lit("challenger"))
+            scored = with_scores(features.where(~on_canary), scorer, threshold).withColumn(
+                "variant", F.lit("champion")
+            )
+            canary = with_scores(features.where(on_canary), challenger, threshold).withColumn(
+                "variant", F.lit("challenger")
+            )
             scored = scored.unionByName(canary)
         else:
             scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
@@ -188,7 +200,9 @@ class SpeedLayer:
             return None, None
         return quantiles[0] * 1000, quantiles[1] * 1000
 
-    def _record_metrics(self, metrics: Table, batch_id, counts, scored_rows, started, latencies, champion, txn) -> None:
+    def _record_metrics(
+        self, metrics: Table, batch_id, counts, scored_rows, started, latencies, champion, txn
+    ) -> None:
         elapsed = time.monotonic() - started
         row = (
             self.settings.stream.query_name,
@@ -217,12 +231,11 @@ class SpeedLayer:
 
         stream = self.settings.stream
         champion = self.scorer(self.settings.model.aliases.champion)
-        if stream.source == "rate":
-            events = self._rate_events()
-        else:
-            events = self._kafka_events()
+        events = self._rate_events() if stream.source == "rate" else self._kafka_events()
         profiles = (
-            self.lake.table("gold", "card_profiles").read().toPandas() if self.lake.exists("gold", "card_profiles") else None
+            self.lake.table("gold", "card_profiles").read().toPandas()
+            if self.lake.exists("gold", "card_profiles")
+            else None
         )
         features = profile_lookup_features(events, profiles)
         scored = with_scores(features, champion, self.settings.model.decision_threshold)
@@ -247,14 +260,20 @@ class SpeedLayer:
         """Synthetic events from the rate source (continuous-mode demos and tests)."""
         from medallion.schemas import CHANNELS, MERCHANT_CATEGORIES
 
-        rate = self.spark.readStream.format("rate").option("rowsPerSecond", self.settings.stream.rate.rows_per_second).load()
+        rate = (
+            self.spark.readStream.format("rate")
+            .option("rowsPerSecond", self.settings.stream.rate.rows_per_second)
+            .load()
+        )
         channels = F.array(*[F.lit(c) for c in CHANNELS])
         categories = F.array(*[F.lit(c) for c in MERCHANT_CATEGORIES])
         return rate.select(
             F.concat(F.lit("rate-"), F.col("value").cast("string")).alias("event_id"),
             F.concat(F.lit("card-"), (F.col("value") % 50).cast("string")).alias("card_id"),
             F.concat(F.lit("m-"), (F.col("value") % 17).cast("string")).alias("merchant_id"),
-            F.element_at(categories, (F.col("value") % len(MERCHANT_CATEGORIES) + 1).cast("int")).alias("merchant_category"),
+            F.element_at(categories, (F.col("value") % len(MERCHANT_CATEGORIES) + 1).cast("int")).alias(
+                "merchant_category"
+            ),
             ((F.col("value") % 200) + F.lit(1.25)).cast("decimal(18,2)").alias("amount"),
             F.lit("EUR").alias("currency"),
             F.lit("DE").alias("country"),
@@ -274,5 +293,9 @@ class SpeedLayer:
             .option("startingOffsets", kafka.starting_offsets)
             .load()
         )
-        parsed = raw.select(F.from_json(F.col("value").cast("string"), EVENT_JSON_SCHEMA).alias("e")).select("e.*")
-        return parsed.withColumn("event_ts", F.to_timestamp("event_ts")).withColumn("event_date", F.to_date("event_ts"))
+        parsed = raw.select(F.from_json(F.col("value").cast("string"), EVENT_JSON_SCHEMA).alias("e")).select(
+            "e.*"
+        )
+        return parsed.withColumn("event_ts", F.to_timestamp("event_ts")).withColumn(
+            "event_date", F.to_date("event_ts")
+        )

@@ -1,0 +1,259 @@
+"""Landing zone -> bronze -> silver (+ quarantine), for nightly runs and streaming micro-batches alike.
+
+Usage::
+
+    from medallion.ingest import Ingestor
+
+    ingestor = Ingestor(settings, spark)
+    report = ingestor.run_batch()          # whatever landed since the last run
+    query = ingestor.start_stream()        # the same, continuously, exactly-once
+
+Both paths call :meth:`Ingestor.process` with a DataFrame of landed lines: bronze gets every
+line, silver the valid first arrivals, quarantine the rest with reasons. Each table write is
+keyed by ``(app id, batch id)``, so a replayed batch writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion.bronze import read_landing, to_bronze
+from medallion.config import Settings
+from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
+from medallion.silver import dedupe_events, parse_events, parse_labels
+from medallion.tables import Lakehouse, Table
+
+FEEDS = ("events", "labels")
+
+
+@dataclass
+class FeedCounts:
+    """What one batch of one feed did. ``bronze == silver + quarantined + duplicates`` always holds."""
+
+    feed: str
+    files: int = 0
+    bronze: int = 0
+    silver: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    skipped_replay: bool = False
+
+    def add(self, other: FeedCounts) -> None:
+        self.files += other.files
+        self.bronze += other.bronze
+        self.silver += other.silver
+        self.quarantined += other.quarantined
+        self.duplicates += other.duplicates
+
+
+@dataclass
+class IngestedBatch:
+    """The outcome of :meth:`Ingestor.process`: counts, and the batch's silver rows (cached)."""
+
+    counts: FeedCounts
+    silver_rows: DataFrame | None
+    cached: list[DataFrame]
+
+    def release(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
+
+
+@dataclass
+class IngestReport:
+    feeds: dict[str, FeedCounts] = field(default_factory=lambda: {f: FeedCounts(f) for f in FEEDS})
+    seconds: float = 0.0
+
+    def rows(self) -> list[tuple[str, int, int, int, int, int]]:
+        return [
+            (c.feed, c.files, c.bronze, c.silver, c.quarantined, c.duplicates) for c in self.feeds.values()
+        ]
+
+
+def _landing_files(folder: str) -> list[str]:
+    """Complete landing files: writers publish with a rename, hidden names are still being written."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(
+        str(Path(folder, name).resolve())
+        for name in os.listdir(folder)
+        if not name.startswith((".", "_")) and os.path.isfile(os.path.join(folder, name))
+    )
+
+
+def _file_uri(path: str) -> str:
+    return Path(path).resolve().as_uri()
+
+
+class Ingestor:
+    """Owns the bronze and silver tables of both feeds and moves landed lines through them."""
+
+    def __init__(self, settings: Settings, spark: SparkSession):
+        self.settings = settings
+        self.spark = spark
+        self.lake = Lakehouse(settings, spark)
+        self.bronze = {
+            "events": self.lake.create("bronze", "events", BRONZE_SCHEMA),
+            "labels": self.lake.create("bronze", "labels", BRONZE_SCHEMA),
+        }
+        self.silver = {
+            "events": self.lake.create("silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"]),
+            "labels": self.lake.create("silver", "labels", SILVER_LABELS_SCHEMA),
+        }
+        self.quarantine: Table = self.lake.create(
+            "silver", "quarantine", QUARANTINE_SCHEMA, partition_by=["feed"]
+        )
+
+    def landing_folder(self, feed: str) -> str:
+        storage = self.settings.storage
+        return storage.landing_events if feed == "events" else storage.landing_labels
+
+    # ------------------------------------------------------------------ the shared step
+
+    def process(self, feed: str, landed: DataFrame, app_id: str, batch_id: int) -> IngestedBatch:
+        """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
+
+        Idempotent on ``(app_id, batch_id)``: every table skips a txn it already holds, and a
+        batch replayed after a crash recomputes the same silver rows (it recognises its own
+        files in bronze), so the caller can still score them. Call
+        :meth:`IngestedBatch.release` when done with the returned rows.
+        """
+        writer = f"{app_id}:{feed}"
+        txn = (writer, batch_id)
+        landed = self._not_ingested_elsewhere(feed, landed, writer, batch_id)
+        bronze_rows = (
+            to_bronze(landed, batch_id)
+            .withColumn("ingest_app", F.lit(writer))
+            .select(*BRONZE_SCHEMA.fieldNames())
+            .persist()
+        )
+        counts = FeedCounts(feed, bronze=bronze_rows.count())
+        if counts.bronze == 0:
+            bronze_rows.unpersist()
+            return IngestedBatch(counts, None, [])
+        batch_files = [row.source_file for row in bronze_rows.select("source_file").distinct().collect()]
+        counts.files = len(batch_files)
+        counts.skipped_replay = not self.bronze[feed].append(bronze_rows, txn=txn)
+
+        if feed == "events":
+            parsed = parse_events(bronze_rows)
+            # Ids silver got from other files; this batch's own files may already be there on a replay.
+            known_ids = (
+                self.silver["events"].read().where(~F.col("source_file").isin(batch_files)).select("event_id")
+            )
+            deduped = dedupe_events(parsed.valid, existing_ids=known_ids)
+            silver_rows = deduped.unique
+            counts.duplicates = deduped.duplicates.count()
+        else:
+            parsed = parse_labels(bronze_rows)
+            silver_rows = parsed.valid
+        silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames()).persist()
+        quarantined = parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()).persist()
+        counts.silver = silver_rows.count()
+        counts.quarantined = quarantined.count()
+        self.silver[feed].append(silver_rows, txn=txn)
+        self.quarantine.append(quarantined, txn=txn)
+        return IngestedBatch(counts, silver_rows, [bronze_rows, quarantined, silver_rows])
+
+    def _not_ingested_elsewhere(self, feed: str, landed: DataFrame, writer: str, batch_id: int) -> DataFrame:
+        """Drop lines of files bronze already holds from another writer or batch.
+
+        A file lands in bronze once, whoever reads it first (the nightly run or the stream);
+        the rows this very (writer, batch) committed before a crash are kept, so a replay
+        rebuilds the same batch.
+        """
+        elsewhere = (
+            self.bronze[feed]
+            .read()
+            .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
+            .select("source_file")
+            .distinct()
+        )
+        return landed.join(F.broadcast(elsewhere), on="source_file", how="left_anti")
+
+    # ------------------------------------------------------------------ batch
+
+    def new_files(self, feed: str) -> list[str]:
+        """Landing files of ``feed`` that bronze has not seen: re-running ingests nothing twice."""
+        landed = _landing_files(self.landing_folder(feed))
+        if not landed:
+            return []
+        seen = {
+            row.source_file
+            for row in self.bronze[feed].read().select("source_file").distinct().toLocalIterator()
+        }
+        return [path for path in landed if _file_uri(path) not in seen and path not in seen]
+
+    def run_batch(self, on_step: Callable[[FeedCounts], None] | None = None) -> IngestReport:
+        """Ingest every landing file not yet in bronze, for both feeds."""
+        report = IngestReport()
+        started = time.monotonic()
+        for feed in FEEDS:
+            files = self.new_files(feed)
+            if not files:
+                continue
+            app_id = "ingest-batch"
+            batch_id = (self.bronze[feed].last_txn_version(f"{app_id}:{feed}") or -1) + 1
+            landed = read_landing(self.spark, files)
+            batch = self.process(feed, landed, app_id, batch_id)
+            batch.release()
+            report.feeds[feed].add(batch.counts)
+            if on_step:
+                on_step(batch.counts)
+        report.seconds = time.monotonic() - started
+        return report
+
+    # ------------------------------------------------------------------ stream
+
+    def start_stream(
+        self, trigger: dict[str, object], query_name: str = "ingest", await_termination: bool = False
+    ):
+        """Start one streaming query per feed; each micro-batch goes through :meth:`process`."""
+        queries = []
+        for feed in FEEDS:
+            name = f"{query_name}_{feed}"
+            checkpoint = self.settings.storage.checkpoint_path(name)
+            Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
+            landed = read_landing(
+                self.spark,
+                self.landing_folder(feed),
+                stream=True,
+                max_files_per_trigger=self.settings.stream.max_files_per_trigger,
+            )
+
+            def write_batch(
+                batch: DataFrame, batch_id: int, feed: str = feed, checkpoint: str = checkpoint
+            ) -> None:
+                app_id = f"stream:{checkpoint_query_id(checkpoint)}"
+                self.process(feed, batch, app_id, batch_id).release()
+
+            query = (
+                landed.writeStream.queryName(name)
+                .option("checkpointLocation", checkpoint)
+                .foreachBatch(write_batch)
+                .trigger(**trigger)
+                .start()
+            )
+            queries.append(query)
+        if await_termination:
+            for query in queries:
+                query.awaitTermination()
+        return queries
+
+
+def checkpoint_query_id(checkpoint: str) -> str:
+    """The query id Spark keeps in a checkpoint: stable across restarts, new for a new checkpoint.
+
+    Keying exactly-once writes on it (not on the query name) means a deleted checkpoint
+    starts a new txn sequence instead of silently skipping batch ids it thinks it has seen.
+    """
+    with open(os.path.join(checkpoint, "metadata")) as handle:
+        return json.load(handle)["id"]
