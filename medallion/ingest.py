@@ -89,8 +89,11 @@ def _landing_files(folder: str) -> list[str]:
     )
 
 
-def _file_uri(path: str) -> str:
-    return Path(path).resolve().as_uri()
+def _local_path(uri: str) -> str:
+    """``file:/a/b`` or ``file:///a/b`` (how Spark names a file) -> ``/a/b``."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 class Ingestor:
@@ -187,10 +190,10 @@ class Ingestor:
         if not landed:
             return []
         seen = {
-            row.source_file
+            _local_path(row.source_file)
             for row in self.bronze[feed].read().select("source_file").distinct().toLocalIterator()
         }
-        return [path for path in landed if _file_uri(path) not in seen and path not in seen]
+        return [path for path in landed if path not in seen]
 
     def run_batch(self, on_step: Callable[[FeedCounts], None] | None = None) -> IngestReport:
         """Ingest every landing file not yet in bronze, for both feeds."""
@@ -201,7 +204,8 @@ class Ingestor:
             if not files:
                 continue
             app_id = "ingest-batch"
-            batch_id = (self.bronze[feed].last_txn_version(f"{app_id}:{feed}") or -1) + 1
+            last = self.bronze[feed].last_txn_version(f"{app_id}:{feed}")
+            batch_id = 0 if last is None else last + 1
             landed = read_landing(self.spark, files)
             batch = self.process(feed, landed, app_id, batch_id)
             batch.release()
