@@ -132,3 +132,36 @@ def test_replayed_stream_batch_rebuilds_the_same_silver_rows(spark, settings):
     lake = Lakehouse(settings, spark)
     assert lake.table("bronze", "events").read().count() == 2
     assert lake.table("silver", "events").read().count() == 2
+
+
+def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
+    """The same landed files through the streaming path give exactly the batch path's silver."""
+    from chispa import assert_df_equality
+
+    from medallion.config import load_settings
+    from medallion.streaming.run import run_until_stopped
+
+    lines = [json.dumps(event(f"e{i}", amount=float(i))) for i in range(5)] + [
+        "bad line",
+        json.dumps(event("e1")),
+    ]
+    land(settings.storage.landing_events, "events-0001.jsonl", lines[:4])
+    land(settings.storage.landing_events, "events-0002.jsonl", lines[4:])
+    Ingestor(settings, spark).run_batch()
+
+    streamed = load_settings(
+        environ={},
+        directory=Path(__file__).parent.parent / "conf",
+        overrides=[f"storage.root={tmp_path / 'streamed'}", "stream.max_files_per_trigger=1"],
+    )
+    land(streamed.storage.landing_events, "events-0001.jsonl", lines[:4])
+    land(streamed.storage.landing_events, "events-0002.jsonl", lines[4:])
+    for query in Ingestor(streamed, spark).start_stream({"availableNow": True}):
+        run_until_stopped(query)
+
+    def silver(conf):
+        return Lakehouse(conf, spark).table("silver", "events").read().drop("source_file", "ingested_at")
+
+    assert_df_equality(silver(settings), silver(streamed), ignore_row_order=True, ignore_nullable=True)
+    quarantined = Lakehouse(streamed, spark).table("silver", "quarantine").read()
+    assert [tuple(r.reasons) for r in quarantined.collect()] == [("not JSON",)]
