@@ -1,0 +1,69 @@
+"""Gold profiles and features: point in time, and the map-only lookup equals the join."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from medallion.features import build_features, profile_lookup_features
+from medallion.gold import card_profiles
+from medallion.schemas import FEATURE_SCHEMA
+
+
+def events(spark, rows):
+    return spark.createDataFrame(
+        [
+            (e, c, "m-" + e, "grocery", Decimal(str(a)), "EUR", country, "pos", ts, ts.date())
+            for e, c, a, country, ts in rows
+        ],
+        "event_id string, card_id string, merchant_id string, merchant_category string, amount decimal(18,2), "
+        "currency string, country string, channel string, event_ts timestamp, event_date date",
+    )
+
+
+HISTORY = [
+    ("h1", "c1", 10.0, "DE", datetime(2026, 11, 18, 9)),
+    ("h2", "c1", 20.0, "DE", datetime(2026, 11, 19, 9)),
+    ("x1", "c1", 500.0, "US", datetime(2026, 11, 20, 1)),  # the event being scored
+    ("x2", "c1", 9000.0, "NG", datetime(2026, 11, 20, 23)),  # later the same day: must not leak
+    ("f1", "c1", 7000.0, "RU", datetime(2026, 11, 21, 3)),  # the future: must not leak
+    ("n1", "c2", 30.0, "FR", datetime(2026, 11, 20, 12)),  # a card with no history
+]
+
+
+def test_profiles_use_only_events_strictly_before_the_day(spark):
+    silver = events(spark, HISTORY)
+    profile = card_profiles(silver, [date(2026, 11, 20)]).where("card_id = 'c1'").first()
+    assert profile.txn_count_30d == 2
+    assert profile.amount_mean_30d == 15.0
+    assert profile.usual_country == "DE"
+    assert card_profiles(silver, [date(2026, 11, 20)]).where("card_id = 'c2'").count() == 0
+
+
+def test_features_are_point_in_time(spark):
+    silver = events(spark, HISTORY)
+    day = date(2026, 11, 20)
+    features = build_features(silver.where(F.col("event_date") == day), card_profiles(silver, [day]))
+    x1 = features.where("event_id = 'x1'").first()
+    assert x1.card_txn_count_30d == 2  # h1, h2 only: not x1 itself, x2 or f1
+    assert x1.card_amount_mean_30d == 15.0
+    assert abs(x1.amount_zscore - (500 - 15) / 7.0710678118654755) < 1e-9
+    assert x1.is_foreign == 1.0
+    assert x1.hour == 1.0
+    n1 = features.where("event_id = 'n1'").first()
+    assert (n1.card_txn_count_30d, n1.is_foreign, n1.amount_zscore) == (0.0, 0.0, 0.0)
+    for field in FEATURE_SCHEMA.fields:
+        assert features.schema[field.name].dataType == field.dataType
+
+
+def test_map_only_lookup_equals_the_join(spark):
+    silver = events(spark, HISTORY)
+    days = [date(2026, 11, 20), date(2026, 11, 21)]
+    profiles = card_profiles(silver, days)
+    scored_events = silver.where(F.col("event_date").isin(*days))
+    joined = build_features(scored_events, profiles)
+    mapped = profile_lookup_features(scored_events, profiles.toPandas())
+    assert_df_equality(joined, mapped, ignore_row_order=True, ignore_nullable=True)
