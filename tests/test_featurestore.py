@@ -1,0 +1,48 @@
+"""Gold tables for a day through real Delta tables: idempotent per day, other days untouched."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from pyspark.sql import functions as F
+
+from medallion.featurestore import FeatureStore
+from medallion.ingest import Ingestor
+from tests.test_ingest import event, land
+
+
+def test_build_day_is_idempotent_and_feeds_the_training_set(spark, settings):
+    land(
+        settings.storage.landing_events,
+        "events-0001.jsonl",
+        [
+            json.dumps(event("a", event_ts="2026-11-19T10:00:00+00:00")),
+            json.dumps(event("b", event_ts="2026-11-20T10:00:00+00:00", amount=40.0)),
+            json.dumps(event("c", event_ts="2026-11-21T10:00:00+00:00")),
+        ],
+    )
+    land(
+        settings.storage.landing_labels,
+        "labels-0001.jsonl",
+        [json.dumps({"event_id": "b", "is_fraud": True, "labeled_at": "2026-11-23T00:00:00Z"})],
+    )
+    Ingestor(settings, spark).run_batch()
+    store = FeatureStore(settings, spark)
+    first = store.build(date(2026, 11, 20))
+    store.build(date(2026, 11, 21))
+    again = store.build(date(2026, 11, 20))
+
+    features = store.table("features").read()
+    assert first.features == again.features == 1
+    assert sorted(r.event_id for r in features.collect()) == ["b", "c"]
+    b = features.where("event_id = 'b'").first()
+    assert b.card_txn_count_30d == 1.0  # only 'a', the day before
+    profiles = store.table("card_profiles").read()
+    assert profiles.where(F.col("profile_date") == date(2026, 11, 21)).first().txn_count_30d == 2.0
+
+    rows, _ = store.refresh_training_set()
+    assert rows == 1
+    labelled = store.table("training_set").read().first()
+    assert (labelled.event_id, labelled.is_fraud) == ("b", 1.0)
+    assert store.event_dates() == [date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 21)]
