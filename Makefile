@@ -32,9 +32,14 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The lambda loop as far as it is built: environment checks, landing zone, bronze/silver/gold.
 demo: setup
 	$(BIN)/medallion --env $(CONF) doctor
-	$(BIN)/medallion --env $(CONF) config show
+	$(BIN)/medallion --env $(CONF) config show --explain
+	$(BIN)/medallion --env $(CONF) datagen --days 14 --events-per-day 500
+	$(BIN)/medallion --env $(CONF) ingest --mode batch
+	$(BIN)/medallion --env $(CONF) features
+	$(BIN)/medallion --env $(CONF) status
 
 bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done

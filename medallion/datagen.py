@@ -186,7 +186,9 @@ def _day_lines(rng, world, settings, day, count, prefix, summary, sent):
         event_day = day - timedelta(days=rng.randint(1, 3)) if late else day
         record, fraud = _event(rng, world, event_day, f"{prefix}-{index:07d}")
         if rng.random() < conf.malformed_fraction:
-            kind = MALFORMED_KINDS[summary.events % len(MALFORMED_KINDS)]
+            kind = MALFORMED_KINDS[
+                sum(summary.malformed.values()) % len(MALFORMED_KINDS)
+            ]  # every kind, in turn
             summary.malformed[kind] += 1
             lines.append(_malformed(rng, record, kind))
             continue
