@@ -90,6 +90,9 @@ class _Card:
     compromised_on: date | None
 
 
+FRAUD_SHARE = 0.02
+
+
 class _World:
     """Cards and merchants drawn once from the seed."""
 
@@ -111,10 +114,15 @@ class _World:
                 )
             )
 
+    def compromised_by(self, day: date) -> list[_Card]:
+        return [c for c in self.cards if c.compromised_on is not None and c.compromised_on <= day]
+
 
 def _event(rng: random.Random, world: _World, day: date, seq: str) -> tuple[dict, bool]:
-    card = rng.choice(world.cards)
-    fraud = card.compromised_on is not None and day >= card.compromised_on and rng.random() < 0.35
+    # Fraudsters spend fast: a compromised card's fraud is a share of all traffic, not of its own.
+    active = world.compromised_by(day)
+    fraud = bool(active) and rng.random() < FRAUD_SHARE
+    card = rng.choice(active) if fraud else rng.choice(world.cards)
     if fraud:
         hour = rng.choice([0, 1, 2, 3, 4, 5, rng.randrange(24)])
         country = rng.choice(COUNTRIES) if rng.random() < 0.8 else card.home
