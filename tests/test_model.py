@@ -1,0 +1,100 @@
+"""Model lifecycle on a real MLflow sqlite store and registry, trained on generated data."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from medallion.config import load_settings
+from medallion.errors import ModelNotReadyError
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    """Eight generated days through ingest and features; one good model trained and promoted."""
+    from medallion.datagen import generate_history
+    from medallion.featurestore import FeatureStore
+    from medallion.ingest import Ingestor
+    from medallion.model.lifecycle import retrain_and_promote
+
+    root = tmp_path_factory.mktemp("model") / "lake"
+    settings = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60"],
+    )
+    end = date(2026, 11, 20)
+    generate_history(settings, days=8, events_per_day=1500, end_date=end, progress=False)
+    Ingestor(settings, spark).run_batch()
+    store = FeatureStore(settings, spark)
+    for offset in range(8):
+        store.build(end - timedelta(days=offset))
+    store.refresh_training_set()
+    outcome = retrain_and_promote(spark, settings, store.table("training_set"))
+    return settings, store, outcome
+
+
+def test_model_on_generated_data_passes_the_default_gate(trained):
+    settings, _, outcome = trained
+    assert "promoted to champion" in outcome, outcome
+    from medallion.model.registry import version_for
+
+    assert version_for(settings, "champion") == version_for(settings, "challenger")
+
+
+def test_shuffled_labels_fail_the_gate_and_champion_stays(trained):
+    from medallion.model.registry import promote, validate, version_for
+    from medallion.model.train import train
+
+    settings, store, _ = trained
+    champion = version_for(settings, "champion")
+    result = train(settings, store.table("training_set").read(), shuffle_labels=True)
+    gate = validate(settings, result.validation)
+    assert not gate.passed
+    with pytest.raises(ModelNotReadyError, match="failed the gate"):
+        promote(settings)
+    assert version_for(settings, "champion") == champion
+
+
+def test_forced_promote_then_rollback_restores_the_champion(trained):
+    from medallion.model.registry import promote, rollback, version_for
+
+    settings, _, _ = trained
+    before = version_for(settings, "champion")
+    forced = promote(settings, force=True, reason="test override")
+    assert version_for(settings, "champion") == forced != before
+    assert rollback(settings) == before
+    assert version_for(settings, "champion") == before
+
+
+def test_udf_scores_equal_in_process_predict(trained, spark):
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from medallion.model.scoring import load_champion
+    from medallion.schemas import FEATURE_COLUMNS
+
+    settings, store, _ = trained
+    scorer = load_champion(spark, settings)
+    sample = store.table("features").read().orderBy("event_id").limit(200)
+    udf_scores = sample.select(
+        "event_id", scorer.udf(*[F.col(c) for c in FEATURE_COLUMNS]).alias("score")
+    ).toPandas()
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model.name}/{scorer.version}")
+    local = model.predict(sample.toPandas()[list(FEATURE_COLUMNS)]).to_numpy()
+    np.testing.assert_allclose(udf_scores["score"].to_numpy(), local, atol=1e-9)
+
+
+def test_missing_alias_is_one_line(tmp_path):
+    from medallion.model.registry import version_for
+
+    settings = load_settings(environ={}, directory=REPO / "conf", overrides=[f"storage.root={tmp_path}"])
+    with pytest.raises(ModelNotReadyError) as err:
+        version_for(settings, "champion")
+    assert (
+        str(err.value)
+        == "no 'champion' alias on fraud_model: run medallion train, then medallion model promote"
+    )
