@@ -305,6 +305,80 @@ def stream(
     run_until_stopped(speed.start(), timeout=timeout, log=lambda line: console.print(line, highlight=False))
 
 
+model_app = typer.Typer(
+    help="Champion and challenger: validate, promote, rollback, list.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+
+
+def _training_table(settings: Settings):
+    from medallion.tables import Lakehouse
+
+    return Lakehouse(settings, _spark(settings)).table("gold", "training_set")
+
+
+@app.command()
+def train(env: EnvOption = None, set_: SetOption = None) -> None:
+    """Train on gold.training_set, register a new version and point 'challenger' at it."""
+    from medallion.model.train import train as train_model
+
+    settings = settings_from(env, set_)
+    table = _training_table(settings)
+    version = table.version()
+    result = train_model(settings, table.read(version=version), table.path, version)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+    console.print(f"{result.name} v{result.version} is the challenger (run {result.run_id[:8]}): {metrics}")
+
+
+@model_app.command("validate")
+def model_validate(env: EnvOption = None, set_: SetOption = None) -> None:
+    """Gate the challenger: conf thresholds, and no worse than the champion on held-out days."""
+    from medallion.model.registry import validate
+    from medallion.model.train import split_by_time
+
+    settings = settings_from(env, set_)
+    _, held_out = split_by_time(
+        _training_table(settings).read().toPandas(), settings.model.train.validation_days
+    )
+    gate = validate(settings, held_out)
+    verdict = "passed" if gate.passed else "FAILED: " + "; ".join(gate.reasons)
+    console.print(f"challenger v{gate.version} {verdict}")
+    if not gate.passed:
+        raise typer.Exit(1)
+
+
+@model_app.command("promote")
+def model_promote(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    force: Annotated[bool, typer.Option("--force", help="promote even if the gate failed")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why the gate is overridden")] = None,
+) -> None:
+    """Move 'champion' to the challenger (only if its gate passed, unless --force --reason)."""
+    from medallion.model.registry import promote
+
+    settings = settings_from(env, set_)
+    console.print(f"champion is now v{promote(settings, force=force, reason=reason)}")
+
+
+@model_app.command("rollback")
+def model_rollback(env: EnvOption = None, set_: SetOption = None) -> None:
+    """Put 'champion' back on the previous champion."""
+    from medallion.model.registry import rollback
+
+    console.print(f"champion is back on v{rollback(settings_from(env, set_))}")
+
+
+@model_app.command("list")
+def model_list(env: EnvOption = None, set_: SetOption = None) -> None:
+    """Versions with aliases, metrics and gate results."""
+    from medallion.model.registry import list_versions
+
+    rows = list_versions(settings_from(env, set_))
+    columns = ["version", "aliases", "roc_auc", "pr_auc", "gate", "gate_reasons"]
+    console.print(_table("registered versions", columns, [[r[c] for c in columns] for r in rows]))
+
+
 serve_app = typer.Typer(help="Read the serving table.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 

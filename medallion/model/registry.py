@@ -156,13 +156,15 @@ def list_versions(settings: Settings) -> list[dict[str, str]]:
     """Every version with its aliases, training metrics and gate result."""
     client = _client(settings)
     name = settings.model.name
+    # search_model_versions leaves aliases empty on some stores; the registered model has them all.
+    aliases = client.get_registered_model(name).aliases or {}
     rows = []
     for version in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
         metrics = client.get_run(version.run_id).data.metrics
         rows.append(
             {
                 "version": str(version.version),
-                "aliases": ",".join(version.aliases),
+                "aliases": ",".join(sorted(a for a, v in aliases.items() if str(v) == str(version.version))),
                 "roc_auc": f"{metrics.get('roc_auc', float('nan')):.3f}",
                 "pr_auc": f"{metrics.get('pr_auc', float('nan')):.3f}",
                 "gate": version.tags.get("gate", "-"),
