@@ -98,3 +98,27 @@ def test_missing_alias_is_one_line(tmp_path):
         str(err.value)
         == "no 'champion' alias on fraud_model: run medallion train, then medallion model promote"
     )
+
+
+def test_nightly_batch_replaces_its_day_and_reconciles(trained, spark):
+    """The batch layer: same rows on a re-run, other days untouched, serving filled from batch."""
+    from pyspark.sql import functions as F
+
+    from medallion.batch import NightlyBatch
+    from medallion.tables import Lakehouse
+
+    settings, _, _ = trained
+    night = NightlyBatch(settings, spark)
+    day, other = date(2026, 11, 20), date(2026, 11, 19)
+    first = night.run(day, ingest=False)
+    night.run(other, ingest=False)
+    again = night.run(day, ingest=False)
+    lake = Lakehouse(settings, spark)
+    predictions = lake.table("gold", "predictions_batch").read()
+    assert first.scored == again.scored == predictions.where(F.col("event_date") == day).count() > 0
+    assert predictions.where(F.col("event_date") == day).select("event_id").distinct().count() == first.scored
+    assert predictions.where(F.col("event_date") == other).count() > 0
+    serving = lake.table("gold", "predictions").read().where(F.col("event_date") == day)
+    assert serving.count() == first.scored
+    assert {row.source for row in serving.select("source").distinct().collect()} == {"batch"}
+    assert NightlyBatch(settings, spark).run(date(2030, 1, 1), ingest=False).no_events
