@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from medallion.schemas import CHANNELS, COUNTRIES, CURRENCIES, MAX_LINE_BYTES, MERCHANT_CATEGORIES
+from medallion.schemas import (
+    CHANNELS,
+    COUNTRIES,
+    CURRENCIES,
+    EVENT_FIELDS,
+    LABEL_FIELDS,
+    MAX_LINE_BYTES,
+    MERCHANT_CATEGORIES,
+)
 
 
 @dataclass(frozen=True)
@@ -89,20 +97,7 @@ def _split(bronze: DataFrame, feed: str, typed: dict[str, Column], checks: list[
 def parse_events(bronze: DataFrame) -> ParsedFeed:
     """Bronze event lines -> typed silver events and quarantined lines with reasons."""
     parsed = F.try_parse_json("raw")
-    text = {
-        name: _field(parsed, name)
-        for name in (
-            "event_id",
-            "card_id",
-            "merchant_id",
-            "merchant_category",
-            "amount",
-            "currency",
-            "country",
-            "channel",
-            "event_ts",
-        )
-    }
+    text = {name: _field(parsed, name) for name in EVENT_FIELDS}
     amount = text["amount"].try_cast("decimal(18,2)")
     event_ts = text["event_ts"].try_cast("timestamp")
     typed = {
@@ -139,7 +134,7 @@ def parse_events(bronze: DataFrame) -> ParsedFeed:
 def parse_labels(bronze: DataFrame) -> ParsedFeed:
     """Bronze label lines -> typed silver labels and quarantined lines with reasons."""
     parsed = F.try_parse_json("raw")
-    text = {name: _field(parsed, name) for name in ("event_id", "is_fraud", "labeled_at")}
+    text = {name: _field(parsed, name) for name in LABEL_FIELDS}
     is_fraud = F.when(F.lower(text["is_fraud"]) == "true", True).when(
         F.lower(text["is_fraud"]) == "false", False
     )

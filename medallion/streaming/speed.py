@@ -283,7 +283,8 @@ class SpeedLayer:
         )
 
     def _kafka_events(self) -> DataFrame:
-        from medallion.silver import EVENT_JSON_SCHEMA
+        """Kafka records through the same silver parsing as files (map-only, so continuous-safe)."""
+        from medallion.silver import parse_events
 
         kafka = self.settings.stream.kafka
         raw = (
@@ -293,9 +294,11 @@ class SpeedLayer:
             .option("startingOffsets", kafka.starting_offsets)
             .load()
         )
-        parsed = raw.select(F.from_json(F.col("value").cast("string"), EVENT_JSON_SCHEMA).alias("e")).select(
-            "e.*"
+        landed = raw.select(
+            F.col("value").cast("string").alias("raw"),
+            F.concat_ws("/", F.lit("kafka:"), "topic", F.col("partition").cast("string")).alias(
+                "source_file"
+            ),
+            F.col("timestamp").alias("ingested_at"),
         )
-        return parsed.withColumn("event_ts", F.to_timestamp("event_ts")).withColumn(
-            "event_date", F.to_date("event_ts")
-        )
+        return parse_events(landed).valid
