@@ -214,16 +214,22 @@ def _appended_files(path: str, version: int) -> list[tuple[str, dict[str, str | 
 
 
 def _snapshot_files(dt) -> list[tuple[str, dict[str, str | None]]]:
+    from urllib.parse import unquote
+
     import pyarrow as pa
 
+    from medallion.tables.rs_engine import _tail
+
     actions = pa.table(dt.get_add_actions(flatten=True))
-    uris = {posixpath.basename(u): u for u in dt.file_uris()}
     columns = [c for c in actions.column_names if c.startswith("partition.")]
+    # Part file names repeat across partition directories: match on directories + name.
+    depth = len(columns) + 1
+    uris = {_tail(unquote(u), depth): u for u in dt.file_uris()}
     files = []
     for row in actions.to_pylist():
         values = {c[len("partition.") :]: _as_string(row[c]) for c in columns}
         path = row["path"]
-        files.append((uris.get(posixpath.basename(path), posixpath.join(dt.table_uri, path)), values))
+        files.append((uris.get(_tail(unquote(path), depth), posixpath.join(dt.table_uri, path)), values))
     return sorted(files)
 
 

@@ -498,8 +498,10 @@ class RsTable(Table, engine="rs"):
         if not uris:
             return [], [], 0
         sizes = _sizes(dt)
-        # Data file names are unique (a uuid each), so the name maps a scanned file to its log path.
-        by_name = {posixpath.basename(unquote(rel)): rel for rel in sizes}
+        # Spark reuses a part file's name in every partition directory a task writes, so a
+        # scanned file maps to its log path by its partition directories plus its name.
+        depth = len(dt.metadata().partition_columns) + 1
+        by_name = {_tail(unquote(rel), depth): rel for rel in sizes}
         try:
             touched = (
                 self._scan(dt, uris).where(where).groupBy(F.input_file_name().alias("file")).count().collect()
@@ -508,7 +510,7 @@ class RsTable(Table, engine="rs"):
             raise MedallionError(f"predicate {where!r} on {self.path}: {_one_line(exc)}") from None
         if not touched:
             return [], [], 0
-        files = [by_name[posixpath.basename(_plain(row["file"]))] for row in touched]
+        files = [by_name[_tail(_plain(row["file"]), depth)] for row in touched]
         deleted = sum(row["count"] for row in touched)
         now = int(time.time() * 1000)
         removes = [RemoveAction(rel, True, now, sizes.get(rel)) for rel in files]
@@ -694,6 +696,11 @@ def _plain(uri: str) -> str:
         while text.startswith("//"):
             text = text[1:]
     return text
+
+
+def _tail(path: str, segments: int) -> str:
+    """The last ``segments`` parts of a path: a data file relative to its table."""
+    return "/".join(path.rstrip("/").split("/")[-segments:])
 
 
 def _sizes(dt: DeltaTable) -> dict[str, int]:

@@ -81,6 +81,16 @@ def test_overwrite_touches_only_its_partition(events, frame):
     assert ids(events.read()) == ["e99"]
 
 
+def test_overwrite_of_one_day_keeps_the_other_day_of_the_same_write(events, frame):
+    # One task writing two partitions gives both files the same name in different directories.
+    events.append(frame(range(3), DAY1).unionByName(frame(range(10, 13), DAY2)).coalesce(1))
+    events.overwrite(frame([20], DAY2), where="event_date = DATE'2026-11-21'")
+    assert ids(events.read().where(F.col("event_date") == DAY1)) == ["e0", "e1", "e2"]
+    assert ids(events.read().where(F.col("event_date") == DAY2)) == ["e20"]
+    events.overwrite(frame([30], DAY1), where="event_date = DATE'2026-11-20'")
+    assert ids(events.read()) == ["e20", "e30"]
+
+
 def test_overwrite_where_on_a_data_column_rewrites_only_matching_rows(events, frame):
     events.append(frame(range(6)))
     events.overwrite(frame([1], n=7), where="event_id = 'e1'")
