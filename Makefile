@@ -42,7 +42,7 @@ demo: setup
 	$(BIN)/medallion --env $(CONF) status
 
 bench: setup
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 lint: setup
 	$(BIN)/ruff check .

@@ -111,12 +111,14 @@ class NightlyBatch:
             self._step(report, "reconcile", lambda: self._reconcile(day))
         return report
 
-    def run_range(self, first: date, last: date) -> list[NightReport]:
-        """A backfill: each night in order, ingesting once at the start."""
-        reports = []
-        for offset in range((last - first).days + 1):
-            reports.append(self.run(first + timedelta(days=offset), ingest=offset == 0))
-        return reports
+    def run_range(
+        self, first: date, last: date, ingest: bool = True, reconcile: bool = True
+    ) -> list[NightReport]:
+        """A backfill: each night in order, ingesting (if asked) once at the start."""
+        return [
+            self.run(first + timedelta(days=offset), ingest=ingest and offset == 0, reconcile=reconcile)
+            for offset in range((last - first).days + 1)
+        ]
 
     def _ingest(self) -> tuple[int, str]:
         report = Ingestor(self.settings, self.spark).run_batch()

@@ -225,6 +225,12 @@ def batch(
     date_: DateOption = None,
     from_: Annotated[str | None, typer.Option("--from", help="first day of a backfill")] = None,
     to: Annotated[str | None, typer.Option("--to", help="last day of a backfill")] = None,
+    ingest: Annotated[
+        bool, typer.Option(help="ingest what landed first (--no-ingest: it already ran)")
+    ] = True,
+    reconcile: Annotated[
+        bool, typer.Option(help="reconcile each day at the end (--no-reconcile: a separate job does)")
+    ] = True,
 ) -> None:
     """The nightly batch layer for a day (or --from/--to): ingest, features, score, reconcile."""
     from medallion.batch import NightlyBatch
@@ -242,7 +248,7 @@ def batch(
 
     night = NightlyBatch(settings, spark, on_step=show)
     days = [(_day(from_), _day(to))] if from_ else [(_day(date_), _day(date_))]
-    reports = night.run_range(*days[0])
+    reports = night.run_range(*days[0], ingest=ingest, reconcile=reconcile)
     rows = []
     for report in reports:
         if report.no_events:
@@ -297,12 +303,12 @@ def stream(
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
 ) -> None:
     """Start the speed layer's scoring query; SIGTERM or Ctrl-C stops it after the current batch."""
-    from medallion.streaming.run import run_until_stopped
     from medallion.streaming.speed import SpeedLayer
 
     settings = settings_from(env, set_)
-    speed = SpeedLayer(settings, _spark(settings), log=lambda line: console.print(line, highlight=False))
-    run_until_stopped(speed.start(), timeout=timeout, log=lambda line: console.print(line, highlight=False))
+    SpeedLayer(
+        settings, _spark(settings), log=lambda line: console.print(line, highlight=False, markup=False)
+    ).run(timeout)
 
 
 model_app = typer.Typer(
@@ -436,9 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("aborted")
         return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
+        # Usage errors: click's, or the copy of click that newer typer releases vendor.
+        if any(cls.__name__ == "ClickException" for cls in type(exc).__mro__):
             exc.show()
             return exc.exit_code
         raise

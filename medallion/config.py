@@ -129,6 +129,8 @@ class KafkaSettings(_Section):
 
 class RateSettings(_Section):
     rows_per_second: int = Field(default=100, ge=1)
+    # Each continuous partition holds a core for the whole run: keep some free for other jobs.
+    partitions: int = Field(default=1, ge=1, description="rate source partitions (continuous: one core each)")
 
 
 class StreamSettings(_Section):
@@ -143,6 +145,11 @@ class StreamSettings(_Section):
     rate: RateSettings = Field(default_factory=RateSettings)
     challenger: Literal["off", "shadow", "canary"] = "off"
     canary_fraction: float = Field(default=0.1, ge=0, le=1)
+    continuous_arrow_batch_rows: int = Field(
+        default=1,
+        ge=1,
+        description="rows per Arrow batch for pandas UDFs in continuous mode (a UDF waits to fill one)",
+    )
 
     @field_validator("challenger", mode="before")
     @classmethod

@@ -43,7 +43,6 @@ def run_demo(
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
     from medallion.reconcile import Reconciler
-    from medallion.streaming.run import run_until_stopped
     from medallion.streaming.speed import SpeedLayer
 
     summary = DemoSummary()
@@ -86,10 +85,8 @@ def run_demo(
         kwargs={"settings": settings, "duration_s": stream_seconds, "stop": stop},
         daemon=True,
     )
-    speed = SpeedLayer(settings, spark, log=log)
-    query = speed.start()
     dripper.start()
-    run_until_stopped(query, timeout=stream_seconds + 5, log=log)
+    SpeedLayer(settings, spark, log=log).run(timeout=stream_seconds + 5)
     stop.set()
     dripper.join(timeout=30)
 

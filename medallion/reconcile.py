@@ -156,9 +156,8 @@ class Reconciler:
         batch_version, speed_version = self.batch.version(), self.speed.version()
         on_day = F.col("event_date") == F.lit(day)
         batch = self.batch.read(version=batch_version).where(on_day)
-        speed = latest_speed_rows(
-            self.speed.read(version=speed_version).where(on_day & (F.col("variant") == "champion"))
-        )
+        # Canary rows were served like champion rows, so they are reconciled like them.
+        speed = latest_speed_rows(self.speed.read(version=speed_version).where(on_day))
         silver_ids = self.silver.read().where(on_day).select("event_id")
         compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance).persist()
         try:

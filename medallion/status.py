@@ -54,7 +54,11 @@ def table_status(settings: Settings, spark) -> list[TableStatus]:
                     table.version(),
                     table.read().count(),
                     str(newest.get("timestamp", "-")),
-                    str(newest.get("operation", "-")),
+                    # delta-rs records deletes and overwrites as WRITE with the real one in the parameters.
+                    str(
+                        (newest.get("operationParameters") or {}).get("writeOperation")
+                        or newest.get("operation", "-")
+                    ),
                 )
             )
     return found

@@ -12,9 +12,8 @@ ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": "", "sec
 
 # COMMAND ----------
 
-from medallion.streaming.run import run_until_stopped
 from medallion.streaming.speed import SpeedLayer
 
-query = SpeedLayer(ctx.settings, ctx.spark).start()
 seconds = float(ctx.widget("seconds"))
-run_until_stopped(query, timeout=seconds or None)
+# Blocks until availableNow drains, `seconds` pass, or the cell is cancelled; stops between batches.
+SpeedLayer(ctx.settings, ctx.spark).run(timeout=seconds or None)

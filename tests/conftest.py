@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,63 @@ def settings(storage_root: Path):
         directory=REPO / "conf",
         overrides=[f"storage.root={storage_root}"],
     )
+
+
+HISTORY_END = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def trained(spark, tmp_path_factory):
+    """Eight generated days through ingest and features; one good model trained and promoted.
+
+    Shared by every test that needs a champion. Tests that move aliases or write tables use
+    :func:`lake_with_champion`, which copies the registry into a fresh storage root.
+    """
+    from medallion.config import load_settings
+    from medallion.datagen import generate_history
+    from medallion.featurestore import FeatureStore
+    from medallion.ingest import Ingestor
+    from medallion.model.lifecycle import retrain_and_promote
+
+    root = tmp_path_factory.mktemp("trained") / "lake"
+    settings = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60"],
+    )
+    generate_history(settings, days=8, events_per_day=1500, end_date=HISTORY_END, progress=False)
+    Ingestor(settings, spark).run_batch()
+    store = FeatureStore(settings, spark)
+    for offset in range(8):
+        store.build(HISTORY_END - timedelta(days=offset))
+    store.refresh_training_set()
+    outcome = retrain_and_promote(spark, settings, store.table("training_set"))
+    return settings, store, outcome
+
+
+@pytest.fixture
+def lake_with_champion(trained, storage_root: Path):
+    """Settings for an empty lakehouse whose own MLflow registry already has the champion.
+
+    The registry database is copied (model artifacts stay where training wrote them), so a
+    test may promote, roll back or register versions without touching other tests.
+    """
+    from medallion.config import load_settings
+
+    source, _, _ = trained
+    registry = storage_root / "mlflow.db"
+    shutil.copyfile(source.storage.root_path / "mlflow.db", registry)
+
+    def make(*overrides: str):
+        return load_settings(
+            environ={},
+            directory=REPO / "conf",
+            overrides=[
+                f"storage.root={storage_root}",
+                f"storage.tracking_uri=sqlite:///{registry}",
+                "datagen.cards=300",
+                *overrides,
+            ],
+        )
+
+    return make

@@ -36,6 +36,13 @@ def test_config_show_bogus_trigger_exits_2_with_one_line():
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_unknown_option_is_a_usage_error_not_a_traceback():
+    result = medallion("batch", "--no-such-option")
+    assert result.returncode == 2
+    assert "No such option: --no-such-option" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_unknown_env_variable_key_is_one_line():
     result = medallion("config", "show", env={"MEDALLION__STREAM__TRIGER__KIND": "once"})
     assert result.returncode == 2

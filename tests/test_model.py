@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pytest
@@ -10,31 +10,6 @@ import pytest
 from medallion.config import load_settings
 from medallion.errors import ModelNotReadyError
 from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def trained(spark, tmp_path_factory):
-    """Eight generated days through ingest and features; one good model trained and promoted."""
-    from medallion.datagen import generate_history
-    from medallion.featurestore import FeatureStore
-    from medallion.ingest import Ingestor
-    from medallion.model.lifecycle import retrain_and_promote
-
-    root = tmp_path_factory.mktemp("model") / "lake"
-    settings = load_settings(
-        environ={},
-        directory=REPO / "conf",
-        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60"],
-    )
-    end = date(2026, 11, 20)
-    generate_history(settings, days=8, events_per_day=1500, end_date=end, progress=False)
-    Ingestor(settings, spark).run_batch()
-    store = FeatureStore(settings, spark)
-    for offset in range(8):
-        store.build(end - timedelta(days=offset))
-    store.refresh_training_set()
-    outcome = retrain_and_promote(spark, settings, store.table("training_set"))
-    return settings, store, outcome
 
 
 def test_model_on_generated_data_passes_the_default_gate(trained):

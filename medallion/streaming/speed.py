@@ -5,8 +5,8 @@ Usage::
     from medallion.streaming.speed import SpeedLayer
 
     speed = SpeedLayer(settings, spark)
-    query = speed.start()          # trigger, source and sink from settings.stream
-    query.awaitTermination()
+    speed.run(timeout=60)          # trigger, source and sink from settings.stream
+    query = speed.start()          # or drive the StreamingQuery yourself, then speed.stopped()
 
 Micro-batch triggers write everything from foreachBatch through the Delta layer keyed by
 ``(query id, batch id)``: a batch replayed after a crash writes nothing twice. The champion
@@ -17,13 +17,14 @@ every row records the version that scored it.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion.bronze import read_landing
 from medallion.config import Settings
+from medallion.errors import StreamConfigError
 from medallion.features import build_features
 from medallion.ingest import Ingestor, checkpoint_query_id
 from medallion.predict import with_scores
@@ -34,7 +35,11 @@ from medallion.schemas import (
     STREAM_METRICS_SCHEMA,
 )
 from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
+from medallion.streaming.progress import BatchFigures, StreamProgress
+from medallion.streaming.run import BatchGate, run_until_stopped
 from medallion.tables import Lakehouse, Table
+
+ROWS_PER_SCORING_TASK = 50_000
 
 
 def canary_cards(card_id, fraction: float):
@@ -53,6 +58,7 @@ class SpeedLayer:
         check_connectors(spark, settings, self.plan)
         self.lake = Lakehouse(settings, spark)
         self._scorers: dict[str, object] = {}
+        self.gate = BatchGate()
 
     @property
     def checkpoint(self) -> str:
@@ -94,6 +100,10 @@ class SpeedLayer:
         self.scorer(self.settings.model.aliases.champion)  # fail before start if there is no champion
         self._tables = self.tables()
         self._ingestor = Ingestor(self.settings, self.spark)
+        self.progress = StreamProgress(
+            self.spark, self._tables["metrics"], self.settings.stream.query_name, self.log
+        ).attach()
+        Path(self.settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
         landed = read_landing(
             self.spark,
             self.settings.storage.landing_events,
@@ -103,18 +113,34 @@ class SpeedLayer:
         query = (
             landed.writeStream.queryName(self.settings.stream.query_name)
             .option("checkpointLocation", self.checkpoint)
-            .foreachBatch(self.score_batch)
+            .foreachBatch(self.gate.wrap(self.score_batch))
             .trigger(**self.plan.trigger_kwargs)
             .start()
         )
         self.log(f"[stream] started {self.settings.stream.query_name}: {self.plan.describe()}")
         return query
 
+    def run(self, timeout: float | None = None) -> None:
+        """Start the query and block until it ends, ``timeout`` passes, or SIGTERM / Ctrl-C."""
+        query = self.start()
+        try:
+            run_until_stopped(
+                query, timeout=timeout, log=self.log, gate=None if self.plan.continuous else self.gate
+            )
+        finally:
+            self.stopped()
+
+    def stopped(self) -> None:
+        """After the query stopped: let the listener write the last batches' metrics, then detach."""
+        progress = getattr(self, "progress", None)
+        if progress is not None:
+            progress.flush()
+            progress.detach()
+
     # ------------------------------------------------------------------ one micro-batch
 
     def score_batch(self, landed: DataFrame, batch_id: int) -> None:
-        """foreachBatch body; also callable directly on a static DataFrame of landed lines."""
-        started = time.monotonic()
+        """foreachBatch body: ingest, score with the champion, commit, record the batch's figures."""
         tables = self._tables
         app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
         txn = (app_id, batch_id)
@@ -122,36 +148,62 @@ class SpeedLayer:
         ingested = self._ingestor.process("events", landed.drop("landed_at"), app_id, batch_id)
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
-            rows = ingested.silver_rows
-            scored_rows = 0
-            latencies = (None, None)
-            if rows is not None and ingested.counts.silver > 0:
+            rows, counts = ingested.silver_rows, ingested.counts
+            scored_rows, latencies = 0, (None, None)
+            if rows is not None and counts.silver > 0:
                 profiles = (
                     self.lake.table("gold", "card_profiles").read()
                     if self.lake.exists("gold", "card_profiles")
                     else None
                 )
-                scored = self._score(rows, profiles, champion, batch_id, file_times)
-                scored = scored.persist()
-                scored_rows = scored.count()
-                tables["speed"].append(scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()), txn=txn)
-                self._upsert_serving(tables["serving"], scored.where(F.col("variant") == "champion"))
-                if self.settings.stream.challenger == "shadow":
-                    challenger = self.scorer(self.settings.model.aliases.challenger)
-                    shadow = self._score(
-                        rows, profiles, challenger, batch_id, file_times, variant="challenger"
-                    )
-                    tables["shadow"].append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn)
-                latencies = self._latency(scored)
-                scored.unpersist()
-            self._record_metrics(
-                tables["metrics"], batch_id, ingested.counts, scored_rows, started, latencies, champion, txn
+                scored = self._score(rows, profiles, champion, batch_id, file_times, counts.silver).persist()
+                try:
+                    # One job materialises the scores and the landing-time quantiles.
+                    landed_s = F.col("landed_at").cast("double")
+                    stats = scored.agg(
+                        F.count("*").alias("rows"),
+                        F.percentile_approx(landed_s, [0.5, 0.05], 1000).alias("landed"),
+                    ).first()
+                    scored_rows = stats.rows
+                    tables["speed"].append(scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()), txn=txn)
+                    # Canary rows are served too: that is what a canary is for.
+                    self._upsert_serving(tables["serving"], scored)
+                    committed = time.time()
+                    if stats.landed is not None:
+                        # now - quantile_p(landed) is the (1 - p) quantile of landed -> committed.
+                        latencies = tuple(max(0.0, committed - q) * 1000 for q in stats.landed)
+                    if self.settings.stream.challenger == "shadow":
+                        self._shadow(
+                            tables["shadow"], rows, profiles, batch_id, file_times, counts.silver, txn
+                        )
+                finally:
+                    scored.unpersist()
+            figures = BatchFigures(
+                counts.bronze,
+                scored_rows,
+                counts.quarantined,
+                counts.duplicates,
+                latencies[0],
+                latencies[1],
+                str(champion.version),
             )
+            if getattr(self, "progress", None) is not None:
+                self.progress.record(batch_id, figures, app_id)
         finally:
             ingested.release()
 
-    def _score(self, rows, profiles, scorer, batch_id, file_times, variant: str = "champion") -> DataFrame:
-        features = build_features(rows, profiles)
+    def _shadow(self, table: Table, rows, profiles, batch_id, file_times, silver: int, txn) -> None:
+        """The challenger scores the same rows beside the champion; never served."""
+        challenger = self.scorer(self.settings.model.aliases.challenger)
+        shadow = self._score(rows, profiles, challenger, batch_id, file_times, silver, variant="challenger")
+        table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn)
+
+    def _score(
+        self, rows, profiles, scorer, batch_id, file_times, silver: int, variant: str = "champion"
+    ) -> DataFrame:
+        # Each scoring task loads the model once: a small batch scores in few tasks.
+        tasks = max(1, min(self.spark.sparkContext.defaultParallelism, -(-silver // ROWS_PER_SCORING_TASK)))
+        features = build_features(rows, profiles).coalesce(tasks)
         threshold = self.settings.model.decision_threshold
         if variant == "champion" and self.settings.stream.challenger == "canary":
             challenger = self.scorer(self.settings.model.aliases.challenger)
@@ -165,10 +217,8 @@ class SpeedLayer:
             scored = scored.unionByName(canary)
         else:
             scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
-        meta = rows.select("event_id", "source_file", "ingested_at")
         return (
-            scored.join(meta, "event_id")
-            .join(F.broadcast(file_times), "source_file", "left")
+            scored.join(F.broadcast(file_times), "source_file", "left")
             .withColumn("scored_at", F.current_timestamp())
             .withColumn("batch_id", F.lit(batch_id).cast("long"))
         )
@@ -189,40 +239,6 @@ class SpeedLayer:
         # The batch layer is the truth: a speed row never replaces a batch row.
         serving.merge(rows, on="event_id", update_condition="target.source = 'speed'")
 
-    @staticmethod
-    def _latency(scored: DataFrame) -> tuple[float | None, float | None]:
-        now = datetime.now(UTC)
-        seconds = scored.select(
-            (F.lit(now).cast("double") - F.col("landed_at").cast("double")).alias("latency")
-        ).where("latency IS NOT NULL")
-        quantiles = seconds.approxQuantile("latency", [0.5, 0.95], 0.01)
-        if not quantiles:
-            return None, None
-        return quantiles[0] * 1000, quantiles[1] * 1000
-
-    def _record_metrics(
-        self, metrics: Table, batch_id, counts, scored_rows, started, latencies, champion, txn
-    ) -> None:
-        elapsed = time.monotonic() - started
-        row = (
-            self.settings.stream.query_name,
-            int(batch_id),
-            datetime.now(UTC),
-            int(counts.bronze),
-            (counts.bronze / elapsed) if elapsed > 0 else None,
-            int(elapsed * 1000),
-            latencies[0],
-            latencies[1],
-            int(counts.quarantined),
-            str(champion.version),
-        )
-        metrics.append(self.spark.createDataFrame([row], STREAM_METRICS_SCHEMA), txn=txn)
-        p95 = f"{latencies[1]:.0f} ms" if latencies[1] is not None else "-"
-        self.log(
-            f"[stream] batch {batch_id}: {counts.bronze} landed, {scored_rows} scored, {counts.quarantined} quarantined, "
-            f"{counts.duplicates} duplicates, p95 latency {p95}, {elapsed:.2f}s, model v{champion.version}"
-        )
-
     # ------------------------------------------------------------------ continuous
 
     def _start_continuous(self):
@@ -230,6 +246,13 @@ class SpeedLayer:
         from medallion.features import profile_lookup_features
 
         stream = self.settings.stream
+        cores = self.spark.sparkContext.defaultParallelism
+        if stream.source == "rate" and stream.rate.partitions >= cores:
+            # Continuous tasks never finish: with every core held, no other job ever runs.
+            raise StreamConfigError(
+                f"stream.rate.partitions={stream.rate.partitions} would hold all {cores} cores in continuous "
+                f"mode; set it below {cores} (or give Spark more cores)"
+            )
         champion = self.scorer(self.settings.model.aliases.champion)
         events = self._rate_events() if stream.source == "rate" else self._kafka_events()
         profiles = (
@@ -239,6 +262,8 @@ class SpeedLayer:
         )
         features = profile_lookup_features(events, profiles)
         scored = with_scores(features, champion, self.settings.model.decision_threshold)
+        if stream.sink == "kafka":
+            scored = scored.select(F.col("event_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
         writer = scored.writeStream.queryName(stream.query_name).trigger(**self.plan.trigger_kwargs)
         if stream.sink == "memory":
             writer = writer.format("memory")
@@ -251,8 +276,16 @@ class SpeedLayer:
                 .option("topic", stream.kafka.topic)
                 .option("checkpointLocation", self.checkpoint)
             )
-            scored = scored.select(F.col("event_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
-        query = writer.start()
+        # A pandas UDF fills an Arrow batch before it runs; in continuous mode rows trickle
+        # in, so a full-size batch would hold them back. The query clones the session's
+        # conf at start, so the smaller batch applies to this query only.
+        key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+        previous = self.spark.conf.get(key)
+        self.spark.conf.set(key, str(stream.continuous_arrow_batch_rows))
+        try:
+            query = writer.start()
+        finally:
+            self.spark.conf.set(key, previous)
         self.log(f"[stream] started {stream.query_name} (continuous): {self.plan.describe()}")
         return query
 
@@ -263,6 +296,7 @@ class SpeedLayer:
         rate = (
             self.spark.readStream.format("rate")
             .option("rowsPerSecond", self.settings.stream.rate.rows_per_second)
+            .option("numPartitions", self.settings.stream.rate.partitions)
             .load()
         )
         channels = F.array(*[F.lit(c) for c in CHANNELS])

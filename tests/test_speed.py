@@ -1,0 +1,177 @@
+"""The speed layer: streaming scoring over landed files, each trigger kind, stream == batch."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from medallion.datagen import generate_history
+from medallion.errors import StreamConfigError
+from medallion.streaming.speed import SpeedLayer
+from medallion.tables import Lakehouse
+
+DAY = date(2026, 11, 21)
+
+
+def _register_copy_as_champion(settings) -> str:
+    """A new registry version of the champion's model, made champion (a real promotion)."""
+    import mlflow
+
+    from medallion.model.registry import version_for
+    from medallion.model.tracking import configure
+
+    configure(settings)
+    client = mlflow.MlflowClient()
+    current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
+    new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
+    client.set_registered_model_alias(settings.model.name, "champion", new.version)
+    return str(new.version)
+
+
+def landed_lines(settings) -> int:
+    return sum(
+        len(path.read_text().splitlines()) for path in Path(settings.storage.landing_events).glob("*.jsonl")
+    )
+
+
+def test_available_now_scores_every_landed_event_once(spark, lake_with_champion):
+    settings = lake_with_champion("stream.trigger.kind=availableNow", "stream.max_files_per_trigger=3")
+    generate_history(settings, days=1, events_per_day=300, end_date=DAY, progress=False)
+    lines: list[str] = []
+    SpeedLayer(settings, spark, log=lines.append).run(timeout=180)
+
+    lake = Lakehouse(settings, spark)
+    assert lake.table("bronze", "events").read().count() == landed_lines(settings)
+    silver = lake.table("silver", "events").read()
+    speed_rows = lake.table("gold", "predictions_speed").read()
+    assert silver.count() > 250
+    assert speed_rows.count() == speed_rows.select("event_id").distinct().count() == silver.count()
+    assert speed_rows.join(silver, "event_id", "left_anti").count() == 0
+    assert speed_rows.where(F.col("score").isNull() | F.col("landed_at").isNull()).count() == 0
+    assert {r.variant for r in speed_rows.select("variant").distinct().collect()} == {"champion"}
+    serving = lake.table("gold", "predictions").read()
+    assert serving.count() == silver.count()
+    assert {r.source for r in serving.select("source").distinct().collect()} == {"speed"}
+
+    metrics = lake.table("gold", "stream_metrics").read().orderBy("batch_id").collect()
+    batches = [line for line in lines if line.startswith("[stream] batch ")]
+    assert len(metrics) == len(batches) >= 4  # 12 files, at most 3 per trigger
+    assert sum(m.input_rows for m in metrics) == landed_lines(settings)
+    assert sum(m.quarantined for m in metrics) == lake.table("silver", "quarantine").read().count()
+    assert all(m.latency_p95_ms >= m.latency_p50_ms >= 0 and m.model_version == "1" for m in metrics)
+
+
+def test_processing_time_scores_new_files_and_switches_model_on_promotion(spark, lake_with_champion):
+    settings = lake_with_champion(
+        "stream.trigger.kind=processingTime", "stream.trigger.interval=1 second", "datagen.files_per_day=2"
+    )
+    lines: list[str] = []
+    speed = SpeedLayer(settings, spark, log=lines.append)
+    query = speed.start()
+    try:
+        generate_history(settings, days=1, events_per_day=120, end_date=DAY, progress=False)
+        query.processAllAvailable()
+        promoted = _register_copy_as_champion(settings)
+        generate_history(
+            settings, days=1, events_per_day=120, end_date=DAY + timedelta(days=1), progress=False
+        )
+        query.processAllAvailable()
+    finally:
+        query.stop()
+        speed.stopped()
+
+    speed_rows = Lakehouse(settings, spark).table("gold", "predictions_speed").read()
+    versions = {
+        (r.day, r.model_version)
+        for r in speed_rows.select(F.substring("event_id", 5, 8).alias("day"), "model_version")
+        .distinct()
+        .collect()
+    }
+    assert versions == {("20261121", "1"), ("20261122", promoted)}
+    assert speed_rows.count() == speed_rows.select("event_id").distinct().count()
+    assert any(f"champion is fraud_model v{promoted}" in line for line in lines)
+
+
+def test_stream_scores_equal_batch_scores(spark, lake_with_champion):
+    """The same events and model give the same score in the speed and the batch layer."""
+    from medallion.batch import NightlyBatch
+    from medallion.featurestore import FeatureStore
+    from medallion.ingest import Ingestor
+
+    settings = lake_with_champion("stream.trigger.kind=availableNow", "datagen.late_fraction=0")
+    generate_history(settings, days=3, events_per_day=300, end_date=DAY - timedelta(days=1), progress=False)
+    Ingestor(settings, spark).run_batch()
+    FeatureStore(settings, spark).build(DAY - timedelta(days=1))  # profiles for DAY, as a night leaves them
+    generate_history(settings, days=1, events_per_day=300, end_date=DAY, seed=7, progress=False)
+    SpeedLayer(settings, spark, log=lambda _: None).run(timeout=180)
+    NightlyBatch(settings, spark).run(DAY, ingest=False, reconcile=False)
+
+    lake = Lakehouse(settings, spark)
+    speed = lake.table("gold", "predictions_speed").read().select("event_id", F.col("score").alias("speed"))
+    batch = lake.table("gold", "predictions_batch").read().where(F.col("event_date") == DAY)
+    both = batch.select("event_id", F.col("score").alias("batch")).join(speed, "event_id").toPandas()
+    assert len(both) == batch.count() > 250
+    np.testing.assert_allclose(both["speed"], both["batch"], atol=1e-9)
+
+
+def test_continuous_trigger_scores_rate_rows_into_memory(spark, lake_with_champion):
+    settings = lake_with_champion(
+        "stream.source=rate",
+        "stream.sink=memory",
+        "stream.trigger.kind=continuous",
+        "stream.trigger.interval=1 second",
+        "stream.query_name=continuous_scores",
+        "stream.rate.rows_per_second=20",
+    )
+    lines: list[str] = []
+    speed = SpeedLayer(settings, spark, log=lines.append)
+    query = speed.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and spark.table("continuous_scores").count() < 20:
+            time.sleep(1)
+    finally:
+        query.stop()
+    scored = spark.table("continuous_scores")
+    assert scored.count() >= 20
+    assert scored.where(F.col("score").isNull() | ~F.col("score").between(0, 1)).count() == 0
+    assert {r.model_version for r in scored.select("model_version").distinct().collect()} == {"1"}
+    assert any("continuous mode" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["stream.trigger.kind=continuous", "stream.trigger.interval=1 second"],
+            "continuous cannot read stream.source=files",
+        ),
+        (
+            ["stream.trigger.kind=continuous", "stream.source=rate", "stream.trigger.interval=1 second"],
+            "continuous cannot write stream.sink=delta",
+        ),
+        (["stream.source=kafka", "stream.kafka.topic=events"], "needs stream.kafka.bootstrap_servers"),
+        (
+            ["stream.source=kafka", "stream.kafka.topic=events", "stream.kafka.bootstrap_servers=k:9092"],
+            "add org.apache.spark:spark-sql-kafka-0-10",
+        ),
+    ],
+)
+def test_rejected_combinations_end_before_start_in_one_line(spark, settings, overrides, message):
+    from medallion.config import load_settings
+    from tests.conftest import REPO
+
+    bad = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={settings.storage.root}", *overrides],
+    )
+    with pytest.raises(StreamConfigError, match=message) as err:
+        SpeedLayer(bad, spark)
+    assert "\n" not in str(err.value)
+    assert not spark.streams.active
