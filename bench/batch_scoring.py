@@ -1,0 +1,138 @@
+"""Batch scoring: the champion through mlflow's spark_udf against in-process pandas predict.
+
+A champion is trained on a small generated history; its gold features are repeated to N
+rows (default 2M). In the same run:
+
+- scoring step: ``with_scores`` (spark_udf, Arrow batches) over the cached features,
+  against ``model.predict`` on the same rows already in a pandas frame;
+- whole night: read features from Delta, score, write gold.predictions_batch, against
+  pandas reading the same rows from parquet, predicting and writing parquet.
+
+    .venv/bin/python bench/batch_scoring.py --rows 2000000
+
+Targets (issue 8): scoring step >= 0.8x the in-process throughput; whole night >= 0.5x the
+pandas night. Last line JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import settings_for, train_champion
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    args = parser.parse_args()
+
+    import mlflow
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from medallion.model.scoring import load_champion
+    from medallion.predict import with_scores
+    from medallion.schemas import FEATURE_COLUMNS, PREDICTIONS_BATCH_SCHEMA
+    from medallion.spark import get_spark
+    from medallion.tables import Lakehouse
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    try:
+        settings = settings_for(workdir)
+        spark = get_spark(settings)
+        print("training a champion on a small history ...", flush=True)
+        train_champion(spark, workdir)
+        lake = Lakehouse(settings, spark)
+        sample = lake.table("gold", "features").read()
+        copies = -(-args.rows // sample.count())
+        features = (
+            sample.crossJoin(spark.range(copies).withColumnRenamed("id", "copy"))
+            .withColumn("event_id", F.concat_ws("-", "event_id", F.col("copy").cast("string")))
+            .drop("copy")
+            .limit(args.rows)
+        )
+        bench_features = lake.create("bench", "features", features.schema, partition_by=["event_date"])
+        bench_features.overwrite(features)
+        rows = bench_features.read().count()
+        parquet = str(workdir / "features.parquet")
+        bench_features.read().select("event_id", "event_date", *FEATURE_COLUMNS).write.parquet(parquet)
+        print(f"{rows:,} feature rows", flush=True)
+
+        scorer = load_champion(spark, settings)
+        threshold = settings.model.decision_threshold
+        model = mlflow.pyfunc.load_model(f"models:/{settings.model.name}/{scorer.version}")
+
+        # Scoring step: both sides start from rows already in memory.
+        cached = bench_features.read().select("event_id", "event_date", *FEATURE_COLUMNS).cache()
+        cached.count()
+        started = time.perf_counter()
+        with_scores(cached, scorer, threshold).agg(F.sum("score")).collect()
+        udf_s = time.perf_counter() - started
+        frame = pd.read_parquet(parquet)
+        started = time.perf_counter()
+        model.predict(frame[list(FEATURE_COLUMNS)])
+        inprocess_s = time.perf_counter() - started
+        cached.unpersist()
+
+        # Whole night: read, score, write.
+        predictions = lake.create(
+            "bench", "predictions_batch", PREDICTIONS_BATCH_SCHEMA, partition_by=["event_date"]
+        )
+        started = time.perf_counter()
+        scored = (
+            with_scores(bench_features.read(), scorer, threshold)
+            .withColumn("feature_version", F.lit(bench_features.version()).cast("long"))
+            .withColumn("scored_at", F.current_timestamp())
+            .select(*PREDICTIONS_BATCH_SCHEMA.fieldNames())
+        )
+        predictions.overwrite(scored)
+        night_s = time.perf_counter() - started
+        started = time.perf_counter()
+        frame = pd.read_parquet(parquet)
+        frame["score"] = model.predict(frame[list(FEATURE_COLUMNS)])
+        frame["decision"] = frame["score"] >= threshold
+        frame[["event_id", "event_date", "score", "decision"]].to_parquet(
+            workdir / "pandas_predictions.parquet"
+        )
+        pandas_night_s = time.perf_counter() - started
+
+        step_ratio = inprocess_s / udf_s
+        night_ratio = pandas_night_s / night_s
+        print(
+            f"scoring step  spark_udf {udf_s:7.1f}s ({rows / udf_s:,.0f} rows/s)   in-process predict {inprocess_s:7.1f}s"
+        )
+        print(
+            f"whole night   medallion {night_s:7.1f}s ({rows / night_s:,.0f} rows/s)   pandas + parquet {pandas_night_s:7.1f}s"
+        )
+        print(
+            f"throughput ratios: scoring step {step_ratio:.2f} (target >= 0.8), night {night_ratio:.2f} (>= 0.5)"
+        )
+        print(
+            json.dumps(
+                {
+                    "bench": "batch_scoring",
+                    "metric": "udf_throughput_vs_in_process_predict",
+                    "ratio": round(step_ratio, 3),
+                    "target": ">= 0.8",
+                    "ok": step_ratio >= 0.8 and night_ratio >= 0.5,
+                    "night_ratio": round(night_ratio, 3),
+                    "night_target": ">= 0.5",
+                    "rows": rows,
+                    "udf_rows_per_s": round(rows / udf_s),
+                    "night_rows_per_s": round(rows / night_s),
+                }
+            )
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
