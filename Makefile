@@ -32,13 +32,11 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The lambda loop as far as it is built: environment checks, landing zone, bronze/silver/gold.
+# The whole lambda loop on generated data: 14 days of history, the nights, a minute of live
+# stream, reconcile, a summary table and reports/run-<timestamp>.html under the storage root.
 demo: setup
 	$(BIN)/medallion --env $(CONF) doctor
-	$(BIN)/medallion --env $(CONF) config show --explain
-	$(BIN)/medallion --env $(CONF) datagen --days 14 --events-per-day 500
-	$(BIN)/medallion --env $(CONF) ingest --mode batch
-	$(BIN)/medallion --env $(CONF) features
+	$(BIN)/medallion --env $(CONF) demo
 	$(BIN)/medallion --env $(CONF) status
 
 bench: setup

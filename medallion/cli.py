@@ -132,7 +132,7 @@ def _spark(settings: Settings):
 def _table(title: str, columns: list[str], rows) -> RichTable:
     table = RichTable(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*[str(value) for value in row])
     return table
@@ -426,6 +426,45 @@ def status(env: EnvOption = None, set_: SetOption = None) -> None:
             [(s.query, "-" if s.last_batch is None else s.last_batch, s.last_commit) for s in streams],
         )
     )
+
+
+@app.command()
+def report(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    output: Annotated[
+        str | None, typer.Option(help="folder for the HTML file (default: <storage.root>/reports)")
+    ] = None,
+) -> None:
+    """Write the HTML run report: layers, model curves, batch/speed agreement, stream, drift."""
+    from medallion.report import RunReport
+
+    settings = settings_from(env, set_)
+    path = RunReport(settings, _spark(settings)).build().write(output)
+    console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def demo(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    days: Annotated[int | None, typer.Option(help="days of history (default: datagen.days)")] = None,
+    stream_seconds: Annotated[
+        float, typer.Option("--stream-seconds", help="how long live events drip")
+    ] = 60.0,
+) -> None:
+    """The whole lambda loop on generated data: history, nights, live stream, reconcile, report."""
+    from medallion.demo import run_demo
+
+    settings = settings_from(env, set_)
+    summary = run_demo(
+        settings,
+        _spark(settings),
+        days=days,
+        stream_seconds=stream_seconds,
+        log=lambda line: console.print(line, highlight=False, markup=False),
+    )
+    console.print(_table("medallion demo", ["section", "item", "value"], summary.rows))
 
 
 def main(argv: list[str] | None = None) -> int:

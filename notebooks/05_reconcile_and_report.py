@@ -23,6 +23,6 @@ print(audit.figures)
 
 # COMMAND ----------
 
-from medallion.report import write_report
+from medallion.report import RunReport
 
-print("report:", write_report(ctx.settings, ctx.spark))
+print("report:", RunReport(ctx.settings, ctx.spark).build().write())

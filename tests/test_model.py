@@ -97,3 +97,51 @@ def test_nightly_batch_replaces_its_day_and_reconciles(trained, spark):
     assert serving.count() == first.scored
     assert {row.source for row in serving.select("source").distinct().collect()} == {"batch"}
     assert NightlyBatch(settings, spark).run(date(2030, 1, 1), ingest=False).no_events
+
+
+def test_pyfunc_predictions_equal_the_sklearn_pipeline(trained):
+    """What the registry serves is the pipeline's predict_proba[:, 1], nothing added or lost."""
+    import mlflow
+
+    from medallion.model.registry import version_for
+    from medallion.schemas import FEATURE_COLUMNS
+
+    settings, store, _ = trained
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model.name}/{version_for(settings, 'champion')}")
+    frame = store.table("features").read().orderBy("event_id").limit(300).toPandas()[list(FEATURE_COLUMNS)]
+    pipeline = model.unwrap_python_model().pipeline
+    np.testing.assert_allclose(
+        model.predict(frame).to_numpy(), pipeline.predict_proba(frame)[:, 1], atol=1e-12
+    )
+
+
+def test_champion_with_another_signature_is_one_line(spark, lake_with_champion):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from medallion.model.registry import version_for
+    from medallion.model.scoring import load_champion
+    from medallion.model.tracking import configure
+    from medallion.schemas import FEATURE_COLUMNS
+
+    settings = lake_with_champion()
+    configure(settings)
+    champion = mlflow.pyfunc.load_model(f"models:/{settings.model.name}/{version_for(settings, 'champion')}")
+    example = champion.input_example.drop(columns=[FEATURE_COLUMNS[0]]).assign(legacy_score=0.5)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=champion.unwrap_python_model(),
+            signature=infer_signature(example, example["legacy_score"]),
+            registered_model_name=settings.model.name,
+        )
+    mlflow.MlflowClient().set_registered_model_alias(
+        settings.model.name, "champion", info.registered_model_version
+    )
+
+    with pytest.raises(ModelNotReadyError) as err:
+        load_champion(spark, settings)
+    assert str(err.value) == (
+        f"fraud_model v{info.registered_model_version} does not take the gold features "
+        f"(missing ['{FEATURE_COLUMNS[0]}'], unexpected ['legacy_score']): retrain with medallion train"
+    )

@@ -18,8 +18,8 @@ from medallion.tables import Lakehouse
 DAY = date(2026, 11, 21)
 
 
-def _register_copy_as_champion(settings) -> str:
-    """A new registry version of the champion's model, made champion (a real promotion)."""
+def _register_copy_as(settings, alias: str) -> str:
+    """A new registry version of the champion's model under ``alias`` (a real promotion)."""
     import mlflow
 
     from medallion.model.registry import version_for
@@ -29,7 +29,7 @@ def _register_copy_as_champion(settings) -> str:
     client = mlflow.MlflowClient()
     current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
     new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
-    client.set_registered_model_alias(settings.model.name, "champion", new.version)
+    client.set_registered_model_alias(settings.model.name, alias, new.version)
     return str(new.version)
 
 
@@ -76,7 +76,7 @@ def test_processing_time_scores_new_files_and_switches_model_on_promotion(spark,
     try:
         generate_history(settings, days=1, events_per_day=120, end_date=DAY, progress=False)
         query.processAllAvailable()
-        promoted = _register_copy_as_champion(settings)
+        promoted = _register_copy_as(settings, "champion")
         generate_history(
             settings, days=1, events_per_day=120, end_date=DAY + timedelta(days=1), progress=False
         )
@@ -175,3 +175,47 @@ def test_rejected_combinations_end_before_start_in_one_line(spark, settings, ove
         SpeedLayer(bad, spark)
     assert "\n" not in str(err.value)
     assert not spark.streams.active
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+def test_challenger_in_the_stream_shadow_never_served_canary_served_for_its_cards(
+    spark, lake_with_champion, mode
+):
+    settings = lake_with_champion(
+        "stream.trigger.kind=availableNow",
+        f"stream.challenger={mode}",
+        "stream.canary_fraction=0.5",
+        "datagen.files_per_day=2",
+    )
+    challenger = _register_copy_as(settings, "challenger")
+    generate_history(settings, days=1, events_per_day=150, end_date=DAY, progress=False)
+    SpeedLayer(settings, spark, log=lambda _: None).run(timeout=180)
+
+    lake = Lakehouse(settings, spark)
+    silver = lake.table("silver", "events").read()
+    speed = lake.table("gold", "predictions_speed").read()
+    serving = lake.table("gold", "predictions").read()
+    by_variant = {
+        r.variant: (r.model_version, r["count"])
+        for r in speed.groupBy("variant", "model_version").count().collect()
+    }
+    if mode == "shadow":
+        shadow = lake.table("gold", "predictions_shadow").read()
+        assert shadow.count() == silver.count()
+        assert {r.model_version for r in shadow.select("model_version").distinct().collect()} == {challenger}
+        assert by_variant == {"champion": ("1", silver.count())}
+        assert serving.where(F.col("model_version") == challenger).count() == 0
+    else:
+        from medallion.streaming.speed import canary_cards
+
+        on_canary = silver.where(canary_cards(F.col("card_id"), 0.5)).count()
+        assert 0 < on_canary < silver.count()
+        assert by_variant == {
+            "champion": ("1", silver.count() - on_canary),
+            "challenger": (challenger, on_canary),
+        }
+        assert serving.where(F.col("model_version") == challenger).count() == on_canary
+        assert (
+            not lake.exists("gold", "predictions_shadow")
+            or lake.table("gold", "predictions_shadow").read().count() == 0
+        )

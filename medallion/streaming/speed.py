@@ -66,16 +66,18 @@ class SpeedLayer:
 
     def tables(self) -> dict[str, Table]:
         lake = self.lake
-        return {
+        tables = {
             "speed": lake.create(
                 "gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]
-            ),
-            "shadow": lake.create(
-                "gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]
             ),
             "serving": lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"]),
             "metrics": lake.create("gold", "stream_metrics", STREAM_METRICS_SCHEMA),
         }
+        if self.settings.stream.challenger == "shadow":
+            tables["shadow"] = lake.create(
+                "gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]
+            )
+        return tables
 
     # ------------------------------------------------------------------ models
 
