@@ -84,9 +84,16 @@ def build_inputs(spark, reconciler, events: int) -> None:
             F.current_timestamp().alias("scored_at"),
             (F.col("id") % 500).alias("batch_id"),
         )
-        # One in fifty scored by the previous model, a little differently.
-        .withColumn(
-            "score", F.when(F.col("event_id").endswith("7"), F.col("score") * 0.9).otherwise(F.col("score"))
+        # One in ten scored by the previous model, a little differently.
+        .withColumns(
+            {
+                "score": F.when(F.col("event_id").endswith("7"), F.col("score") * 0.9).otherwise(
+                    F.col("score")
+                ),
+                "model_version": F.when(F.col("event_id").endswith("7"), "1").otherwise(
+                    F.col("model_version")
+                ),
+            }
         )
     )
     speed = spark.createDataFrame(speed.rdd, PREDICTIONS_SPEED_SCHEMA)

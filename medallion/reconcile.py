@@ -175,48 +175,40 @@ class Reconciler:
         return [self.run(first + timedelta(days=offset)) for offset in range(days + 1)]
 
     def _update_serving(self, compared: DataFrame) -> None:
+        """One merge: batch rows replace, speed-only rows fill gaps, rejected speed rows go."""
         now = F.current_timestamp()
-        from_batch = compared.where(F.col("batch_score").isNotNull()).select(
+        has_batch = F.col("batch_score").isNotNull()
+
+        def pick(batch_column: str, speed_column: str):
+            return F.when(has_batch, F.col(batch_column)).otherwise(F.col(speed_column))
+
+        rows = compared.where(has_batch | F.col("outcome").isin("speed_only", "rejected")).select(
             "event_id",
             "event_date",
-            F.col("batch_score").alias("score"),
-            F.col("batch_decision").alias("decision"),
-            F.col("batch_version").alias("model_version"),
-            F.lit("batch").alias("source"),
-            F.col("speed_score").isNull().alias("missing_in_speed"),
-            F.col("batch_scored_at").alias("scored_at"),
+            pick("batch_score", "speed_score").alias("score"),
+            pick("batch_decision", "speed_decision").alias("decision"),
+            pick("batch_version", "speed_version").alias("model_version"),
+            F.when(has_batch, "batch")
+            .when(F.col("outcome") == "rejected", "rejected")
+            .otherwise("speed")
+            .alias("source"),
+            (has_batch & F.col("speed_score").isNull()).alias("missing_in_speed"),
+            pick("batch_scored_at", "speed_scored_at").alias("scored_at"),
             now.alias("updated_at"),
         )
-        from_speed = compared.where(F.col("outcome") == "speed_only").select(
-            "event_id",
-            "event_date",
-            F.col("speed_score").alias("score"),
-            F.col("speed_decision").alias("decision"),
-            F.col("speed_version").alias("model_version"),
-            F.lit("speed").alias("source"),
-            F.lit(False).alias("missing_in_speed"),
-            F.col("speed_scored_at").alias("scored_at"),
-            now.alias("updated_at"),
-        )
-        # Batch rows replace whatever is there; speed rows only fill gaps. The update
-        # condition skips rows already equal, so a re-run commits no changes.
+        # Batch rows replace whatever is there, skipping rows already equal so a re-run
+        # commits no changes; speed rows only fill gaps; a speed row whose event silver
+        # rejected (marked source = 'rejected' here, never inserted) leaves serving.
         self.serving.merge(
-            from_batch,
+            rows,
             on="event_id",
+            delete_condition="source.source = 'rejected' AND target.source = 'speed'",
             update_condition=(
-                "target.source <> 'batch' OR target.score <> source.score "
-                "OR target.model_version <> source.model_version OR target.missing_in_speed <> source.missing_in_speed"
+                "source.source = 'batch' AND (target.source <> 'batch' OR target.score <> source.score "
+                "OR target.model_version <> source.model_version OR target.missing_in_speed <> source.missing_in_speed)"
             ),
+            insert_condition="source.source <> 'rejected'",
         )
-        self.serving.merge(from_speed, on="event_id", update=False)
-        rejected = [
-            row.event_id
-            for row in compared.where(F.col("outcome") == "rejected").select("event_id").collect()
-        ]
-        if rejected:
-            # Rejections are the quarantined or duplicated few, so an IN list stays small.
-            ids = ", ".join("'" + event_id.replace("'", "''") + "'" for event_id in rejected)
-            self.serving.delete(f"event_id IN ({ids}) AND source = 'speed'")
 
     def _write_audit(self, figures: dict[str, object]) -> None:
         figured = StructType([f for f in RECONCILIATION_AUDIT_SCHEMA.fields if f.name != "reconciled_at"])

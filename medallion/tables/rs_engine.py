@@ -311,6 +311,8 @@ class RsTable(Table, engine="rs"):
         insert: bool = True,
         update_condition: str | None = None,
         txn: Txn | None = None,
+        insert_condition: str | None = None,
+        delete_condition: str | None = None,
     ) -> dict[str, int]:
         """Upsert through delta-rs: ``source`` is collected to the driver as Arrow.
 
@@ -328,8 +330,8 @@ class RsTable(Table, engine="rs"):
             raise SchemaMismatchError(
                 f"merge into {self.path}: key column(s) {', '.join(unknown)} not in the table"
             )
-        nothing = {"inserted": 0, "updated": 0}
-        if not (update or insert):
+        nothing = {"inserted": 0, "updated": 0, "deleted": 0}
+        if not (update or insert or delete_condition):
             return nothing
 
         def attempt() -> dict[str, int]:
@@ -353,14 +355,17 @@ class RsTable(Table, engine="rs"):
                     streamed_exec=False,
                     commit_properties=CommitProperties(max_commit_retries=0, app_transactions=apps),
                 )
+                if delete_condition:
+                    merger = merger.when_matched_delete(predicate=delete_condition)
                 if update:
                     merger = merger.when_matched_update_all(predicate=update_condition)
                 if insert:
-                    merger = merger.when_not_matched_insert_all()
+                    merger = merger.when_not_matched_insert_all(predicate=insert_condition)
                 metrics = merger.execute()
             return {
                 "inserted": int(metrics.get("num_target_rows_inserted", 0)),
                 "updated": int(metrics.get("num_target_rows_updated", 0)),
+                "deleted": int(metrics.get("num_target_rows_deleted", 0)),
             }
 
         return self._retrying("merge", attempt, CommitFailedError)

@@ -190,13 +190,15 @@ class SparkTable(Table, engine="spark"):
         insert: bool = True,
         update_condition: str | None = None,
         txn: Txn | None = None,
+        insert_condition: str | None = None,
+        delete_condition: str | None = None,
     ) -> dict[str, int]:
         from delta.exceptions import DeltaConcurrentModificationException
 
         keys = [on] if isinstance(on, str) else list(on)
         source = self._conform(source, merge_schema=False)
-        nothing = {"inserted": 0, "updated": 0}
-        if not (update or insert):
+        nothing = {"inserted": 0, "updated": 0, "deleted": 0}
+        if not (update or insert or delete_condition):
             return nothing
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
 
@@ -204,10 +206,12 @@ class SparkTable(Table, engine="spark"):
             if self._already_committed(txn):
                 return nothing
             builder = self._delta().alias("target").merge(source.alias("source"), condition)
+            if delete_condition:
+                builder = builder.whenMatchedDelete(condition=delete_condition)
             if update:
                 builder = builder.whenMatchedUpdateAll(condition=update_condition)
             if insert:
-                builder = builder.whenNotMatchedInsertAll()
+                builder = builder.whenNotMatchedInsertAll(condition=insert_condition)
             with self._dml_txn(txn), _translated(self.path):
                 metrics = builder.execute().first()
             if metrics is None:
@@ -215,6 +219,7 @@ class SparkTable(Table, engine="spark"):
             return {
                 "inserted": int(metrics["num_inserted_rows"]),
                 "updated": int(metrics["num_updated_rows"]),
+                "deleted": int(metrics["num_deleted_rows"]),
             }
 
         return self._retrying("merge", attempt, DeltaConcurrentModificationException)

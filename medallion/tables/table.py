@@ -191,12 +191,16 @@ class Table(abc.ABC):
         insert: bool = True,
         update_condition: str | None = None,
         txn: Txn | None = None,
+        insert_condition: str | None = None,
+        delete_condition: str | None = None,
     ) -> dict[str, int]:
         """Upsert ``source`` into the table on equal ``on`` keys.
 
-        Matched rows are updated with every source column (only where ``update_condition``
-        holds, if given; it may name ``target.<col>`` and ``source.<col>``), unmatched rows
-        are inserted. Returns ``{"inserted": n, "updated": m}``.
+        Matched rows are deleted where ``delete_condition`` holds (if given), else updated
+        with every source column (only where ``update_condition`` holds, if given);
+        unmatched rows are inserted (only where ``insert_condition`` holds, if given).
+        Conditions may name ``target.<col>`` and ``source.<col>``. Returns
+        ``{"inserted": n, "updated": m, "deleted": d}``.
 
         Example::
 

@@ -61,7 +61,11 @@ def test_txn_makes_writes_idempotent(events, frame):
     assert events.append(frame(range(3)), txn=("app", 5)) is False
     assert events.append(frame(range(3)), txn=("app", 4)) is False  # older versions too
     assert events.overwrite(frame(range(9)), txn=("app", 5)) is False
-    assert events.merge(frame(range(9)), on="event_id", txn=("app", 3)) == {"inserted": 0, "updated": 0}
+    assert events.merge(frame(range(9)), on="event_id", txn=("app", 3)) == {
+        "inserted": 0,
+        "updated": 0,
+        "deleted": 0,
+    }
     assert events.read().count() == 3
     assert events.last_txn_version("app") == 5
     assert events.last_txn_version("other") is None
@@ -101,17 +105,34 @@ def test_overwrite_where_on_a_data_column_rewrites_only_matching_rows(events, fr
 def test_merge_upserts_and_conditional_update(events, frame):
     events.append(frame(range(3), n=1))
     metrics = events.merge(frame(range(1, 5), n=2), on="event_id")
-    assert metrics == {"inserted": 2, "updated": 2}
+    assert metrics == {"inserted": 2, "updated": 2, "deleted": 0}
     assert {r.event_id: r.n for r in events.read().collect()} == {"e0": 1, "e1": 2, "e2": 2, "e3": 2, "e4": 2}
     # Only rows whose target n is 1 may be updated; inserts still happen.
     metrics = events.merge(
         frame([0, 1, 9], n=3), on=["event_id", "event_date"], update_condition="target.n = 1"
     )
-    assert metrics == {"inserted": 1, "updated": 1}
+    assert metrics == {"inserted": 1, "updated": 1, "deleted": 0}
     got = {r.event_id: r.n for r in events.read().collect()}
     assert got["e0"] == 3 and got["e1"] == 2 and got["e9"] == 3
-    assert events.merge(frame([2, 50]), on="event_id", update=False) == {"inserted": 1, "updated": 0}
+    assert events.merge(frame([2, 50]), on="event_id", update=False) == {
+        "inserted": 1,
+        "updated": 0,
+        "deleted": 0,
+    }
     assert events.read().count() == 7
+
+
+def test_merge_deletes_and_inserts_only_where_their_conditions_hold(events, frame):
+    events.append(frame(range(4), n=1))
+    metrics = events.merge(
+        frame([0, 1, 8, 9], n=5),
+        on="event_id",
+        delete_condition="source.event_id IN ('e0', 'e8')",
+        update_condition="target.n = 1",
+        insert_condition="source.event_id <> 'e8'",
+    )
+    assert metrics == {"inserted": 1, "updated": 1, "deleted": 1}
+    assert {r.event_id: r.n for r in events.read().collect()} == {"e1": 5, "e2": 1, "e3": 1, "e9": 5}
 
 
 def test_delete_returns_rows_deleted(events, frame):
@@ -198,8 +219,8 @@ def test_conflicting_merges_retry_then_both_land(events, frame):
     time.sleep(0.5)
     results["fast"] = events.merge(frame([1, 11], n=2), on="event_id")
     worker.join()
-    assert results["fast"] == {"inserted": 1, "updated": 1}
-    assert results["slow"] == {"inserted": 1, "updated": 1}
+    assert results["fast"] == {"inserted": 1, "updated": 1, "deleted": 0}
+    assert results["slow"] == {"inserted": 1, "updated": 1, "deleted": 0}
     got = {r.event_id: r.n for r in events.read().collect()}
     assert got == {"e0": 1, "e1": 2, "e2": 0, "e10": 1, "e11": 2}
 
