@@ -108,6 +108,7 @@ def run_bare(spark, root: Path, rate: float, seconds: float) -> dict[str, float]
         .trigger(processingTime=TRIGGER)
         .start()
     )
+    query.processAllAvailable()  # warm: the first (empty) batch has run before events drip
     dripper = drip(root, rate, seconds)
     dripper.wait()
     query.processAllAvailable()
@@ -139,6 +140,7 @@ def run_medallion(spark, root: Path, registry: Path, rate: float, seconds: float
     speed = SpeedLayer(settings, spark, log=lambda line: None)
     query = speed.start()
     try:
+        query.processAllAvailable()  # warm: model loaded, first (empty) batch done
         dripper = drip(root, rate, seconds)
         dripper.wait()
         query.processAllAvailable()

@@ -90,8 +90,11 @@ def compare(batch: DataFrame, speed: DataFrame, silver_ids: DataFrame, tolerance
     ).drop("speed_event_date")
 
 
-def audit_row(compared: DataFrame, batch_ran: bool) -> dict[str, object]:
-    """Count the outcomes of :func:`compare` into the figures of one audit row."""
+def audit_row(compared: DataFrame, batch_ran: bool | None = None) -> dict[str, object]:
+    """Count the outcomes of :func:`compare` into the figures of one audit row.
+
+    ``batch_ran``: whether the night has scored this date; by default, whether it has batch rows.
+    """
     row = compared.agg(
         F.count(F.col("batch_score")).alias("batch_rows"),
         F.count(F.col("speed_score")).alias("speed_rows"),
@@ -113,6 +116,8 @@ def audit_row(compared: DataFrame, batch_ran: bool) -> dict[str, object]:
     figures = {key: (row[key] or 0) for key in row.asDict() if key not in ("mean_abs_diff", "max_abs_diff")}
     figures["rejected_speed"] = figures.pop("rejected")
     # Once the night has run, an event only the stream scored landed after it: a late arrival.
+    if batch_ran is None:
+        batch_ran = figures["batch_rows"] > 0
     figures["late_arrivals"] = figures["speed_only"] if batch_ran else 0
     figures["mean_abs_diff"] = row["mean_abs_diff"]
     figures["max_abs_diff"] = row["max_abs_diff"]
@@ -161,8 +166,7 @@ class Reconciler:
         silver_ids = self.silver.read().where(on_day).select("event_id")
         compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance).persist()
         try:
-            batch_ran = compared.where(F.col("batch_score").isNotNull()).limit(1).count() > 0
-            figures = audit_row(compared, batch_ran)
+            figures = audit_row(compared)
             self._update_serving(compared)
         finally:
             compared.unpersist()

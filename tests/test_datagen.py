@@ -7,8 +7,11 @@ import threading
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 from medallion.config import load_settings
 from medallion.datagen import MALFORMED_KINDS, follow, generate_history
+from medallion.schemas import RISKY_CATEGORIES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -81,3 +84,66 @@ def test_follow_writes_files_until_stopped(tmp_path):
     summary = follow(conf, rate=20, stop=stop)
     assert summary.files >= 2
     assert len(landed(conf.storage.landing_events)) == summary.files
+
+
+def generated_events(conf, days: int, per_day: int):
+    """The generated events with their labels and hand-made fraud traits, as pandas."""
+    import pandas as pd
+
+    generate_history(conf, days=days, events_per_day=per_day, end_date=date(2026, 11, 20), progress=False)
+    events = pd.DataFrame(
+        [
+            json.loads(line)
+            for content in landed(conf.storage.landing_events).values()
+            for line in content.decode().splitlines()
+        ]
+    ).drop_duplicates("event_id")
+    labels = pd.DataFrame(
+        [
+            json.loads(line)
+            for content in landed(conf.storage.landing_labels).values()
+            for line in content.decode().splitlines()
+        ]
+    )
+    latest = labels.sort_values("labeled_at").drop_duplicates("event_id", keep="last")
+    events = events.merge(latest[["event_id", "is_fraud"]], on="event_id")
+    at = pd.to_datetime(events["event_ts"], utc=True, format="ISO8601")
+    home = events.groupby("card_id")["country"].agg(lambda c: c.value_counts().index[0])
+    usual = events.groupby("card_id")["amount"].median()
+    ratio = events["amount"] / events["card_id"].map(usual)
+    return events.assign(
+        day=at.dt.date,
+        night=at.dt.hour < 6,
+        abroad=events["country"] != events["card_id"].map(home),
+        big=ratio > 2.5,
+        risky=events["merchant_category"].isin(RISKY_CATEGORIES),
+        ecom=events["channel"] == "ecom",
+        log_ratio=np.log(ratio),
+    )
+
+
+TRAITS = ["night", "abroad", "big", "risky", "ecom"]
+
+
+def test_fraud_signal_is_real_but_not_trivial(tmp_path):
+    """Each trait is likelier under fraud yet common among honest events; a simple model is good, not perfect."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    conf = small(tmp_path, "datagen.cards=300", "datagen.malformed_fraction=0", "datagen.late_fraction=0")
+    events = generated_events(conf, days=6, per_day=2500)
+    fraud, honest = events[events["is_fraud"]], events[~events["is_fraud"]]
+    assert 0.005 < len(fraud) / len(events) < 0.05
+    for trait in TRAITS:
+        in_fraud, in_honest = fraud[trait].mean(), honest[trait].mean()
+        assert 0.02 < in_honest < in_fraud < 0.9, (trait, in_fraud, in_honest)
+        assert in_fraud > 1.5 * in_honest, (trait, in_fraud, in_honest)
+    assert (~fraud[TRAITS].any(axis=1)).mean() > 0.02  # some fraud looks entirely ordinary
+    assert (honest[TRAITS[:4]].sum(axis=1) >= 2).sum() > len(fraud) / 4  # some honest events look odd
+
+    features = [*TRAITS, "log_ratio"]
+    cutoff = sorted(events["day"].unique())[-2]
+    fit, held_out = events[events["day"] < cutoff], events[events["day"] >= cutoff]
+    model = LogisticRegression(max_iter=1000).fit(fit[features].astype(float), fit["is_fraud"])
+    auc = roc_auc_score(held_out["is_fraud"], model.predict_proba(held_out[features].astype(float))[:, 1])
+    assert 0.75 < auc < 0.97, auc

