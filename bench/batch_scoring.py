@@ -31,6 +31,9 @@ from _common import settings_for, train_champion
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument(
+        "--arrow-batch", type=int, default=None, help="spark.arrow_max_records_per_batch to try"
+    )
     args = parser.parse_args()
 
     import mlflow
@@ -45,7 +48,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
-        settings = settings_for(workdir)
+        extra = [f"spark.arrow_max_records_per_batch={args.arrow_batch}"] if args.arrow_batch else []
+        settings = settings_for(workdir, None, *extra)
         spark = get_spark(settings)
         print("training a champion on a small history ...", flush=True)
         train_champion(spark, workdir)
@@ -72,13 +76,20 @@ def main() -> None:
         # Scoring step: both sides start from rows already in memory.
         cached = bench_features.read().select("event_id", "event_date", *FEATURE_COLUMNS).cache()
         cached.count()
-        started = time.perf_counter()
-        with_scores(cached, scorer, threshold).agg(F.sum("score")).collect()
-        udf_s = time.perf_counter() - started
+
+        def best_of(runs: int, work) -> float:
+            timings = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                work()
+                timings.append(time.perf_counter() - started)
+            return min(timings)
+
+        # Best of three, after a warm-up: Python workers and the model are loaded once per run,
+        # as a night that scores many partitions pays it once.
+        udf_s = best_of(3, lambda: with_scores(cached, scorer, threshold).agg(F.sum("score")).collect())
         frame = pd.read_parquet(parquet)
-        started = time.perf_counter()
-        model.predict(frame[list(FEATURE_COLUMNS)])
-        inprocess_s = time.perf_counter() - started
+        inprocess_s = best_of(3, lambda: model.predict(frame[list(FEATURE_COLUMNS)]))
         cached.unpersist()
 
         # Whole night: read, score, write.

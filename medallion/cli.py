@@ -272,6 +272,9 @@ def reconcile(
     since: Annotated[
         str | None, typer.Option("--since", help="reconcile every day from this one to --date")
     ] = None,
+    compact: Annotated[
+        bool, typer.Option(help="then drop reconciled speed rows older than reconcile.speed_retention_days")
+    ] = True,
 ) -> None:
     """Fold gold.predictions_speed into gold.predictions (batch wins) and audit the agreement."""
     from medallion.reconcile import Reconciler
@@ -294,6 +297,14 @@ def reconcile(
         "decision_flips",
     ]
     console.print(_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits]))
+    if compact:
+        from datetime import UTC, datetime
+
+        deleted = reconciler.compact_speed(datetime.now(UTC).date())
+        days = settings.reconcile.speed_retention_days
+        console.print(
+            f"compacted gold.predictions_speed: {deleted} reconciled rows older than {days} days removed"
+        )
 
 
 @app.command()

@@ -292,3 +292,15 @@ def test_a_stream_and_a_reconcile_running_together_leave_every_event_once(
     sources = {r.source: r["count"] for r in serving.groupBy("source").count().collect()}
     batch_rows = lake.table("gold", "predictions_batch").read().count()
     assert sources == {"batch": batch_rows, "speed": silver.count() - batch_rows}
+
+
+def test_reconcile_command_reconciles_prints_the_audit_and_compacts(settings, lake, capsys):
+    from medallion.cli import main
+
+    assert (
+        main(["reconcile", "--date", DAY.isoformat(), "--set", f"storage.root={settings.storage.root}"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "reconciliation" in out and "compacted gold.predictions_speed: 0 reconciled rows" in out
+    assert serving_rows(lake)["batch_only"] == (0.30, "2", "batch", True)
+    assert lake.audit.read().count() == 1
