@@ -131,8 +131,9 @@ def summarise(settings: Settings, spark, today: date) -> DemoSummary:
         reasons = (
             lake.table("silver", "quarantine")
             .read()
+            .select(F.explode("reasons").alias("reason"))
             # "unknown currency: XYZ" and "unknown currency: ABC" are one reason.
-            .select(F.split(F.explode("reasons"), ":").getItem(0).alias("reason"))
+            .select(F.split("reason", ":").getItem(0).alias("reason"))
             .groupBy("reason")
             .count()
             .orderBy(F.desc("count"))
