@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import settings_for, train_champion
+from _lib.common import settings_for, train_champion
 
 
 def main() -> None:

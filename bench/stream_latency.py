@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, settings_for, train_champion
+from _lib.common import REPO, settings_for, train_champion
 
 TRIGGER = "1 second"
 TRIGGER_S = 1.0

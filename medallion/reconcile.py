@@ -15,9 +15,9 @@ For one ``event_date``, gold.predictions (serving, one row per ``event_id``) end
 - nothing for speed rows whose event silver does not hold (quarantined or a duplicate):
   they are removed and counted as ``rejected_speed``.
 
-Serving is changed only by merges and a keyed delete, never by a partition overwrite, so a
+Serving is changed only by one keyed merge per run, never by a partition overwrite, so a
 stream upserting speed rows at the same time loses nothing: conflicting commits are
-retried by the table layer.
+re-planned and retried by the table layer.
 """
 
 from __future__ import annotations
