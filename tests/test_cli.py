@@ -96,22 +96,20 @@ def test_every_command_accepts_env_and_set(command):
     assert "--env" in result.stdout and "--set" in result.stdout
 
 
-def test_batch_without_a_champion_exits_2_with_what_to_run(tmp_path):
+def test_batch_without_a_champion_exits_2_with_what_to_run(spark, tmp_path, capsys):
+    """In process (the shared session) rather than a subprocess: the same main(), no JVM start."""
     from datetime import date
 
+    from medallion.cli import main
     from medallion.config import load_settings
     from medallion.datagen import generate_history
 
     root = f"storage.root={tmp_path}"
     settings = load_settings(environ={}, directory=REPO / "conf", overrides=[root, "datagen.cards=100"])
     generate_history(settings, days=1, events_per_day=100, end_date=date(2026, 11, 20), progress=False)
-    result = medallion("batch", "--date", "2026-11-20", "--set", root)
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    # Above it only the JVM's own start-up lines; the error is one line, the last.
-    assert result.stderr.strip().splitlines()[-1] == (
+    capsys.readouterr()
+
+    assert main(["batch", "--date", "2026-11-20", "--set", root]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "error: no 'champion' alias on fraud_model: run medallion train, then medallion model promote"
-    )
-    assert [line for line in result.stderr.splitlines() if line.startswith("error")] == [
-        result.stderr.strip().splitlines()[-1]
     ]
-    assert "Traceback" not in result.stderr and "Py4J" not in result.stderr

@@ -12,10 +12,11 @@ def test_demo_runs_the_whole_loop_and_summarises_it(spark, lake_with_champion):
         "datagen.follow_rate=30",
         "stream.trigger.interval=1 second",
         "model.train.max_iter=40",
+        "model.train.validation_days=1",
     )
     lines: list[str] = []
 
-    summary = run_demo(settings, spark, days=3, stream_seconds=6, log=lines.append)
+    summary = run_demo(settings, spark, days=2, stream_seconds=4, log=lines.append)
 
     assert [line[:10] for line in lines if line.startswith("[demo]")] == [
         "[demo] 1/5",

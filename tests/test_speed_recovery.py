@@ -58,8 +58,8 @@ def _wait_for_batches(log: Path, count: int, process: subprocess.Popen, timeout:
 
 
 def test_sigterm_stops_cleanly_and_sigkill_loses_and_duplicates_nothing(spark, lake_with_champion, tmp_path):
-    settings = lake_with_champion("datagen.files_per_day=10")
-    generate_history(settings, days=1, events_per_day=300, end_date=DAY, progress=False)
+    settings = lake_with_champion("datagen.files_per_day=8")
+    generate_history(settings, days=1, events_per_day=240, end_date=DAY, progress=False)
     landed = sum(
         len(p.read_text().splitlines()) for p in Path(settings.storage.landing_events).glob("*.jsonl")
     )
