@@ -119,7 +119,8 @@ def run_demo(
 
 def summarise(settings: Settings, spark, today: date) -> DemoSummary:
     """Rows per layer, quarantine reasons, the champion, agreement and stream latency."""
-    from medallion.model.registry import version_for
+    from medallion.reconcile import latest_audits
+    from medallion.report.inputs import RunInputs
     from medallion.status import table_status
     from medallion.tables import Lakehouse
 
@@ -141,19 +142,15 @@ def summarise(settings: Settings, spark, today: date) -> DemoSummary:
         )
         for row in reasons:
             summary.add("quarantine reasons", row.reason, row["count"])
-    summary.add(
-        "model",
-        "champion",
-        f"{settings.model.name} v{version_for(settings, settings.model.aliases.champion)}",
-    )
-    _champion_metrics(settings, summary)
+    champion = RunInputs(settings, spark).champion
+    if champion is not None:
+        summary.add("model", "champion", f"{champion.name} v{champion.version}")
+        for name, label in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC")):
+            if name in champion.metrics:
+                summary.add("model", label, f"{champion.metrics[name]:.3f}")
     if lake.exists("gold", "reconciliation_audit"):
         latest = (
-            lake.table("gold", "reconciliation_audit")
-            .read()
-            .groupBy("event_date")
-            .agg(F.max_by(F.struct("*"), "reconciled_at").alias("a"))
-            .select("a.*")
+            latest_audits(lake.table("gold", "reconciliation_audit").read())
             .agg(
                 F.sum("batch_rows").alias("batch"),
                 F.sum("agreed").alias("agreed"),
@@ -183,20 +180,3 @@ def summarise(settings: Settings, spark, today: date) -> DemoSummary:
         if stream.p50 is not None:
             summary.add("stream", "latency p50 / p95", f"{stream.p50 / 1000:.1f}s / {stream.p95 / 1000:.1f}s")
     return summary
-
-
-def _champion_metrics(settings: Settings, summary: DemoSummary) -> None:
-    import mlflow
-
-    from medallion.model.registry import version_for
-    from medallion.model.tracking import configure
-
-    configure(settings)
-    client = mlflow.MlflowClient()
-    version = client.get_model_version(
-        settings.model.name, version_for(settings, settings.model.aliases.champion)
-    )
-    metrics = client.get_run(version.run_id).data.metrics
-    for name, label in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC")):
-        if name in metrics:
-            summary.add("model", label, f"{metrics[name]:.3f}")

@@ -46,6 +46,12 @@ def latest_speed_rows(speed: DataFrame) -> DataFrame:
     return speed.withColumn("_rank", F.row_number().over(newest_first)).where("_rank = 1").drop("_rank")
 
 
+def latest_audits(audit: DataFrame) -> DataFrame:
+    """One gold.reconciliation_audit row per ``event_date``: the newest reconciliation."""
+    newest = Window.partitionBy("event_date").orderBy(F.col("reconciled_at").desc())
+    return audit.withColumn("_rank", F.row_number().over(newest)).where("_rank = 1").drop("_rank")
+
+
 def compare(batch: DataFrame, speed: DataFrame, silver_ids: DataFrame, tolerance: float) -> DataFrame:
     """Full outer join of one day's batch and speed predictions, with one ``outcome`` per event.
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from medallion.reconcile import latest_audits
 from medallion.report.page import Section, empty, figure, fmt, html_table, img
 
 if TYPE_CHECKING:
@@ -34,11 +34,8 @@ def agreement_section(run: RunReport) -> Section:
             title,
             "gold.reconciliation_audit is empty: run <code>medallion batch</code> or <code>medallion reconcile</code>",
         )
-    newest = Window.partitionBy("event_date").orderBy(F.col("reconciled_at").desc())
     rows = (
-        audit.withColumn("_rank", F.row_number().over(newest))
-        .where("_rank = 1")
-        .drop("_rank")
+        latest_audits(audit)
         .orderBy(F.col("event_date").desc())
         .limit(max(run.max_days, 60))
         .toPandas()
