@@ -194,13 +194,11 @@ def ingest(
         ingestor.start_stream(plan.trigger_kwargs, await_termination=True)
         return
     report = ingestor.run_batch()
-    console.print(
-        _table(
-            f"ingest ({report.seconds:.1f}s)",
-            ["feed", "files", "bronze", "silver", "quarantined", "duplicates"],
-            report.rows(),
+    console.print(_table(f"ingest ({report.seconds:.1f}s)", list(report.COLUMNS), report.rows()))
+    if expectations := report.expectation_rows(settings):
+        console.print(
+            _table("declared expectations", ["expectation", "check", "action", "broken"], expectations)
         )
-    )
 
 
 @app.command()

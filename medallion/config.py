@@ -218,6 +218,20 @@ class ReconcileSettings(_Section):
     speed_retention_days: int = Field(default=7, ge=0, description="keep reconciled speed rows this long")
 
 
+class ExpectationSettings(_Section):
+    """One declared row expectation (see :mod:`medallion.expectations`)."""
+
+    check: str = Field(description="Spark SQL over silver columns; a row should make it true")
+    action: Literal["warn", "drop", "quarantine", "fail"] = "quarantine"
+
+
+class ExpectationsSettings(_Section):
+    """Declared expectations per feed, by name, on top of the built-in checks."""
+
+    events: dict[str, ExpectationSettings] = Field(default_factory=dict)
+    labels: dict[str, ExpectationSettings] = Field(default_factory=dict)
+
+
 class Settings(_Section):
     """All of medallion's configuration, validated."""
 
@@ -230,6 +244,7 @@ class Settings(_Section):
     datagen: DatagenSettings = Field(default_factory=DatagenSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    expectations: ExpectationsSettings = Field(default_factory=ExpectationsSettings)
 
     # Not configuration: where each dotted key's value came from.
     _provenance: dict[str, str] = {}
@@ -306,7 +321,22 @@ def _is_model(tp: Any) -> bool:
 
 
 def _is_free_mapping(tp: Any) -> bool:
-    return typing.get_origin(tp) is dict
+    return typing.get_origin(tp) is dict and not _is_model(_mapped_model(tp))
+
+
+def _mapped_model(tp: Any) -> Any:
+    """``dict[str, Model]`` -> ``Model``: a mapping of named sections (e.g. expectations)."""
+    if typing.get_origin(tp) is dict:
+        value = typing.get_args(tp)[1]
+        return value if _is_model(value) else None
+    return None
+
+
+def _child_type(model: Any, part: str) -> Any:
+    """The type under ``part``: a field of a section, or the section type of a named mapping."""
+    if _is_model(model):
+        return _field_type(model, part)
+    return _mapped_model(model)
 
 
 def _valid_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
@@ -316,6 +346,8 @@ def _valid_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str
         keys.append(dotted)
         if _is_model(field.annotation):
             keys.extend(_valid_keys(field.annotation, dotted + "."))
+        elif _mapped_model(field.annotation) is not None:
+            keys.extend(_valid_keys(_mapped_model(field.annotation), dotted + ".<name>."))
     return keys
 
 
@@ -328,9 +360,9 @@ def _split_key(dotted: str, source: str) -> list[str]:
     model: Any = Settings
     path: list[str] = []
     for index, part in enumerate(parts):
-        if not _is_model(model):
+        if not _is_model(model) and _mapped_model(model) is None:
             break
-        tp = _field_type(model, part)
+        tp = _child_type(model, part)
         if tp is None:
             _unknown_key(".".join(parts), source)
         path.append(part)
@@ -360,10 +392,10 @@ def _layer_from_tree(tree: Mapping[str, Any], source: str) -> dict[tuple[str, ..
         for key, value in node.items():
             key = str(key)
             dotted = ".".join([*path, key])
-            tp = _field_type(model, key) if _is_model(model) else None
+            tp = _child_type(model, key)
             if tp is None:
                 _unknown_key(dotted, source)
-            if _is_model(tp) and isinstance(value, Mapping):
+            if (_is_model(tp) or _mapped_model(tp)) and isinstance(value, Mapping):
                 walk(value, [*path, key], tp)
             elif _is_free_mapping(tp) and isinstance(value, Mapping):
                 for sub_key, sub_value in value.items():
@@ -415,9 +447,9 @@ def _allowed_values(loc: tuple[Any, ...]) -> list[str] | None:
     model: Any = Settings
     tp: Any = None
     for part in loc:
-        if not _is_model(model):
+        tp = _child_type(model, str(part))
+        if tp is None:
             return None
-        tp = _field_type(model, str(part))
         model = tp
     if typing.get_origin(tp) is Literal:
         return [str(v) for v in typing.get_args(tp)]
@@ -427,7 +459,9 @@ def _allowed_values(loc: tuple[Any, ...]) -> list[str] | None:
 def _describe(error: Mapping[str, Any], provenance: Mapping[str, str]) -> str:
     loc = tuple(str(p) for p in error["loc"] if not isinstance(p, int))
     dotted = ".".join(loc)
-    source = provenance.get(dotted)
+    parent = dotted.rsplit(".", 1)[0] + "."
+    # A missing key has no source of its own: its siblings' layer declared the section.
+    source = provenance.get(dotted) or next((v for k, v in provenance.items() if k.startswith(parent)), None)
     where = f" (from {source})" if source else ""
     value = error.get("input")
     allowed = _allowed_values(loc)
@@ -435,6 +469,8 @@ def _describe(error: Mapping[str, Any], provenance: Mapping[str, str]) -> str:
         return f"{dotted}: {value!r} is not one of {', '.join(allowed)}{where}"
     if error["type"] == "extra_forbidden":
         _unknown_key(dotted, source or "conf")
+    if error["type"] == "missing":
+        return f"{dotted} is required and missing{where}"
     message = error["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:]
     return f"{dotted}: {value!r} is invalid: {message}{where}"

@@ -73,7 +73,8 @@ def run_demo(
     log("[demo] 2/5 bootstrap: ingest, features, train, validate, promote")
     for row in Ingestor(settings, spark).run_batch().rows():
         log(
-            f"  ingest {row[0]}: {row[1]} files, bronze {row[2]}, silver {row[3]}, quarantined {row[4]}, duplicates {row[5]}"
+            f"  ingest {row[0]}: {row[1]} files, bronze {row[2]}, silver {row[3]}, quarantined {row[4]}, "
+            f"duplicates {row[5]}, dropped {row[6]}"
         )
     store = FeatureStore(settings, spark)
     for offset in range(days):

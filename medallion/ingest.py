@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from medallion.bronze import read_landing, to_bronze
 from medallion.config import Settings
+from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
 from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import dedupe_events, parse_events, parse_labels
 from medallion.tables import Lakehouse, Table
@@ -36,7 +37,11 @@ FEEDS = ("events", "labels")
 
 @dataclass
 class FeedCounts:
-    """What one batch of one feed did. ``bronze == silver + quarantined + duplicates`` always holds."""
+    """What one batch of one feed did.
+
+    ``bronze == silver + quarantined + duplicates + dropped`` always holds; ``expectations``
+    counts the rows that broke each declared expectation, whatever its action.
+    """
 
     feed: str
     files: int = 0
@@ -44,6 +49,8 @@ class FeedCounts:
     silver: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    dropped: int = 0
+    expectations: dict[str, int] = field(default_factory=dict)
     skipped_replay: bool = False
 
     def add(self, other: FeedCounts) -> None:
@@ -52,6 +59,9 @@ class FeedCounts:
         self.silver += other.silver
         self.quarantined += other.quarantined
         self.duplicates += other.duplicates
+        self.dropped += other.dropped
+        for name, broken in other.expectations.items():
+            self.expectations[name] = self.expectations.get(name, 0) + broken
 
 
 @dataclass
@@ -72,9 +82,20 @@ class IngestReport:
     feeds: dict[str, FeedCounts] = field(default_factory=lambda: {f: FeedCounts(f) for f in FEEDS})
     seconds: float = 0.0
 
-    def rows(self) -> list[tuple[str, int, int, int, int, int]]:
+    COLUMNS = ("feed", "files", "bronze", "silver", "quarantined", "duplicates", "dropped")
+
+    def rows(self) -> list[tuple[str, int, int, int, int, int, int]]:
         return [
-            (c.feed, c.files, c.bronze, c.silver, c.quarantined, c.duplicates) for c in self.feeds.values()
+            (c.feed, c.files, c.bronze, c.silver, c.quarantined, c.duplicates, c.dropped)
+            for c in self.feeds.values()
+        ]
+
+    def expectation_rows(self, settings: Settings) -> list[tuple[str, str, str, int]]:
+        """``(feed.name, check, action, rows that broke it)`` for every declared expectation."""
+        return [
+            (f"{feed}.{rule.name}", rule.check, rule.action, self.feeds[feed].expectations.get(rule.name, 0))
+            for feed in FEEDS
+            for rule in declared(settings, feed)
         ]
 
 
@@ -114,6 +135,9 @@ class Ingestor:
         self.quarantine: Table = self.lake.create(
             "silver", "quarantine", QUARANTINE_SCHEMA, partition_by=["feed"]
         )
+        self.expectations = {feed: declared(settings, feed) for feed in FEEDS}
+        for feed, rules in self.expectations.items():
+            validate(spark, feed, rules, self.silver[feed].schema)
 
     def landing_folder(self, feed: str) -> str:
         storage = self.settings.storage
@@ -126,7 +150,8 @@ class Ingestor:
 
         Idempotent on ``(app_id, batch_id)``: every table skips a txn it already holds, and a
         batch replayed after a crash recomputes the same silver rows (it recognises its own
-        files in bronze), so the caller can still score them. Call
+        files in bronze), so the caller can still score them. A ``fail`` expectation that
+        any row breaks stops the batch before it writes anything. Call
         :meth:`IngestedBatch.release` when done with the returned rows.
         """
         writer = f"{app_id}:{feed}"
@@ -136,22 +161,33 @@ class Ingestor:
             to_bronze(landed, batch_id)
             .withColumn("ingest_app", F.lit(writer))
             .select(*BRONZE_SCHEMA.fieldNames())
-            .persist()
         )
-        # One job for the row count and the file list: per-batch jobs are the stream's latency.
-        summary = bronze_rows.agg(
-            F.count("*").alias("rows"), F.collect_set("source_file").alias("files")
+        parse = parse_events if feed == "events" else parse_labels
+        # Cached once parsed: bronze, silver, quarantine and the counts all read these rows.
+        parsed = parse(bronze_rows, self.expectations[feed]).persist()
+        # One job for every count and the file list: per-batch jobs are the stream's latency.
+        summary = parsed.rows.agg(
+            F.count("*").alias("rows"), F.collect_set("source_file").alias("files"), *parsed.summary_columns()
         ).first()
         counts = FeedCounts(feed, bronze=summary.rows)
         if counts.bronze == 0:
-            bronze_rows.unpersist()
+            parsed.unpersist()
             return IngestedBatch(counts, None, [])
+        counts.expectations = {rule.name: summary[f"broken_{rule.name}"] for rule in parsed.expectations}
+        try:
+            fail_if_broken(feed, parsed.expectations, counts.expectations)
+        except ExpectationFailed:
+            parsed.unpersist()
+            raise
         batch_files = list(summary.files)
         counts.files = len(batch_files)
-        counts.skipped_replay = not self.bronze[feed].append(bronze_rows, txn=txn)
+        counts.quarantined = summary.quarantined
+        counts.dropped = summary.dropped
+        counts.skipped_replay = not self.bronze[feed].append(
+            parsed.rows.select(*BRONZE_SCHEMA.fieldNames()), txn=txn
+        )
 
         if feed == "events":
-            parsed = parse_events(bronze_rows)
             # Ids silver got from other files; this batch's own files may already be there on a replay.
             # A re-sent event carries its event_ts, so only the batch's event dates are looked
             # at: the semi-join on the partition column lets Spark prune the rest of silver.
@@ -165,18 +201,15 @@ class Ingestor:
             )
             silver_rows = dedupe_events(parsed.valid, existing_ids=known_ids).unique
         else:
-            parsed = parse_labels(bronze_rows)
             silver_rows = parsed.valid
         silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames()).persist()
-        quarantined = parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()).persist()
         counts.silver = silver_rows.count()
-        counts.quarantined = quarantined.count()
         # Every valid line that is not a first arrival is a duplicate (dedupe_events keeps
         # them apart); counting them would cost one more job per batch.
-        counts.duplicates = counts.bronze - counts.silver - counts.quarantined
+        counts.duplicates = summary.valid - counts.silver
         self.silver[feed].append(silver_rows, txn=txn)
-        self.quarantine.append(quarantined, txn=txn)
-        return IngestedBatch(counts, silver_rows, [bronze_rows, quarantined, silver_rows])
+        self.quarantine.append(parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()), txn=txn)
+        return IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows])
 
     def _not_ingested_elsewhere(self, feed: str, landed: DataFrame, writer: str, batch_id: int) -> DataFrame:
         """Drop lines of files bronze already holds from another writer or batch.

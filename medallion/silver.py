@@ -2,22 +2,27 @@
 
 Usage::
 
-    parsed = parse_events(bronze_rows)
+    parsed = parse_events(bronze_rows, expectations=declared(settings, "events")).persist()
     parsed.valid        # typed per SILVER_EVENTS_SCHEMA
     parsed.quarantine   # QUARANTINE_SCHEMA: feed, reasons, raw, source_file, ...
+    parsed.dropped      # rows a ``drop`` expectation keeps out (bronze still has them)
     deduped = dedupe_events(parsed.valid, existing_ids=silver_events.select("event_id"))
 
-Every bronze row lands in exactly one of ``valid`` and ``quarantine``. Parsing is strict
-(Spark's ``try_parse_json``): a line that is not a JSON object never reaches silver.
+Every bronze row lands in exactly one of ``valid``, ``quarantine`` and ``dropped``. Parsing
+is strict (Spark's ``try_parse_json``): a line that is not a JSON object never reaches
+silver. The built-in checks (required fields, types, ISO codes) quarantine; conf adds
+declared expectations (:mod:`medallion.expectations`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from medallion.expectations import Expectation
 from medallion.schemas import (
     CHANNELS,
     COUNTRIES,
@@ -28,11 +33,61 @@ from medallion.schemas import (
     MERCHANT_CATEGORIES,
 )
 
+_WORK_COLUMNS = ("_parsed", "reasons", "broken", "_dropped")
+
 
 @dataclass(frozen=True)
 class ParsedFeed:
-    valid: DataFrame
-    quarantine: DataFrame
+    """Every bronze row of one feed, typed and checked, and its three disjoint parts.
+
+    ``rows`` holds the bronze columns, the typed columns, ``reasons`` (why the row is
+    quarantined, empty if it is not) and ``broken`` (the declared expectations it breaks,
+    whatever their action). :meth:`persist` it before taking more than one part: the JSON
+    is then parsed once, not once per part.
+    """
+
+    feed: str
+    rows: DataFrame
+    expectations: tuple[Expectation, ...] = ()
+
+    def persist(self) -> ParsedFeed:
+        return replace(self, rows=self.rows.persist())
+
+    def unpersist(self) -> None:
+        self.rows.unpersist()
+
+    @property
+    def valid(self) -> DataFrame:
+        return self.rows.where((F.size("reasons") == 0) & ~F.col("_dropped")).drop(*_WORK_COLUMNS)
+
+    @property
+    def dropped(self) -> DataFrame:
+        return self.rows.where((F.size("reasons") == 0) & F.col("_dropped")).drop(*_WORK_COLUMNS)
+
+    @property
+    def quarantine(self) -> DataFrame:
+        return self.rows.where(F.size("reasons") > 0).select(
+            F.lit(self.feed).alias("feed"),
+            "reasons",
+            "raw",
+            "source_file",
+            "ingested_at",
+            F.current_timestamp().alias("quarantined_at"),
+        )
+
+    def summary_columns(self) -> list[Column]:
+        """Aggregates for one pass over ``rows``: ``valid``, ``quarantined``, ``dropped`` and
+        ``broken_<name>`` per declared expectation."""
+        quarantined = F.size("reasons") > 0
+        return [
+            F.count_if(~quarantined & ~F.col("_dropped")).alias("valid"),
+            F.count_if(quarantined).alias("quarantined"),
+            F.count_if(~quarantined & F.col("_dropped")).alias("dropped"),
+            *[
+                F.count_if(F.array_contains("broken", rule.name)).alias(f"broken_{rule.name}")
+                for rule in self.expectations
+            ],
+        ]
 
 
 @dataclass(frozen=True)
@@ -53,6 +108,11 @@ def _one_of(value: Column, allowed: tuple[str, ...], field: str) -> Column:
     return _reason(value.isNotNull() & ~value.isin(*allowed), F.concat(F.lit(f"unknown {field}: "), value))
 
 
+def _present(reasons: list[Column]) -> Column:
+    # array_compact, not a filter lambda: higher-order functions fall out of code generation.
+    return F.array_compact(F.array(*reasons))
+
+
 def _structural_reasons(raw: Column, parsed: Column) -> list[Column]:
     """Reasons that make every other check moot: size, JSON validity, object shape."""
     trimmed = F.trim(raw)
@@ -67,37 +127,44 @@ def _structural_reasons(raw: Column, parsed: Column) -> list[Column]:
     ]
 
 
-def _split(bronze: DataFrame, feed: str, typed: dict[str, Column], checks: list[Column]) -> ParsedFeed:
-    """Attach the typed columns and reasons, then route each row to valid or quarantine."""
-    reasons = F.filter(F.array(*checks), lambda reason: reason.isNotNull())
-    checked = (
-        bronze.withColumn("_parsed", F.try_parse_json("raw"))
-        .withColumns(typed)
-        .withColumn("reasons", reasons)
+def _checked(
+    bronze: DataFrame,
+    feed: str,
+    fields: Sequence[str],
+    typed: dict[str, Column],
+    checks: list[Column],
+    expectations: Sequence[Expectation],
+) -> ParsedFeed:
+    """Parse each line once, then type it and attach its reasons and broken expectations.
+
+    Each step is its own projection over named columns, so Spark evaluates the JSON parse
+    and the field lookups once per row (it does not inline expensive expressions into the
+    projections that use them more than once).
+    """
+    with_text = bronze.withColumn("_parsed", F.try_parse_json("raw")).withColumns(
+        {f"_text_{name}": _field(F.col("_parsed"), name) for name in fields}
     )
-    # A line that is not a JSON object has only its structural reason; field checks would be noise.
-    structural = F.filter(
-        F.array(*_structural_reasons(F.col("raw"), F.col("_parsed"))), lambda reason: reason.isNotNull()
-    )
-    checked = checked.withColumn(
-        "reasons", F.when(F.size(structural) > 0, structural).otherwise(F.col("reasons"))
-    )
-    valid = checked.where(F.size("reasons") == 0).drop("_parsed", "reasons")
-    quarantine = checked.where(F.size("reasons") > 0).select(
-        F.lit(feed).alias("feed"),
-        "reasons",
-        "raw",
-        "source_file",
-        "ingested_at",
-        F.current_timestamp().alias("quarantined_at"),
-    )
-    return ParsedFeed(valid, quarantine)
+    typed_rows = with_text.withColumns(typed)
+    structural = _present(_structural_reasons(F.col("raw"), F.col("_parsed")))
+    quarantining = [
+        _reason(rule.broken(), rule.reason) for rule in expectations if rule.action == "quarantine"
+    ]
+    broken = [F.when(rule.broken(), F.lit(rule.name)) for rule in expectations]
+    dropping = [rule.name for rule in expectations if rule.action == "drop"]
+    rows = typed_rows.withColumns(
+        {
+            # A line that is not a JSON object has only its structural reason; field checks would be noise.
+            "reasons": F.when(F.size(structural) > 0, structural).otherwise(_present(checks + quarantining)),
+            "broken": _present(broken) if broken else F.array().cast("array<string>"),
+        }
+    ).drop(*[f"_text_{name}" for name in fields], "_parsed")
+    dropped = F.arrays_overlap("broken", F.array(*map(F.lit, dropping))) if dropping else F.lit(False)
+    return ParsedFeed(feed, rows.withColumn("_dropped", dropped), tuple(expectations))
 
 
-def parse_events(bronze: DataFrame) -> ParsedFeed:
-    """Bronze event lines -> typed silver events and quarantined lines with reasons."""
-    parsed = F.try_parse_json("raw")
-    text = {name: _field(parsed, name) for name in EVENT_FIELDS}
+def parse_events(bronze: DataFrame, expectations: Sequence[Expectation] = ()) -> ParsedFeed:
+    """Bronze event lines -> typed silver events, quarantined lines with reasons, dropped lines."""
+    text = {name: F.col(f"_text_{name}") for name in EVENT_FIELDS}
     amount = text["amount"].try_cast("decimal(18,2)")
     event_ts = text["event_ts"].try_cast("timestamp")
     typed = {
@@ -128,13 +195,12 @@ def parse_events(bronze: DataFrame) -> ParsedFeed:
         _one_of(text["country"], COUNTRIES, "country"),
         _one_of(text["merchant_category"], MERCHANT_CATEGORIES, "merchant_category"),
     ]
-    return _split(bronze, "events", typed, checks)
+    return _checked(bronze, "events", EVENT_FIELDS, typed, checks, expectations)
 
 
-def parse_labels(bronze: DataFrame) -> ParsedFeed:
-    """Bronze label lines -> typed silver labels and quarantined lines with reasons."""
-    parsed = F.try_parse_json("raw")
-    text = {name: _field(parsed, name) for name in LABEL_FIELDS}
+def parse_labels(bronze: DataFrame, expectations: Sequence[Expectation] = ()) -> ParsedFeed:
+    """Bronze label lines -> typed silver labels, quarantined lines with reasons, dropped lines."""
+    text = {name: F.col(f"_text_{name}") for name in LABEL_FIELDS}
     is_fraud = F.when(F.lower(text["is_fraud"]) == "true", True).when(
         F.lower(text["is_fraud"]) == "false", False
     )
@@ -151,7 +217,7 @@ def parse_labels(bronze: DataFrame) -> ParsedFeed:
             F.concat(F.lit("unparseable timestamp: labeled_at="), text["labeled_at"]),
         ),
     ]
-    return _split(bronze, "labels", typed, checks)
+    return _checked(bronze, "labels", LABEL_FIELDS, typed, checks, expectations)
 
 
 def dedupe_events(valid: DataFrame, existing_ids: DataFrame | None = None) -> Deduped:
