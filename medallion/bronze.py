@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,12 +42,17 @@ def read_landing(
     )
 
 
-def to_bronze(landed: DataFrame, batch_id: int | Column) -> DataFrame:
-    """Landed lines as bronze rows: ``raw``, ``source_file``, ``ingested_at``, ``batch_id``."""
+def to_bronze(landed: DataFrame, batch_id: int | Column, ingested_at: datetime | None = None) -> DataFrame:
+    """Landed lines as bronze rows: ``raw``, ``source_file``, ``ingested_at``, ``batch_id``.
+
+    Pass ``ingested_at`` when several queries read the same batch: a literal time is the same
+    in each of them, where ``current_timestamp()`` is fixed per query.
+    """
     batch = batch_id if isinstance(batch_id, Column) else F.lit(batch_id)
+    when = F.current_timestamp() if ingested_at is None else F.lit(ingested_at).cast("timestamp")
     return landed.select(
         "raw",
         "source_file",
-        F.current_timestamp().alias("ingested_at"),
+        when.alias("ingested_at"),
         batch.cast("long").alias("batch_id"),
     )

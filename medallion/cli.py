@@ -122,6 +122,20 @@ def _day(text: str | None):
         raise ConfigError(f"--date {text!r}: expected YYYY-MM-DD, e.g. 2026-11-20") from None
 
 
+def _days(date_: str | None, from_: str | None, to: str | None):
+    """``--date D`` or ``--from D1 --to D2`` -> (first, last), checked before any JVM starts."""
+    from medallion.errors import ConfigError
+
+    if bool(from_) != bool(to):
+        raise ConfigError("--from and --to go together, e.g. --from 2026-11-01 --to 2026-11-07")
+    if not from_:
+        return _day(date_), _day(date_)
+    first, last = _day(from_), _day(to)
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}")
+    return first, last
+
+
 def _spark(settings: Settings):
     from medallion.spark import get_spark
 
@@ -202,16 +216,23 @@ def ingest(
 
 
 @app.command()
-def features(env: EnvOption = None, set_: SetOption = None, date_: DateOption = None) -> None:
-    """Build gold card profiles and features for a day, and refresh the training set."""
+def features(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    date_: DateOption = None,
+    from_: Annotated[str | None, typer.Option("--from", help="first day of a backfill")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last day of a backfill")] = None,
+) -> None:
+    """Build gold card profiles and features for a day (or --from/--to in one pass), and refresh the training set."""
     from medallion.featurestore import FeatureStore
 
     settings = settings_from(env, set_)
+    first, last = _days(date_, from_, to)
     store = FeatureStore(settings, _spark(settings))
-    build = store.build(_day(date_))
+    build = store.build(first, last)
     rows, version = store.refresh_training_set()
     console.print(
-        f"features {build.day}: {build.features} rows (gold.features v{build.features_version}), "
+        f"features {build.days}: {build.features} rows (gold.features v{build.features_version}), "
         f"{build.profiles} profiles; training set {rows} rows (v{version})"
     )
 
@@ -232,11 +253,9 @@ def batch(
 ) -> None:
     """The nightly batch layer for a day (or --from/--to): ingest, features, score, reconcile."""
     from medallion.batch import NightlyBatch
-    from medallion.errors import ConfigError
 
     settings = settings_from(env, set_)
-    if bool(from_) != bool(to):
-        raise ConfigError("--from and --to go together, e.g. --from 2026-11-01 --to 2026-11-07")
+    first, last = _days(date_, from_, to)
     spark = _spark(settings)
 
     def show(step) -> None:
@@ -245,8 +264,7 @@ def batch(
         )
 
     night = NightlyBatch(settings, spark, on_step=show)
-    days = [(_day(from_), _day(to))] if from_ else [(_day(date_), _day(date_))]
-    reports = night.run_range(*days[0], ingest=ingest, reconcile=reconcile)
+    reports = night.run_range(first, last, ingest=ingest, reconcile=reconcile)
     rows = []
     for report in reports:
         if report.no_events:

@@ -75,6 +75,9 @@ class SparkSettings(_Section):
     app_name: str = "medallion"
     shuffle_partitions: int = Field(default=4, ge=1)
     arrow_max_records_per_batch: int = Field(default=10_000, ge=1)
+    driver_memory: str = Field(
+        default="4g", pattern=r"^\d+[kmgt]?$", description="JVM heap of a local session (spark.driver.memory)"
+    )
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
     conf: dict[str, str] = Field(default_factory=dict, description="extra spark confs")
 

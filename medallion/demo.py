@@ -77,9 +77,8 @@ def run_demo(
             f"duplicates {row[5]}, dropped {row[6]}"
         )
     store = FeatureStore(settings, spark)
-    for offset in range(days):
-        build = store.build(first + timedelta(days=offset))
-        log(f"  features {build.day}: {build.features} events, {build.profiles} profiles")
+    build = store.build(first, yesterday)
+    log(f"  features {build.days}: {build.features} events, {build.profiles} profiles")
     rows, version = store.refresh_training_set()
     log(f"  training set: {rows} labelled rows (v{version})")
     log(f"  model: {retrain_and_promote(spark, settings, store.table('training_set'))}")

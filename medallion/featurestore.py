@@ -6,6 +6,7 @@ Usage::
 
     store = FeatureStore(settings, spark)
     store.build(date(2026, 11, 20))        # profiles for the day and the next, features of the day
+    store.build(date(2026, 11, 1), date(2026, 11, 20))   # a backfill, in one pass
     store.refresh_training_set()           # features joined to the latest labels
 
 The feature logic lives in :mod:`medallion.features` and :mod:`medallion.gold`; this module
@@ -31,11 +32,18 @@ from medallion.tables import Lakehouse, Table
 
 @dataclass(frozen=True)
 class DayBuild:
+    """What :meth:`FeatureStore.build` wrote: ``day`` (through ``last_day`` for a range)."""
+
     day: date
     events: int
     profiles: int
     features: int
     features_version: int
+    last_day: date | None = None
+
+    @property
+    def days(self) -> str:
+        return str(self.day) if self.last_day in (None, self.day) else f"{self.day}..{self.last_day}"
 
 
 class FeatureStore:
@@ -73,24 +81,38 @@ class FeatureStore:
         )
         return card_profiles(history, days)
 
-    def build(self, day: date) -> DayBuild:
-        """Profiles for ``day`` and ``day + 1`` (what tomorrow's stream looks up), features of ``day``."""
-        days = [day, day + timedelta(days=1)]
+    def build(self, day: date, last_day: date | None = None) -> DayBuild:
+        """Profiles for ``day`` and ``day + 1`` (what tomorrow's stream looks up), features of ``day``.
+
+        With ``last_day``, the whole range in one pass (profiles through ``last_day + 1``):
+        a backfill costs one set of jobs and commits, not one per day.
+        """
+        last_day = last_day or day
+        if last_day < day:
+            raise ValueError(f"last_day {last_day} is before day {day}")
+        feature_days = [day + timedelta(days=k) for k in range((last_day - day).days + 1)]
+        days = [*feature_days, last_day + timedelta(days=1)]
         profiles = self.profiles_for(days).persist()
         try:
             profile_rows = profiles.count()
             in_days = ", ".join(f"DATE'{d.isoformat()}'" for d in days)
             self._replace("card_profiles", profiles, f"profile_date IN ({in_days})", ["profile_date"])
-            events = self.silver_events.read().where(F.col("event_date") == F.lit(day))
-            features = build_features(events, profiles.where(F.col("profile_date") == F.lit(day))).persist()
+            in_range = (F.col("event_date") >= F.lit(day)) & (F.col("event_date") <= F.lit(last_day))
+            events = self.silver_events.read().where(in_range)
+            features = build_features(
+                events, profiles.where(F.col("profile_date") <= F.lit(last_day))
+            ).persist()
             feature_rows = features.count()
             table = self._replace(
-                "features", features, f"event_date = DATE'{day.isoformat()}'", ["event_date"]
+                "features",
+                features,
+                f"event_date BETWEEN DATE'{day.isoformat()}' AND DATE'{last_day.isoformat()}'",
+                ["event_date"],
             )
             features.unpersist()
         finally:
             profiles.unpersist()
-        return DayBuild(day, feature_rows, profile_rows, feature_rows, table.version())
+        return DayBuild(day, feature_rows, profile_rows, feature_rows, table.version(), last_day)
 
     def refresh_training_set(self) -> tuple[int, int]:
         """Rebuild gold.training_set from all features and the latest labels; returns (rows, version)."""

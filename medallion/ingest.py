@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -157,13 +158,14 @@ class Ingestor:
         writer = f"{app_id}:{feed}"
         txn = (writer, batch_id)
         landed = self._not_ingested_elsewhere(feed, landed, writer, batch_id)
+        # One ingest time for the batch, whichever query reads it (a replay gets a new one).
         bronze_rows = (
-            to_bronze(landed, batch_id)
+            to_bronze(landed, batch_id, ingested_at=datetime.now(UTC))
             .withColumn("ingest_app", F.lit(writer))
             .select(*BRONZE_SCHEMA.fieldNames())
         )
         parse = parse_events if feed == "events" else parse_labels
-        # Cached once parsed: bronze, silver, quarantine and the counts all read these rows.
+        # Cached once parsed: silver, quarantine and the counts read these rows.
         parsed = parse(bronze_rows, self.expectations[feed]).persist()
         # One job for every count and the file list: per-batch jobs are the stream's latency.
         summary = parsed.rows.agg(
@@ -183,9 +185,9 @@ class Ingestor:
         counts.files = len(batch_files)
         counts.quarantined = summary.quarantined
         counts.dropped = summary.dropped
-        counts.skipped_replay = not self.bronze[feed].append(
-            parsed.rows.select(*BRONZE_SCHEMA.fieldNames()), txn=txn
-        )
+        # Bronze reads the landed lines again rather than caching them all: a text scan is
+        # cheaper than holding every raw line in memory.
+        counts.skipped_replay = not self.bronze[feed].append(bronze_rows, txn=txn)
 
         if feed == "events":
             # Ids silver got from other files; this batch's own files may already be there on a replay.

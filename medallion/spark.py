@@ -86,6 +86,8 @@ def get_spark(settings: Settings):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
     conf = {
+        # Local mode runs every task in the driver: Spark's 1g default spills caches to disk.
+        "spark.driver.memory": settings.spark.driver_memory,
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         "spark.default.parallelism": str(settings.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",

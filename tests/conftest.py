@@ -70,8 +70,7 @@ def trained(spark, tmp_path_factory):
     generate_history(settings, days=8, events_per_day=1500, end_date=HISTORY_END, progress=False)
     Ingestor(settings, spark).run_batch()
     store = FeatureStore(settings, spark)
-    for offset in range(8):
-        store.build(HISTORY_END - timedelta(days=offset))
+    store.build(HISTORY_END - timedelta(days=7), HISTORY_END)
     store.refresh_training_set()
     outcome = retrain_and_promote(spark, settings, store.table("training_set"))
     return settings, store, outcome

@@ -46,3 +46,41 @@ def test_build_day_is_idempotent_and_feeds_the_training_set(spark, settings):
     labelled = store.table("training_set").read().first()
     assert (labelled.event_id, labelled.is_fraud) == ("b", 1.0)
     assert store.event_dates() == [date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 21)]
+
+
+def test_a_range_build_equals_building_each_day(spark, settings):
+    """``build(first, last)`` (a backfill in one pass) writes what day-by-day builds write."""
+    from chispa import assert_df_equality
+
+    land(
+        settings.storage.landing_events,
+        "events-0001.jsonl",
+        [
+            json.dumps(
+                event(
+                    f"e{day}{n}",
+                    card_id=f"card-{n % 3}",
+                    amount=10.0 + n * day,
+                    event_ts=f"2026-11-{day}T{8 + n:02d}:00:00+00:00",
+                )
+            )
+            for day in (18, 19, 20, 21)
+            for n in range(4)
+        ],
+    )
+    Ingestor(settings, spark).run_batch()
+    store = FeatureStore(settings, spark)
+    for day in (19, 20, 21):
+        store.build(date(2026, 11, day))
+    by_day = {name: store.table(name).read().toPandas() for name in ("features", "card_profiles")}
+
+    ranged = store.build(date(2026, 11, 19), date(2026, 11, 21))
+    assert (ranged.days, ranged.features) == ("2026-11-19..2026-11-21", 12)
+    for name, expected in by_day.items():
+        actual = store.table(name).read()
+        assert_df_equality(
+            actual,
+            spark.createDataFrame(expected, actual.schema),
+            ignore_row_order=True,
+            ignore_nullable=True,
+        )

@@ -34,8 +34,7 @@ def train_champion(spark, root: Path, days: int = 5, events_per_day: int = 1000)
     generate_history(settings, days=days, events_per_day=events_per_day, end_date=end, progress=False)
     Ingestor(settings, spark).run_batch()
     store = FeatureStore(settings, spark)
-    for offset in range(days):
-        store.build(end - timedelta(days=offset))
+    store.build(end - timedelta(days=days - 1), end)
     store.refresh_training_set()
     print(f"  {retrain_and_promote(spark, settings, store.table('training_set'))}", flush=True)
     return settings.storage.root_path / "mlflow.db"
