@@ -209,9 +209,10 @@ class Reconciler:
         # Batch rows replace whatever is there, skipping rows already equal so a re-run
         # commits no changes; speed rows only fill gaps; a speed row whose event silver
         # rejected (marked source = 'rejected' here, never inserted) leaves serving.
+        # event_date in the key (an event has one date) lets the merge prune other days' files.
         self.serving.merge(
             rows,
-            on="event_id",
+            on=["event_date", "event_id"],
             delete_condition="source.source = 'rejected' AND target.source = 'speed'",
             update_condition=(
                 "source.source = 'batch' AND (target.source <> 'batch' OR target.score <> source.score "

@@ -15,9 +15,10 @@ ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": ""})
 from medallion.ingest import Ingestor
 
 report = Ingestor(ctx.settings, ctx.spark).run_batch()
-for feed, files, bronze, silver, quarantined, duplicates in report.rows():
+for c in report.feeds.values():
     print(
-        f"{feed}: {files} files, bronze {bronze}, silver {silver}, quarantined {quarantined}, duplicates {duplicates}"
+        f"{c.feed}: {c.files} files, bronze {c.bronze}, silver {c.silver}, quarantined {c.quarantined}, "
+        f"duplicates {c.duplicates}, dropped {c.dropped}, expectations broken {c.expectations}"
     )
 
 # COMMAND ----------

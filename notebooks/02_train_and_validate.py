@@ -15,9 +15,9 @@ ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": ""})
 from medallion.featurestore import FeatureStore
 
 store = FeatureStore(ctx.settings, ctx.spark)
-for day in store.event_dates():
-    build = store.build(day)
-    print(f"{build.day}: {build.features} feature rows")
+days = store.event_dates()
+build = store.build(days[0], days[-1])  # every day in one pass
+print(f"{build.days}: {build.features} feature rows")
 rows, version = store.refresh_training_set()
 print(f"training set: {rows} rows (v{version})")
 

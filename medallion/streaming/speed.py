@@ -239,7 +239,7 @@ class SpeedLayer:
             F.current_timestamp().alias("updated_at"),
         )
         # The batch layer is the truth: a speed row never replaces a batch row.
-        serving.merge(rows, on="event_id", update_condition="target.source = 'speed'")
+        serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
 
     # ------------------------------------------------------------------ continuous
 
