@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument(
         "--arrow-batch", type=int, default=None, help="spark.arrow_max_records_per_batch to try"
     )
+    parser.add_argument("--set", action="append", default=[], help="extra section.key=value, e.g. spark.conf...")
     args = parser.parse_args()
 
     import mlflow
@@ -49,6 +50,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
         extra = [f"spark.arrow_max_records_per_batch={args.arrow_batch}"] if args.arrow_batch else []
+        extra += args.set
         settings = settings_for(workdir, None, *extra)
         spark = get_spark(settings)
         print("training a champion on a small history ...", flush=True)
@@ -61,6 +63,9 @@ def main() -> None:
             .withColumn("event_id", F.concat_ws("-", "event_id", F.col("copy").cast("string")))
             .drop("copy")
             .limit(args.rows)
+            # Laid out as FeatureStore writes it (its join's shuffle partitions by card), not
+            # as the single task a limit leaves, which would score on one core.
+            .repartition(settings.spark.shuffle_partitions, "card_id")
         )
         bench_features = lake.create("bench", "features", features.schema, partition_by=["event_date"])
         bench_features.overwrite(features)
