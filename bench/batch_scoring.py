@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument(
         "--arrow-batch", type=int, default=None, help="spark.arrow_max_records_per_batch to try"
     )
-    parser.add_argument("--set", action="append", default=[], help="extra section.key=value, e.g. spark.conf...")
+    parser.add_argument(
+        "--set", action="append", default=[], help="extra section.key=value, e.g. spark.conf..."
+    )
     args = parser.parse_args()
 
     import mlflow

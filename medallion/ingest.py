@@ -72,6 +72,12 @@ class IngestedBatch:
     counts: FeedCounts
     silver_rows: DataFrame | None
     cached: list[DataFrame]
+    valid: int = 0  # rows that passed every check, before deduplication
+
+    def counted(self, silver: int) -> None:
+        """Record the silver row count; every valid row that is not in silver is a duplicate."""
+        self.counts.silver = silver
+        self.counts.duplicates = self.valid - silver
 
     def release(self) -> None:
         for frame in self.cached:
@@ -146,12 +152,16 @@ class Ingestor:
 
     # ------------------------------------------------------------------ the shared step
 
-    def process(self, feed: str, landed: DataFrame, app_id: str, batch_id: int) -> IngestedBatch:
+    def process(
+        self, feed: str, landed: DataFrame, app_id: str, batch_id: int, count_silver: bool = True
+    ) -> IngestedBatch:
         """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
 
         Idempotent on ``(app_id, batch_id)``: every table skips a txn it already holds, and a
         batch replayed after a crash recomputes the same silver rows (it recognises its own
-        files in bronze), so the caller can still score them. A ``fail`` expectation that
+        files in bronze), so the caller can still score them. ``count_silver=False`` saves
+        a job for a caller that counts the silver rows anyway (the stream scores each one):
+        it then calls :meth:`IngestedBatch.counted`. A ``fail`` expectation that
         any row breaks stops the batch before it writes anything. Call
         :meth:`IngestedBatch.release` when done with the returned rows.
         """
@@ -205,13 +215,12 @@ class Ingestor:
         else:
             silver_rows = parsed.valid
         silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames()).persist()
-        counts.silver = silver_rows.count()
-        # Every valid line that is not a first arrival is a duplicate (dedupe_events keeps
-        # them apart); counting them would cost one more job per batch.
-        counts.duplicates = summary.valid - counts.silver
+        ingested = IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows], valid=summary.valid)
+        if count_silver:
+            ingested.counted(silver_rows.count())
         self.silver[feed].append(silver_rows, txn=txn)
         self.quarantine.append(parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()), txn=txn)
-        return IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows])
+        return ingested
 
     def _not_ingested_elsewhere(self, feed: str, landed: DataFrame, writer: str, batch_id: int) -> DataFrame:
         """Drop lines of files bronze already holds from another writer or batch.

@@ -147,18 +147,21 @@ class SpeedLayer:
         app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
         txn = (app_id, batch_id)
         file_times = landed.select("source_file", "landed_at").distinct()
-        ingested = self._ingestor.process("events", landed.drop("landed_at"), app_id, batch_id)
+        # Silver is counted by the scoring job below (every silver row is scored): one job fewer.
+        ingested = self._ingestor.process(
+            "events", landed.drop("landed_at"), app_id, batch_id, count_silver=False
+        )
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts
             scored_rows, latencies = 0, (None, None)
-            if rows is not None and counts.silver > 0:
+            if rows is not None and ingested.valid > 0:
                 profiles = (
                     self.lake.table("gold", "card_profiles").read()
                     if self.lake.exists("gold", "card_profiles")
                     else None
                 )
-                scored = self._score(rows, profiles, champion, batch_id, file_times, counts.silver).persist()
+                scored = self._score(rows, profiles, champion, batch_id, file_times, ingested.valid).persist()
                 try:
                     # One job materialises the scores and the landing-time quantiles.
                     landed_s = F.col("landed_at").cast("double")
@@ -167,6 +170,7 @@ class SpeedLayer:
                         F.percentile_approx(landed_s, [0.5, 0.05], 1000).alias("landed"),
                     ).first()
                     scored_rows = stats.rows
+                    ingested.counted(scored_rows)
                     tables["speed"].append(scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()), txn=txn)
                     # Canary rows are served too: that is what a canary is for.
                     self._upsert_serving(tables["serving"], scored)
@@ -176,10 +180,12 @@ class SpeedLayer:
                         latencies = tuple(max(0.0, committed - q) * 1000 for q in stats.landed)
                     if self.settings.stream.challenger == "shadow":
                         self._shadow(
-                            tables["shadow"], rows, profiles, batch_id, file_times, counts.silver, txn
+                            tables["shadow"], rows, profiles, batch_id, file_times, ingested.valid, txn
                         )
                 finally:
                     scored.unpersist()
+            else:
+                ingested.counted(0)
             figures = BatchFigures(
                 counts.bronze,
                 scored_rows,
