@@ -147,3 +147,22 @@ def test_cli_ingest_prints_each_declared_expectation(spark, storage_root, capsys
     assert code == 0
     assert "declared expectations" in out
     assert "events.small" in out and "amount < 1000" in out
+
+
+def test_the_readme_example_loads_from_a_yaml_overlay(tmp_path):
+    import re
+    import shutil
+
+    readme = (REPO / "README.md").read_text()
+    example = re.search(r"```yaml\n(expectations:\n.*?)```", readme, re.S).group(1)
+    shutil.copy(REPO / "conf" / "base.yaml", tmp_path / "base.yaml")
+    (tmp_path / "team.yaml").write_text(example)
+    settings = load_settings(env="team", environ={}, directory=tmp_path)
+    rules = {name: rule.action for name, rule in settings.expectations.events.items()}
+    assert rules == {
+        "amount_below_50k": "quarantine",
+        "no_test_cards": "drop",
+        "daytime": "warn",
+        "known_channel": "fail",
+    }
+    assert settings.provenance["expectations.events.daytime.check"].endswith("team.yaml")
