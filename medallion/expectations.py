@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from medallion.config import Settings
 
 Action = Literal["warn", "drop", "quarantine", "fail"]
-ACTIONS: tuple[str, ...] = ("warn", "drop", "quarantine", "fail")
 
 
 class ExpectationFailed(MedallionError):

@@ -42,8 +42,8 @@ class ParsedFeed:
 
     ``rows`` holds the bronze columns, the typed columns, ``line_hash`` (of the raw line),
     ``reasons`` (why the row is quarantined, empty if it is not) and ``broken`` (the declared
-    expectations it breaks, whatever their action). :meth:`persist` it before taking more than one part: the JSON
-    is then parsed once, not once per part.
+    expectations it breaks, whatever their action). :meth:`persist` it before taking more
+    than one part: the JSON is then parsed once, not once per part.
     """
 
     feed: str

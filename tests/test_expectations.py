@@ -166,3 +166,25 @@ def test_the_readme_example_loads_from_a_yaml_overlay(tmp_path):
         "known_channel": "fail",
     }
     assert settings.provenance["expectations.events.daytime.check"].endswith("team.yaml")
+
+
+def test_a_fail_expectation_stops_the_stream_with_its_one_line(spark, storage_root):
+    from medallion.errors import MedallionError
+    from medallion.streaming.run import run_until_stopped
+
+    settings = settings_with(
+        storage_root,
+        "expectations.events.known_card.check=card_id LIKE 'card-%'",
+        "expectations.events.known_card.action=fail",
+    )
+    land(settings.storage.landing_events, "events-0001.jsonl", [json.dumps(event("b", card_id="stolen-9"))])
+    land(settings.storage.landing_labels, "labels-0001.jsonl", [])
+    events_query, labels_query = Ingestor(settings, spark).start_stream({"availableNow": True})
+    run_until_stopped(labels_query)
+    with pytest.raises(MedallionError) as failed:
+        run_until_stopped(events_query)
+    assert str(failed.value) == (
+        "expectation events.known_card (card_id LIKE 'card-%') failed on 1 row(s); nothing was written: "
+        "fix the data or set expectations.events.known_card.action to warn, drop or quarantine"
+    )
+    assert Lakehouse(settings, spark).table("silver", "events").read().count() == 0

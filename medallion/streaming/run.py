@@ -15,12 +15,17 @@ back-to-back batches).
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
 from collections.abc import Callable
 
+from medallion.errors import MedallionError
+
 STOP_MARKER = "medallion: stop requested"
+# How a medallion error raised in a foreachBatch body reads in Spark's query exception.
+_RAISED_IN_BATCH = re.compile(r"medallion\.[\w.]+\.(?:\w*Error|ExpectationFailed): (.+)")
 
 
 class StopRequested(RuntimeError):
@@ -103,7 +108,13 @@ def run_until_stopped(
                 stop_between_batches(query)
         error = query.exception()
         if error is not None and STOP_MARKER not in str(error):
-            raise error
+            raise _user_error(error) or error
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _user_error(error: Exception) -> MedallionError | None:
+    """A medallion error raised inside a micro-batch, as its one line, not Spark's trace around it."""
+    found = _RAISED_IN_BATCH.findall(str(error))
+    return MedallionError(found[-1].strip()) if found else None
