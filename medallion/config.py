@@ -324,7 +324,7 @@ def _is_model(tp: Any) -> bool:
 
 
 def _is_free_mapping(tp: Any) -> bool:
-    return typing.get_origin(tp) is dict and not _is_model(_mapped_model(tp))
+    return typing.get_origin(tp) is dict and _mapped_model(tp) is None
 
 
 def _mapped_model(tp: Any) -> Any:

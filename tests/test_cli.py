@@ -113,3 +113,13 @@ def test_batch_without_a_champion_exits_2_with_what_to_run(spark, tmp_path, caps
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: no 'champion' alias on fraud_model: run medallion train, then medallion model promote"
     ]
+
+
+@pytest.mark.parametrize("command", ["features", "batch"])
+def test_a_backward_range_is_one_line_before_any_work(command, tmp_path, capsys):
+    from medallion.cli import main
+
+    args = [command, "--from", "2026-11-20", "--to", "2026-11-19", "--set", f"storage.root={tmp_path}"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == "error: --to 2026-11-19 is before --from 2026-11-20"
+    assert not (tmp_path / "tables").exists()
