@@ -106,6 +106,8 @@ def doctor(env: EnvOption = None, set_: SetOption = None) -> None:
 # --------------------------------------------------------------------------- pipeline commands
 
 DateOption = Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday, UTC)")]
+FromOption = Annotated[str | None, typer.Option("--from", help="first day of a backfill")]
+ToOption = Annotated[str | None, typer.Option("--to", help="last day of a backfill")]
 
 
 def _day(text: str | None):
@@ -220,8 +222,8 @@ def features(
     env: EnvOption = None,
     set_: SetOption = None,
     date_: DateOption = None,
-    from_: Annotated[str | None, typer.Option("--from", help="first day of a backfill")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="last day of a backfill")] = None,
+    from_: FromOption = None,
+    to: ToOption = None,
 ) -> None:
     """Build gold card profiles and features for a day (or --from/--to in one pass), and refresh the training set."""
     from medallion.featurestore import FeatureStore
@@ -242,8 +244,8 @@ def batch(
     env: EnvOption = None,
     set_: SetOption = None,
     date_: DateOption = None,
-    from_: Annotated[str | None, typer.Option("--from", help="first day of a backfill")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="last day of a backfill")] = None,
+    from_: FromOption = None,
+    to: ToOption = None,
     ingest: Annotated[
         bool, typer.Option(help="ingest what landed first (--no-ingest: it already ran)")
     ] = True,
