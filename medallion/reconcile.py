@@ -22,10 +22,11 @@ re-planned and retried by the table layer.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -96,38 +97,49 @@ def compare(batch: DataFrame, speed: DataFrame, silver_ids: DataFrame, tolerance
     ).drop("speed_event_date")
 
 
-def audit_row(compared: DataFrame, batch_ran: bool | None = None) -> dict[str, object]:
-    """Count the outcomes of :func:`compare` into the figures of one audit row.
+OUTCOMES = (
+    "agreed",
+    "disagreed_same_version",
+    "disagreed_other_version",
+    "batch_only",
+    "speed_only",
+    "rejected",
+)
 
-    ``batch_ran``: whether the night has scored this date; by default, whether it has batch rows.
-    """
-    row = compared.agg(
+
+def audit_metrics() -> list[Column]:
+    """The aggregates of one audit row over :func:`compare`'s output (for ``agg`` or ``observe``)."""
+    return [
         F.count(F.col("batch_score")).alias("batch_rows"),
         F.count(F.col("speed_score")).alias("speed_rows"),
-        *[
-            F.sum(F.when(F.col("outcome") == name, 1).otherwise(0)).alias(name)
-            for name in (
-                "agreed",
-                "disagreed_same_version",
-                "disagreed_other_version",
-                "batch_only",
-                "speed_only",
-                "rejected",
-            )
-        ],
+        *[F.sum(F.when(F.col("outcome") == name, 1).otherwise(0)).alias(name) for name in OUTCOMES],
         F.mean("abs_diff").alias("mean_abs_diff"),
         F.max("abs_diff").alias("max_abs_diff"),
         F.sum(F.col("decision_flip").cast("long")).alias("decision_flips"),
-    ).first()
-    figures = {key: (row[key] or 0) for key in row.asDict() if key not in ("mean_abs_diff", "max_abs_diff")}
+    ]
+
+
+def audit_figures(metrics: dict[str, object], batch_ran: bool | None = None) -> dict[str, object]:
+    """The figures of one audit row from the values of :func:`audit_metrics`.
+
+    ``batch_ran``: whether the night has scored this date; by default, whether it has batch rows.
+    """
+    figures = {
+        key: (value or 0) for key, value in metrics.items() if key not in ("mean_abs_diff", "max_abs_diff")
+    }
     figures["rejected_speed"] = figures.pop("rejected")
     # Once the night has run, an event only the stream scored landed after it: a late arrival.
     if batch_ran is None:
         batch_ran = figures["batch_rows"] > 0
     figures["late_arrivals"] = figures["speed_only"] if batch_ran else 0
-    figures["mean_abs_diff"] = row["mean_abs_diff"]
-    figures["max_abs_diff"] = row["max_abs_diff"]
+    figures["mean_abs_diff"] = metrics["mean_abs_diff"]
+    figures["max_abs_diff"] = metrics["max_abs_diff"]
     return figures
+
+
+def audit_row(compared: DataFrame, batch_ran: bool | None = None) -> dict[str, object]:
+    """Count the outcomes of :func:`compare` into the figures of one audit row (one Spark job)."""
+    return audit_figures(compared.agg(*audit_metrics()).first().asDict(), batch_ran)
 
 
 @dataclass(frozen=True)
@@ -170,12 +182,11 @@ class Reconciler:
         # Canary rows were served like champion rows, so they are reconciled like them.
         speed = latest_speed_rows(self.speed.read(version=speed_version).where(on_day))
         silver_ids = self.silver.read().where(on_day).select("event_id")
-        compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance).persist()
-        try:
-            figures = audit_row(compared)
-            self._update_serving(compared)
-        finally:
-            compared.unpersist()
+        compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance)
+        # The audit is counted as the merge reads its source, not by a pass of its own.
+        audited = Observation()
+        self._update_serving(compared.observe(audited, *audit_metrics()))
+        figures = audit_figures(_observed(audited) or compared.agg(*audit_metrics()).first().asDict())
         figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
         self._write_audit(figures)
         return AuditRow(figures)
@@ -249,3 +260,19 @@ class Reconciler:
         self.speed.optimize()
         self.speed.vacuum(retention_hours=24 * max(self.settings.reconcile.speed_retention_days, 1))
         return deleted
+
+
+def _observed(observation: Observation, wait_s: float = 5.0) -> dict[str, object] | None:
+    """The observation's metrics once an action has reported them; None if none did in ``wait_s``.
+
+    Spark reports them through its listener bus, just after the action returns. The embedded
+    engine's merge reads its source in one action; an engine that plans its merge from the
+    source differently may not, and ``Observation.get`` would then wait forever.
+    """
+    reported = observation._jo.future()  # pyspark has no non-blocking accessor
+    deadline = time.monotonic() + wait_s
+    while not reported.isCompleted():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+    return observation.get

@@ -92,3 +92,17 @@ def test_latest_speed_row_wins(spark):
     latest = {row.event_id: row.score for row in latest_speed_rows(speed).collect()}
     assert latest == {"a": 0.2, "b": 0.3}
     assert latest_speed_rows(speed).where(F.col("event_id") == "a").count() == 1
+
+
+def test_observed_audit_is_none_until_an_action_reads_the_frame(spark):
+    from pyspark.sql import Observation
+
+    from medallion.reconcile import _observed
+
+    audited = Observation()
+    observed = spark.range(5).observe(audited, F.count(F.lit(1)).alias("rows"))
+    assert (
+        _observed(audited, wait_s=0.5) is None
+    )  # a merge that never read its source must not block the audit
+    observed.collect()
+    assert _observed(audited) == {"rows": 5}
