@@ -197,7 +197,9 @@ class Ingestor:
         counts.dropped = summary.dropped
         # Bronze reads the landed lines again rather than caching them all: a text scan is
         # cheaper than holding every raw line in memory.
-        counts.skipped_replay = not self.bronze[feed].append(bronze_rows, txn=txn)
+        counts.skipped_replay = not self.bronze[feed].append(
+            bronze_rows, txn=txn, expected_rows=counts.bronze
+        )
 
         if feed == "events":
             # Ids silver got from other files; this batch's own files may already be there on a replay.
@@ -218,8 +220,12 @@ class Ingestor:
         ingested = IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows], valid=summary.valid)
         if count_silver:
             ingested.counted(silver_rows.count())
-        self.silver[feed].append(silver_rows, txn=txn)
-        self.quarantine.append(parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()), txn=txn)
+        self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
+        self.quarantine.append(
+            parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()),
+            txn=txn,
+            expected_rows=counts.quarantined,
+        )
         return ingested
 
     def _not_ingested_elsewhere(self, feed: str, landed: DataFrame, writer: str, batch_id: int) -> DataFrame:

@@ -151,7 +151,9 @@ class StreamProgress(StreamingQueryListener):
             figures.model_version,
         )
         self.metrics.append(
-            self.spark.createDataFrame([row], STREAM_METRICS_SCHEMA), txn=(f"{self.app_id}:metrics", batch_id)
+            self.spark.createDataFrame([row], STREAM_METRICS_SCHEMA),
+            txn=(f"{self.app_id}:metrics", batch_id),
+            expected_rows=1,
         )
         self.log(
             format_line(batch_id, figures, rows_per_s, None if duration_ms is None else int(duration_ms))

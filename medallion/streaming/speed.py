@@ -171,7 +171,11 @@ class SpeedLayer:
                     ).first()
                     scored_rows = stats.rows
                     ingested.counted(scored_rows)
-                    tables["speed"].append(scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()), txn=txn)
+                    tables["speed"].append(
+                        scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()),
+                        txn=txn,
+                        expected_rows=scored_rows,
+                    )
                     # Canary rows are served too: that is what a canary is for.
                     self._upsert_serving(tables["serving"], scored)
                     committed = time.time()
@@ -204,7 +208,7 @@ class SpeedLayer:
         """The challenger scores the same rows beside the champion; never served."""
         challenger = self.scorer(self.settings.model.aliases.challenger)
         shadow = self._score(rows, profiles, challenger, batch_id, file_times, silver, variant="challenger")
-        table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn)
+        table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn, expected_rows=silver)
 
     def _score(
         self, rows, profiles, scorer, batch_id, file_times, silver: int, variant: str = "champion"

@@ -5,6 +5,8 @@ the driver moves the files next to the table's other files, reads their parquet 
 (numRecords, min/max, nullCount: no data is read) and commits every add action in ONE
 delta-rs transaction. The staging folder is deliberately not ``_``-prefixed: if the
 driver dies between the write and the commit, ``vacuum`` finds and deletes the orphans.
+An append whose caller says it is small (``expected_rows``, e.g. a streaming micro-batch)
+is collected as Arrow and written and committed by delta-rs: no Spark write job.
 
 Reads: Spark gets the snapshot's file list with ``basePath`` set to the table root, so
 partition columns come back from the paths. The directory itself is never read: it also
@@ -54,6 +56,7 @@ from medallion.tables.table import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.fs as pafs
     from deltalake import DeltaTable
     from pyspark.sql import DataFrame, SparkSession
@@ -62,6 +65,9 @@ if TYPE_CHECKING:
 STAGING_PREFIX = "staging-"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 STRING_STATS_PREFIX = 32  # as delta-spark: longer max values are left out, not truncated
+# A Spark write job costs about 0.2 s however few its rows (job, commit protocol, renames):
+# an append known to be at most this small is collected and written by delta-rs instead.
+DRIVER_WRITE_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -224,12 +230,20 @@ class RsTable(Table, engine="rs"):
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, df: DataFrame, txn: Txn | None = None, merge_schema: bool = False) -> bool:
+    def append(
+        self,
+        df: DataFrame,
+        txn: Txn | None = None,
+        merge_schema: bool = False,
+        expected_rows: int | None = None,
+    ) -> bool:
         from deltalake.exceptions import CommitFailedError
 
         if self._already_committed(self._delta(), txn):
             return False
         df = self._conform(df, merge_schema)
+        if expected_rows is not None and expected_rows <= DRIVER_WRITE_ROWS:
+            return self._append_from_driver(df.toArrow(), txn)
         staged = self._stage(df)
 
         def attempt() -> bool:
@@ -249,6 +263,47 @@ class RsTable(Table, engine="rs"):
             return True
 
         return self._committing("append", attempt, CommitFailedError, staged)
+
+    def _append_from_driver(self, rows: pa.Table, txn: Txn | None) -> bool:
+        """Append rows already on the driver: delta-rs writes the files and commits them."""
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import CommitProperties, Transaction
+
+        schema = self.schema
+        nulls = {
+            field.name: rows.column(field.name).null_count
+            for field in schema.fields
+            if not field.nullable and rows.column(field.name).null_count
+        }
+        if nulls:
+            found = ", ".join(f"{name} ({n} nulls)" for name, n in nulls.items())
+            raise SchemaMismatchError(
+                f"NOT NULL column(s) of {self.path} would get nulls: {found}; fill or filter them"
+            )
+
+        def attempt() -> bool:
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                return False  # a concurrent replay of the same batch won: ours must not land too
+            if rows.num_rows == 0:
+                # Nothing to write, but the txn is recorded, as an append of an empty frame does.
+                self._commit(dt, [], "append", txn, {"writeOperation": "APPEND"}, retries=None)
+                return True
+            apps = [Transaction(txn[0], int(txn[1]))] if txn else None
+            params = {"writeOperation": "APPEND", "partitionBy": json.dumps(self.partition_by)}
+            with _translated(self.path):
+                write_deltalake(
+                    dt,
+                    rows,
+                    mode="append",
+                    commit_properties=CommitProperties(
+                        custom_metadata={"operationParameters": params}, app_transactions=apps
+                    ),
+                )
+            return True
+
+        return self._retrying("append", attempt, CommitFailedError)
 
     def overwrite(self, df: DataFrame, where: str | None = None, txn: Txn | None = None) -> bool:
         from deltalake.exceptions import CommitFailedError

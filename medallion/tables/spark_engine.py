@@ -148,7 +148,13 @@ class SparkTable(Table, engine="spark"):
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, df: DataFrame, txn: Txn | None = None, merge_schema: bool = False) -> bool:
+    def append(
+        self,
+        df: DataFrame,
+        txn: Txn | None = None,
+        merge_schema: bool = False,
+        expected_rows: int | None = None,  # delta-spark's write has no cheaper small-frame path
+    ) -> bool:
         if self._already_committed(txn):
             return False
         df = self._conform(df, merge_schema)

@@ -162,13 +162,23 @@ class Table(abc.ABC):
         """
 
     @abc.abstractmethod
-    def append(self, df: DataFrame, txn: Txn | None = None, merge_schema: bool = False) -> bool:
+    def append(
+        self,
+        df: DataFrame,
+        txn: Txn | None = None,
+        merge_schema: bool = False,
+        expected_rows: int | None = None,
+    ) -> bool:
         """Append ``df``; False (and nothing written) if ``txn`` was already committed.
 
         ``txn=(app_id, version)`` makes the write idempotent: a later call whose app id
         already holds that version or a higher one commits nothing. ``df`` must have the
         table's columns and types (order does not matter); with ``merge_schema=True`` new
         columns are added to the table and missing ones are written as nulls.
+
+        ``expected_rows``: about how many rows ``df`` holds, when the caller has counted
+        them anyway. An engine may use it to pick a cheaper way to write a small frame
+        (the embedded one writes it from the driver, without a Spark write job).
         """
 
     @abc.abstractmethod

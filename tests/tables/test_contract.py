@@ -245,3 +245,27 @@ def test_conflicting_merge_gives_up_with_concurrent_write_error(spark, engine, t
     assert len(failure) == 1 and isinstance(failure[0], ConcurrentWriteError)
     assert table_path in str(failure[0]) and "\n" not in str(failure[0])
     assert events.read().count() == 3  # nothing torn
+
+
+def test_a_small_append_gives_the_same_table_as_a_spark_write(spark, engine, storage_root, frame):
+    """``expected_rows`` may change how an engine writes, never what it writes."""
+
+    def table(name):
+        return Table.create(
+            spark, str(storage_root / name), SCHEMA, partition_by=["event_date"], engine=engine
+        )
+
+    by_spark, small = table("by_spark"), table("small")
+    two_days = frame(range(4)).unionByName(frame(range(4, 6), DAY2))
+    assert by_spark.append(two_days, txn=("app", 1))
+    assert small.append(two_days, txn=("app", 1), expected_rows=6)
+    assert small.append(two_days, txn=("app", 1), expected_rows=6) is False  # the txn still holds
+    assert small.append(frame([]), txn=("app", 2), expected_rows=0)  # empty: only the txn lands
+    assert small.last_txn_version("app") == 2
+    assert sorted(small.read().collect()) == sorted(by_spark.read().collect())
+    assert sorted(small.read().where(F.col("event_date") == DAY2).collect()) == sorted(
+        by_spark.read().where(F.col("event_date") == DAY2).collect()
+    )
+    with pytest.raises(SchemaMismatchError, match="event_id"):
+        small.append(frame(range(2)).withColumn("event_id", F.lit(None).cast("string")), expected_rows=2)
+    assert small.read().count() == 6
