@@ -148,6 +148,11 @@ class StreamSettings(_Section):
     rate: RateSettings = Field(default_factory=RateSettings)
     challenger: Literal["off", "shadow", "canary"] = "off"
     canary_fraction: float = Field(default=0.1, ge=0, le=1)
+    compact_every: int = Field(
+        default=100,
+        ge=0,
+        description="compact the small files the stream's appends leave every this many micro-batches (0: never)",
+    )
     continuous_arrow_batch_rows: int = Field(
         default=1,
         ge=1,

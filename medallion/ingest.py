@@ -31,6 +31,7 @@ from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
 from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import dedupe_events, parse_events, parse_labels
+from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
 
 FEEDS = ("events", "labels")
@@ -286,6 +287,9 @@ class Ingestor:
         queries = []
         for feed in FEEDS:
             name = f"{query_name}_{feed}"
+            compaction = Compaction(
+                [self.bronze[feed], self.silver[feed], self.quarantine], self.settings.stream.compact_every
+            )
             checkpoint = self.settings.storage.checkpoint_path(name)
             Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
             landed = read_landing(
@@ -296,10 +300,15 @@ class Ingestor:
             )
 
             def write_batch(
-                batch: DataFrame, batch_id: int, feed: str = feed, checkpoint: str = checkpoint
+                batch: DataFrame,
+                batch_id: int,
+                feed: str = feed,
+                checkpoint: str = checkpoint,
+                compaction: Compaction = compaction,
             ) -> None:
                 app_id = f"stream:{checkpoint_query_id(checkpoint)}"
                 self.process(feed, batch, app_id, batch_id).release()
+                compaction.after(batch_id)
 
             query = (
                 landed.writeStream.queryName(name)

@@ -40,12 +40,18 @@ def landed_lines(settings) -> int:
 
 
 def test_available_now_scores_every_landed_event_once(spark, lake_with_champion):
-    settings = lake_with_champion("stream.trigger.kind=availableNow", "stream.max_files_per_trigger=3")
+    settings = lake_with_champion(
+        "stream.trigger.kind=availableNow", "stream.max_files_per_trigger=3", "stream.compact_every=2"
+    )
     generate_history(settings, days=1, events_per_day=300, end_date=DAY, progress=False)
     lines: list[str] = []
     SpeedLayer(settings, spark, log=lines.append).run(timeout=180)
 
     lake = Lakehouse(settings, spark)
+    # A batch appends a file to each table; every second batch compacts them (no row changes).
+    batches = [line for line in lines if line.startswith("[stream] batch ")]
+    assert any(line.startswith("[stream] compacted ") for line in lines)
+    assert len(lake.table("bronze", "events").read().inputFiles()) < len(batches)
     assert lake.table("bronze", "events").read().count() == landed_lines(settings)
     silver = lake.table("silver", "events").read()
     speed_rows = lake.table("gold", "predictions_speed").read()
@@ -59,7 +65,6 @@ def test_available_now_scores_every_landed_event_once(spark, lake_with_champion)
     assert {r.source for r in serving.select("source").distinct().collect()} == {"speed"}
 
     metrics = lake.table("gold", "stream_metrics").read().orderBy("batch_id").collect()
-    batches = [line for line in lines if line.startswith("[stream] batch ")]
     assert len(metrics) == len(batches) >= 4  # 12 files, at most 3 per trigger
     assert sum(m.input_rows for m in metrics) == landed_lines(settings)
     assert sum(m.quarantined for m in metrics) == lake.table("silver", "quarantine").read().count()

@@ -34,6 +34,7 @@ from medallion.schemas import (
     SERVING_SCHEMA,
     STREAM_METRICS_SCHEMA,
 )
+from medallion.streaming.compaction import Compaction
 from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
@@ -102,6 +103,13 @@ class SpeedLayer:
         self.scorer(self.settings.model.aliases.champion)  # fail before start if there is no champion
         self._tables = self.tables()
         self._ingestor = Ingestor(self.settings, self.spark)
+        written = [
+            self._ingestor.bronze["events"],
+            self._ingestor.silver["events"],
+            self._ingestor.quarantine,
+        ]
+        written += [table for name, table in self._tables.items() if name != "metrics"]
+        self._compaction = Compaction(written, self.settings.stream.compact_every)
         self.progress = StreamProgress(
             self.spark, self._tables["metrics"], self.settings.stream.query_name, self.log
         ).attach()
@@ -203,6 +211,9 @@ class SpeedLayer:
                 self.progress.record(batch_id, figures, app_id)
         finally:
             ingested.release()
+        compacted = self._compaction.after(batch_id)
+        if compacted:
+            self.log(f"[stream] {compacted}")
 
     def _shadow(self, table: Table, rows, profiles, batch_id, file_times, silver: int, txn) -> None:
         """The challenger scores the same rows beside the champion; never served."""
