@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from medallion.reconcile import Reconciler
 from medallion.schemas import PREDICTIONS_BATCH_SCHEMA, PREDICTIONS_SPEED_SCHEMA, SILVER_EVENTS_SCHEMA
 from medallion.serving import get_score
-from medallion.streaming.speed import SpeedLayer
+from medallion.streaming.speed import SpeedLayer, upsert_serving
 
 DAY = date(2026, 11, 20)
 NIGHT = datetime(2026, 11, 21, 2, 0)
@@ -90,7 +90,7 @@ def lake(spark, settings):
     reconciler.batch.append(batch_rows(spark, SCENARIO))
     speed = speed_rows(spark, SCENARIO)
     reconciler.speed.append(speed)
-    SpeedLayer._upsert_serving(reconciler.serving, speed)
+    upsert_serving(reconciler.serving, speed.toArrow())
     return reconciler
 
 
@@ -159,7 +159,7 @@ def test_an_event_landing_after_the_night_is_folded_in_by_the_next_reconcile(spa
     lake.silver.append(silver_rows(spark, ["after_night"]))
     after = speed_rows(spark, {"after_night": (None, (0.65, "2"))}, scored_at=MORNING, batch_id=7)
     lake.speed.append(after)
-    SpeedLayer._upsert_serving(lake.serving, after)
+    upsert_serving(lake.serving, after.toArrow())
 
     audit = lake.run(DAY)
 

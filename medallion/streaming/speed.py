@@ -17,8 +17,11 @@ every row records the version that scored it.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -41,6 +44,31 @@ from medallion.streaming.run import BatchGate, run_until_stopped
 from medallion.tables import Lakehouse, Table
 
 ROWS_PER_SCORING_TASK = 50_000
+
+
+def upsert_serving(serving: Table, predictions: pa.Table) -> None:
+    """Speed predictions (gold.predictions_speed rows, on the driver) into serving.
+
+    The batch layer is the truth: a speed row never replaces a batch row.
+    """
+    now = pa.array([datetime.now(UTC)] * predictions.num_rows, pa.timestamp("us", tz="UTC"))
+    rows = pa.table(
+        {
+            **{name: predictions.column(name) for name in ("event_id", "event_date", "score", "decision")},
+            "model_version": predictions.column("model_version"),
+            "source": pa.array(["speed"] * predictions.num_rows, pa.string()),
+            "missing_in_speed": pa.array([False] * predictions.num_rows, pa.bool_()),
+            "scored_at": predictions.column("scored_at"),
+            "updated_at": now,
+        }
+    )
+    serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
+
+
+def landed_seconds(predictions: pa.Table) -> np.ndarray:
+    """Epoch seconds at which each prediction's event landed (rows without a landing time left out)."""
+    landed = predictions.column("landed_at").drop_null()
+    return landed.cast(pa.int64()).to_numpy() / 1e6
 
 
 def canary_cards(card_id, fraction: float):
@@ -169,33 +197,23 @@ class SpeedLayer:
                     if self.lake.exists("gold", "card_profiles")
                     else None
                 )
-                scored = self._score(rows, profiles, champion, batch_id, file_times, ingested.valid).persist()
-                try:
-                    # One job materialises the scores and the landing-time quantiles.
-                    landed_s = F.col("landed_at").cast("double")
-                    stats = scored.agg(
-                        F.count("*").alias("rows"),
-                        F.percentile_approx(landed_s, [0.5, 0.05], 1000).alias("landed"),
-                    ).first()
-                    scored_rows = stats.rows
-                    ingested.counted(scored_rows)
-                    tables["speed"].append(
-                        scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()),
-                        txn=txn,
-                        expected_rows=scored_rows,
+                scored = self._score(rows, profiles, champion, batch_id, file_times, ingested.valid)
+                # One job scores the batch and brings it to the driver, for the counts and both commits.
+                predictions = scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()).toArrow()
+                scored_rows = predictions.num_rows
+                ingested.counted(scored_rows)
+                tables["speed"].append(predictions, txn=txn)
+                # Canary rows are served too: that is what a canary is for.
+                upsert_serving(tables["serving"], predictions)
+                committed = time.time()
+                landed = landed_seconds(predictions)
+                if len(landed):
+                    # now - quantile_p(landed) is the (1 - p) quantile of landed -> committed.
+                    latencies = tuple(
+                        max(0.0, committed - float(q)) * 1000 for q in np.quantile(landed, [0.5, 0.05])
                     )
-                    # Canary rows are served too: that is what a canary is for.
-                    self._upsert_serving(tables["serving"], scored)
-                    committed = time.time()
-                    if stats.landed is not None:
-                        # now - quantile_p(landed) is the (1 - p) quantile of landed -> committed.
-                        latencies = tuple(max(0.0, committed - q) * 1000 for q in stats.landed)
-                    if self.settings.stream.challenger == "shadow":
-                        self._shadow(
-                            tables["shadow"], rows, profiles, batch_id, file_times, ingested.valid, txn
-                        )
-                finally:
-                    scored.unpersist()
+                if self.settings.stream.challenger == "shadow":
+                    self._shadow(tables["shadow"], rows, profiles, batch_id, file_times, ingested.valid, txn)
             else:
                 ingested.counted(0)
             figures = BatchFigures(
@@ -245,22 +263,6 @@ class SpeedLayer:
             .withColumn("scored_at", F.current_timestamp())
             .withColumn("batch_id", F.lit(batch_id).cast("long"))
         )
-
-    @staticmethod
-    def _upsert_serving(serving: Table, scored: DataFrame) -> None:
-        rows = scored.select(
-            "event_id",
-            "event_date",
-            "score",
-            "decision",
-            "model_version",
-            F.lit("speed").alias("source"),
-            F.lit(False).alias("missing_in_speed"),
-            "scored_at",
-            F.current_timestamp().alias("updated_at"),
-        )
-        # The batch layer is the truth: a speed row never replaces a batch row.
-        serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
 
     # ------------------------------------------------------------------ continuous
 

@@ -50,6 +50,7 @@ from medallion.tables.table import (
     Table,
     Txn,
     _one_line,
+    arrow_in_table_order,
     as_utc,
     describe_mismatch,
     schema_differences,
@@ -232,15 +233,18 @@ class RsTable(Table, engine="rs"):
 
     def append(
         self,
-        df: DataFrame,
+        df: DataFrame | pa.Table,
         txn: Txn | None = None,
         merge_schema: bool = False,
         expected_rows: int | None = None,
     ) -> bool:
+        import pyarrow as pa
         from deltalake.exceptions import CommitFailedError
 
         if self._already_committed(self._delta(), txn):
             return False
+        if isinstance(df, pa.Table):
+            return self._append_from_driver(arrow_in_table_order(self.path, self.schema, df), txn)
         df = self._conform(df, merge_schema)
         if expected_rows is not None and expected_rows <= DRIVER_WRITE_ROWS:
             return self._append_from_driver(df.toArrow(), txn)
@@ -360,7 +364,7 @@ class RsTable(Table, engine="rs"):
 
     def merge(
         self,
-        source: DataFrame,
+        source: DataFrame | pa.Table,
         on: str | Sequence[str],
         update: bool = True,
         insert: bool = True,
@@ -375,12 +379,17 @@ class RsTable(Table, engine="rs"):
         by default; plan for about twice its Arrow size). The target is not collected:
         delta-rs rewrites only the files holding matched keys.
         """
+        import pyarrow as pa
         from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import CommitProperties, Transaction
 
         keys = [on] if isinstance(on, str) else list(on)
-        source = self._conform(source, merge_schema=False)
-        unknown = [k for k in keys if k not in source.columns]
+        on_driver = isinstance(source, pa.Table)
+        if on_driver:
+            source = arrow_in_table_order(self.path, self.schema, source)
+        else:
+            source = self._conform(source, merge_schema=False)
+        unknown = [k for k in keys if k not in source.schema.names]
         if unknown:
             raise SchemaMismatchError(
                 f"merge into {self.path}: key column(s) {', '.join(unknown)} not in the table"
@@ -396,7 +405,7 @@ class RsTable(Table, engine="rs"):
             dt = self._delta()
             if self._already_committed(dt, txn):
                 return nothing
-            rows = source.toArrow()
+            rows = source if on_driver else source.toArrow()
             if rows.num_rows == 0 and txn is None:
                 return nothing
             predicate = " AND ".join(f"target.{_df_ident(k)} = source.{_df_ident(k)}" for k in keys)

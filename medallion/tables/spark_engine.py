@@ -25,9 +25,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
-from medallion.tables.table import Table, Txn, _one_line, as_utc, describe_mismatch, schema_differences
+from medallion.tables.table import (
+    Table,
+    Txn,
+    _one_line,
+    arrow_in_table_order,
+    as_utc,
+    describe_mismatch,
+    schema_differences,
+)
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -150,11 +159,12 @@ class SparkTable(Table, engine="spark"):
 
     def append(
         self,
-        df: DataFrame,
+        df: DataFrame | pa.Table,
         txn: Txn | None = None,
         merge_schema: bool = False,
         expected_rows: int | None = None,  # delta-spark's write has no cheaper small-frame path
     ) -> bool:
+        df = self._frame(df)
         if self._already_committed(txn):
             return False
         df = self._conform(df, merge_schema)
@@ -190,7 +200,7 @@ class SparkTable(Table, engine="spark"):
 
     def merge(
         self,
-        source: DataFrame,
+        source: DataFrame | pa.Table,
         on: str | Sequence[str],
         update: bool = True,
         insert: bool = True,
@@ -202,7 +212,7 @@ class SparkTable(Table, engine="spark"):
         from delta.exceptions import DeltaConcurrentModificationException
 
         keys = [on] if isinstance(on, str) else list(on)
-        source = self._conform(source, merge_schema=False)
+        source = self._conform(self._frame(source), merge_schema=False)
         nothing = {"inserted": 0, "updated": 0, "deleted": 0}
         if not (update or insert or delete_condition):
             return nothing
@@ -229,6 +239,15 @@ class SparkTable(Table, engine="spark"):
             }
 
         return self._retrying("merge", attempt, DeltaConcurrentModificationException)
+
+    def _frame(self, rows: DataFrame | pa.Table) -> DataFrame:
+        """Arrow rows on the driver as a DataFrame (Spark does delta-spark's writes)."""
+        import pyarrow as pa
+
+        if isinstance(rows, pa.Table):
+            rows = arrow_in_table_order(self.path, self.schema, rows)
+            return self.spark.createDataFrame(rows, schema=self.schema)
+        return rows
 
     def delete(self, where: str) -> int:
         from delta.exceptions import DeltaConcurrentModificationException

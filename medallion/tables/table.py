@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -164,7 +165,7 @@ class Table(abc.ABC):
     @abc.abstractmethod
     def append(
         self,
-        df: DataFrame,
+        df: DataFrame | pa.Table,
         txn: Txn | None = None,
         merge_schema: bool = False,
         expected_rows: int | None = None,
@@ -174,7 +175,9 @@ class Table(abc.ABC):
         ``txn=(app_id, version)`` makes the write idempotent: a later call whose app id
         already holds that version or a higher one commits nothing. ``df`` must have the
         table's columns and types (order does not matter); with ``merge_schema=True`` new
-        columns are added to the table and missing ones are written as nulls.
+        columns are added to the table and missing ones are written as nulls. ``df`` may
+        also be a ``pyarrow.Table`` already on the driver (a small batch collected once for
+        several writes); it must then have exactly the table's columns.
 
         ``expected_rows``: about how many rows ``df`` holds, when the caller has counted
         them anyway. An engine may use it to pick a cheaper way to write a small frame
@@ -195,7 +198,7 @@ class Table(abc.ABC):
     @abc.abstractmethod
     def merge(
         self,
-        source: DataFrame,
+        source: DataFrame | pa.Table,
         on: str | Sequence[str],
         update: bool = True,
         insert: bool = True,
@@ -210,7 +213,8 @@ class Table(abc.ABC):
         with every source column (only where ``update_condition`` holds, if given);
         unmatched rows are inserted (only where ``insert_condition`` holds, if given).
         Conditions may name ``target.<col>`` and ``source.<col>``. Returns
-        ``{"inserted": n, "updated": m, "deleted": d}``.
+        ``{"inserted": n, "updated": m, "deleted": d}``. ``source`` may be a
+        ``pyarrow.Table`` on the driver, with exactly the table's columns.
 
         Example::
 
@@ -316,6 +320,16 @@ def check_same_schema(path: str, table: StructType, frame: StructType, what: str
     missing, extra, changed = schema_differences(table, frame)
     if missing or extra or changed:
         raise SchemaMismatchError(describe_mismatch(path, missing, extra, changed, what))
+
+
+def arrow_in_table_order(path: str, table: StructType, rows: pa.Table) -> pa.Table:
+    """``rows`` with the table's columns in the table's order; a one-line error if they differ."""
+    names = table.fieldNames()
+    missing = [name for name in names if name not in rows.column_names]
+    extra = [name for name in rows.column_names if name not in names]
+    if missing or extra:
+        raise SchemaMismatchError(describe_mismatch(path, missing, extra, [], "the Arrow rows"))
+    return rows.select(names)
 
 
 def describe_mismatch(path: str, missing: list[str], extra: list[str], changed: list[str], what: str) -> str:

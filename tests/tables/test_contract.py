@@ -269,3 +269,20 @@ def test_a_small_append_gives_the_same_table_as_a_spark_write(spark, engine, sto
     with pytest.raises(SchemaMismatchError, match="event_id"):
         small.append(frame(range(2)).withColumn("event_id", F.lit(None).cast("string")), expected_rows=2)
     assert small.read().count() == 6
+
+
+def test_arrow_rows_on_the_driver_append_and_merge_like_frames(events, frame):
+    """A batch collected once (e.g. a micro-batch's predictions) is written without Spark."""
+    assert events.append(frame(range(3)).toArrow(), txn=("app", 1))
+    assert events.append(frame(range(3)).toArrow(), txn=("app", 1)) is False
+    changed = frame([2, 3], n=7).select("n", "event_id", "amount", "event_ts", "event_date")  # any order
+    assert events.merge(changed.toArrow(), on="event_id") == {"inserted": 1, "updated": 1, "deleted": 0}
+    assert sorted((r.event_id, r.n) for r in events.read().collect()) == [
+        ("e0", 1),
+        ("e1", 1),
+        ("e2", 7),
+        ("e3", 7),
+    ]
+    with pytest.raises(SchemaMismatchError, match="extra"):
+        events.append(frame([9]).withColumn("extra", F.lit(1)).toArrow())
+    assert events.read().count() == 4
