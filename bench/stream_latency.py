@@ -182,6 +182,7 @@ def run_medallion(spark, root: Path, registry: Path, rate: float, seconds: float
 
 
 def main() -> None:
+    global WARMUP_S
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000, help="events/s of the latency run")
     parser.add_argument("--seconds", type=float, default=60, help="length of the latency run")
@@ -191,7 +192,6 @@ def main() -> None:
     parser.add_argument("--rate-seconds", type=float, default=20, help="length of each sustained-rate run")
     parser.add_argument("--warmup", type=float, default=WARMUP_S, help="unmeasured drip before each run")
     args = parser.parse_args()
-    global WARMUP_S
     WARMUP_S = args.warmup
 
     from medallion.spark import get_spark
