@@ -51,16 +51,12 @@ def upsert_serving(serving: Table, predictions: pa.Table) -> None:
 
     The batch layer is the truth: a speed row never replaces a batch row.
     """
-    now = pa.array([datetime.now(UTC)] * predictions.num_rows, pa.timestamp("us", tz="UTC"))
-    rows = pa.table(
-        {
-            **{name: predictions.column(name) for name in ("event_id", "event_date", "score", "decision")},
-            "model_version": predictions.column("model_version"),
-            "source": pa.array(["speed"] * predictions.num_rows, pa.string()),
-            "missing_in_speed": pa.array([False] * predictions.num_rows, pa.bool_()),
-            "scored_at": predictions.column("scored_at"),
-            "updated_at": now,
-        }
+    n = predictions.num_rows
+    rows = predictions.select(["event_id", "event_date", "score", "decision", "model_version", "scored_at"])
+    rows = (
+        rows.append_column("source", pa.array(["speed"] * n, pa.string()))
+        .append_column("missing_in_speed", pa.array([False] * n, pa.bool_()))
+        .append_column("updated_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")))
     )
     serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
 
