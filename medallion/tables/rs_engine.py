@@ -274,17 +274,12 @@ class RsTable(Table, engine="rs"):
         from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import CommitProperties, Transaction
 
-        schema = self.schema
         nulls = {
             field.name: rows.column(field.name).null_count
-            for field in schema.fields
+            for field in self.schema.fields
             if not field.nullable and rows.column(field.name).null_count
         }
-        if nulls:
-            found = ", ".join(f"{name} ({n} nulls)" for name, n in nulls.items())
-            raise SchemaMismatchError(
-                f"NOT NULL column(s) of {self.path} would get nulls: {found}; fill or filter them"
-            )
+        self._refuse_nulls(nulls)
 
         def attempt() -> bool:
             dt = self._delta()
@@ -541,6 +536,11 @@ class RsTable(Table, engine="rs"):
                     nulls[name] = nulls.get(name, 0) + counts[name]
         if nulls:
             self._discard(staged)
+        self._refuse_nulls(nulls)
+
+    def _refuse_nulls(self, nulls: dict[str, int]) -> None:
+        """One line naming each NOT NULL column that would get nulls, and how many."""
+        if nulls:
             found = ", ".join(f"{name} ({n} nulls)" for name, n in nulls.items())
             raise SchemaMismatchError(
                 f"NOT NULL column(s) of {self.path} would get nulls: {found}; fill or filter them"
