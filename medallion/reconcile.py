@@ -186,7 +186,8 @@ class Reconciler:
         # The audit is counted as the merge reads its source, not by a pass of its own.
         audited = Observation()
         self._update_serving(compared.observe(audited, *audit_metrics()))
-        figures = audit_figures(_observed(audited) or compared.agg(*audit_metrics()).first().asDict())
+        observed = _observed(audited)
+        figures = audit_figures(observed) if observed is not None else audit_row(compared)
         figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
         self._write_audit(figures)
         return AuditRow(figures)
