@@ -74,7 +74,7 @@ class SparkSettings(_Section):
     master: str = "local[2]"
     app_name: str = "medallion"
     shuffle_partitions: int = Field(default=4, ge=1)
-    arrow_max_records_per_batch: int = Field(default=10_000, ge=1)
+    arrow_max_records_per_batch: int = Field(default=100_000, ge=1)
     driver_memory: str = Field(
         default="4g", pattern=r"^\d+[kmgt]?$", description="JVM heap of a local session (spark.driver.memory)"
     )

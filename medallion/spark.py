@@ -93,6 +93,10 @@ def get_spark(settings: Settings):
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.spark.arrow_max_records_per_batch),
+        # Every core runs a Python worker at once; Spark would give each worker's OpenMP pool
+        # (the model's predict) all the cores, and the oversubscribed threads spin against
+        # each other: scoring is about 15% faster with one thread per worker.
+        "spark.executorEnv.OMP_NUM_THREADS": "1",
         "spark.sql.adaptive.enabled": "true",
         # Delta hands Spark explicit file lists: listing them needs no distributed job,
         # which would otherwise cost every streaming micro-batch a few hundred ms.
