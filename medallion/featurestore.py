@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from medallion.config import Settings
 from medallion.features import build_features
 from medallion.gold import PROFILE_WINDOW_DAYS, card_profiles, training_set
+from medallion.observation import observed
 from medallion.schemas import SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import latest_labels
 from medallion.tables import Lakehouse, Table
@@ -99,17 +100,16 @@ class FeatureStore:
             self._replace("card_profiles", profiles, f"profile_date IN ({in_days})", ["profile_date"])
             in_range = (F.col("event_date") >= F.lit(day)) & (F.col("event_date") <= F.lit(last_day))
             events = self.silver_events.read().where(in_range)
+            # Counted while written: caching two million feature rows to count them costs
+            # more than computing them.
+            counted = Observation()
             features = build_features(
                 events, profiles.where(F.col("profile_date") <= F.lit(last_day))
-            ).persist()
-            feature_rows = features.count()
-            table = self._replace(
-                "features",
-                features,
-                f"event_date BETWEEN DATE'{day.isoformat()}' AND DATE'{last_day.isoformat()}'",
-                ["event_date"],
-            )
-            features.unpersist()
+            ).observe(counted, F.count(F.lit(1)).alias("rows"))
+            in_days = f"event_date BETWEEN DATE'{day.isoformat()}' AND DATE'{last_day.isoformat()}'"
+            table = self._replace("features", features, in_days, ["event_date"])
+            figures = observed(counted)
+            feature_rows = figures["rows"] if figures else table.read().where(in_days).count()
         finally:
             profiles.unpersist()
         return DayBuild(day, feature_rows, profile_rows, feature_rows, table.version(), last_day)

@@ -22,7 +22,6 @@ re-planned and retried by the table layer.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -31,6 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from medallion.config import Settings
+from medallion.observation import observed
 from medallion.schemas import (
     PREDICTIONS_BATCH_SCHEMA,
     PREDICTIONS_SPEED_SCHEMA,
@@ -186,8 +186,8 @@ class Reconciler:
         # The audit is counted as the merge reads its source, not by a pass of its own.
         audited = Observation()
         self._update_serving(compared.observe(audited, *audit_metrics()))
-        observed = _observed(audited)
-        figures = audit_figures(observed) if observed is not None else audit_row(compared)
+        observed_audit = observed(audited)
+        figures = audit_figures(observed_audit) if observed_audit is not None else audit_row(compared)
         figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
         self._write_audit(figures)
         return AuditRow(figures)
@@ -261,19 +261,3 @@ class Reconciler:
         self.speed.optimize()
         self.speed.vacuum(retention_hours=24 * max(self.settings.reconcile.speed_retention_days, 1))
         return deleted
-
-
-def _observed(observation: Observation, wait_s: float = 5.0) -> dict[str, object] | None:
-    """The observation's metrics once an action has reported them; None if none did in ``wait_s``.
-
-    Spark reports them through its listener bus, just after the action returns. The embedded
-    engine's merge reads its source in one action; an engine that plans its merge from the
-    source differently may not, and ``Observation.get`` would then wait forever.
-    """
-    reported = observation._jo.future()  # pyspark has no non-blocking accessor
-    deadline = time.monotonic() + wait_s
-    while not reported.isCompleted():
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.01)
-    return observation.get

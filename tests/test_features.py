@@ -67,3 +67,44 @@ def test_map_only_lookup_equals_the_join(spark):
     joined = build_features(scored_events, profiles)
     mapped = profile_lookup_features(scored_events, profiles.toPandas())
     assert_df_equality(joined, mapped, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_profiles_from_daily_totals_equal_aggregating_every_event_of_the_window(spark):
+    from chispa import assert_approx_df_equality
+
+    from medallion.gold import PROFILE_WINDOW_DAYS
+
+    rows = [
+        (
+            f"e{i}",
+            f"c{i % 7}",
+            (i * 37 % 1000) / 7.0,
+            "DE" if i % 5 else "FR",
+            datetime(2026, 11, 1 + i % 25, i % 24),
+        )
+        for i in range(600)
+    ]
+    silver = events(spark, rows)
+    days = [date(2026, 11, 3), date(2026, 11, 15), date(2026, 11, 26)]
+    expected = None
+    for day in days:
+        window = silver.where(
+            (F.col("event_date") < F.lit(day))
+            & (F.col("event_date") >= F.date_sub(F.lit(day), PROFILE_WINDOW_DAYS))
+        )
+        amount = F.col("amount").cast("double")
+        one_day = window.groupBy("card_id").agg(
+            F.lit(day).alias("profile_date"),
+            F.count("*").cast("double").alias("txn_count_30d"),
+            F.avg(amount).alias("amount_mean_30d"),
+            F.coalesce(F.stddev_samp(amount), F.lit(0.0)).alias("amount_std_30d"),
+            F.countDistinct("merchant_id").cast("double").alias("distinct_merchants_30d"),
+            F.mode("country").alias("usual_country"),  # no ties here: DE outnumbers FR
+        )
+        expected = one_day if expected is None else expected.unionByName(one_day)
+    assert_approx_df_equality(
+        card_profiles(silver, days).orderBy("card_id", "profile_date"),
+        expected.orderBy("card_id", "profile_date"),
+        precision=1e-9,
+        ignore_nullable=True,
+    )

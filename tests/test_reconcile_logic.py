@@ -97,12 +97,11 @@ def test_latest_speed_row_wins(spark):
 def test_observed_audit_is_none_until_an_action_reads_the_frame(spark):
     from pyspark.sql import Observation
 
-    from medallion.reconcile import _observed
+    from medallion.observation import observed
 
     audited = Observation()
-    observed = spark.range(5).observe(audited, F.count(F.lit(1)).alias("rows"))
-    assert (
-        _observed(audited, wait_s=0.5) is None
-    )  # a merge that never read its source must not block the audit
-    observed.collect()
-    assert _observed(audited) == {"rows": 5}
+    frame = spark.range(5).observe(audited, F.count(F.lit(1)).alias("rows"))
+    # A merge that never read its source must not block the audit.
+    assert observed(audited, wait_s=0.5) is None
+    frame.collect()
+    assert observed(audited) == {"rows": 5}
