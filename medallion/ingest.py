@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from medallion.bronze import read_landing, to_bronze
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
+from medallion.observation import observed
 from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import dedupe_events, parse_events, parse_labels
 from medallion.streaming.compaction import Compaction
@@ -68,7 +69,7 @@ class FeedCounts:
 
 @dataclass
 class IngestedBatch:
-    """The outcome of :meth:`Ingestor.process`: counts, and the batch's silver rows (cached)."""
+    """The outcome of :meth:`Ingestor.process`: counts, and the batch's silver rows."""
 
     counts: FeedCounts
     silver_rows: DataFrame | None
@@ -160,9 +161,10 @@ class Ingestor:
 
         Idempotent on ``(app_id, batch_id)``: every table skips a txn it already holds, and a
         batch replayed after a crash recomputes the same silver rows (it recognises its own
-        files in bronze), so the caller can still score them. ``count_silver=False`` saves
-        a job for a caller that counts the silver rows anyway (the stream scores each one):
-        it then calls :meth:`IngestedBatch.counted`. A ``fail`` expectation that
+        files in bronze), so the caller can still score them. ``count_silver=False`` is for a
+        caller that goes on to use the silver rows (the stream scores each one): they are
+        cached, and the caller counts them and calls :meth:`IngestedBatch.counted`. Otherwise
+        they are counted while written and not cached. A ``fail`` expectation that
         any row breaks stops the batch before it writes anything. Call
         :meth:`IngestedBatch.release` when done with the returned rows.
         """
@@ -217,11 +219,19 @@ class Ingestor:
             silver_rows = dedupe_events(parsed.valid, existing_ids=known_ids).unique
         else:
             silver_rows = parsed.valid
-        silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames()).persist()
-        ingested = IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows], valid=summary.valid)
+        silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames())
         if count_silver:
-            ingested.counted(silver_rows.count())
-        self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
+            # Counted while written: the rows are not needed again, so they are not cached.
+            counted = Observation()
+            silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
+            ingested = IngestedBatch(counts, silver_rows, [parsed.rows], valid=summary.valid)
+        else:
+            silver_rows = silver_rows.persist()  # the caller scores them
+            ingested = IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows], valid=summary.valid)
+        appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
+        if count_silver:
+            figures = observed(counted) if appended else None  # a replay skips the write
+            ingested.counted(figures["rows"] if figures else silver_rows.count())
         self.quarantine.append(
             parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()),
             txn=txn,
