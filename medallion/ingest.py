@@ -119,6 +119,19 @@ def _landing_files(folder: str) -> list[str]:
     )
 
 
+def batch_files(landed: DataFrame) -> list[str]:
+    """The files a batch of landed lines came from, named as ``_metadata.file_path`` names them.
+
+    A batch read knows its files without a job; a streaming micro-batch does not expose them
+    (``inputFiles`` is empty there), so they are read off its rows.
+    """
+    listed = landed.inputFiles()
+    if listed:
+        # Spark lists local files as file:///a/b but names them file:/a/b in _metadata.
+        return ["file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri for uri in listed]
+    return [row.source_file for row in landed.select("source_file").distinct().collect()]
+
+
 def _local_path(uri: str) -> str:
     """``file:/a/b`` or ``file:///a/b`` (how Spark names a file) -> ``/a/b``."""
     from urllib.parse import unquote, urlparse
@@ -244,16 +257,23 @@ class Ingestor:
 
         A file lands in bronze once, whoever reads it first (the nightly run or the stream);
         the rows this very (writer, batch) committed before a crash are kept, so a replay
-        rebuilds the same batch.
+        rebuilds the same batch. Bronze is looked up for this batch's files only, so parquet
+        statistics skip the rest: the cost does not grow with bronze's age.
         """
-        elsewhere = (
-            self.bronze[feed]
+        files = batch_files(landed)
+        if not files:
+            return landed
+        elsewhere = [
+            row.source_file
+            for row in self.bronze[feed]
             .read()
+            .where(F.col("source_file").isin(files))
             .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
             .select("source_file")
             .distinct()
-        )
-        return landed.join(F.broadcast(elsewhere), on="source_file", how="left_anti")
+            .collect()
+        ]
+        return landed.where(~F.col("source_file").isin(elsewhere)) if elsewhere else landed
 
     # ------------------------------------------------------------------ batch
 

@@ -134,6 +134,29 @@ def test_replayed_stream_batch_rebuilds_the_same_silver_rows(spark, settings):
     assert lake.table("silver", "events").read().count() == 2
 
 
+def test_a_file_another_writer_ingested_is_not_ingested_again(spark, settings):
+    """The nightly run and the stream may both see a file: the first to ingest it owns it."""
+    from medallion.bronze import read_landing
+
+    folder = settings.storage.landing_events
+    land(folder, "events-0001.jsonl", [json.dumps(event("a")), json.dumps(event("b"))])
+    ingestor = Ingestor(settings, spark)
+    ingestor.run_batch()
+    land(folder, "events-0002.jsonl", [json.dumps(event("c"))])
+    landed = read_landing(spark, folder)
+    batch = ingestor.process("events", landed, "stream:q1", 0)
+    assert (batch.counts.files, batch.counts.bronze, batch.counts.silver) == (1, 1, 1)
+    batch.release()
+    # A streaming micro-batch does not list its files; its rows name them.
+    micro_batch = spark.createDataFrame(landed.collect(), landed.schema)
+    replay = ingestor.process("events", micro_batch, "stream:q1", 1)
+    assert (replay.counts.files, replay.counts.bronze) == (0, 0)
+    replay.release()
+    lake = Lakehouse(settings, spark)
+    assert lake.table("bronze", "events").read().count() == 3
+    assert sorted(r.event_id for r in lake.table("silver", "events").read().collect()) == ["a", "b", "c"]
+
+
 def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
     """The same landed files through the streaming path give exactly the batch path's silver."""
     from chispa import assert_df_equality
