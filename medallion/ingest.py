@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +168,13 @@ class Ingestor:
     # ------------------------------------------------------------------ the shared step
 
     def process(
-        self, feed: str, landed: DataFrame, app_id: str, batch_id: int, count_silver: bool = True
+        self,
+        feed: str,
+        landed: DataFrame,
+        app_id: str,
+        batch_id: int,
+        count_silver: bool = True,
+        files: Sequence[str] | None = None,
     ) -> IngestedBatch:
         """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
 
@@ -177,13 +183,14 @@ class Ingestor:
         files in bronze), so the caller can still score them. ``count_silver=False`` is for a
         caller that goes on to use the silver rows (the stream scores each one): they are
         cached, and the caller counts them and calls :meth:`IngestedBatch.counted`. Otherwise
-        they are counted while written and not cached. A ``fail`` expectation that
+        they are counted while written and not cached. ``files``: the files the batch came
+        from, if the caller knows them (see :func:`batch_files`). A ``fail`` expectation that
         any row breaks stops the batch before it writes anything. Call
         :meth:`IngestedBatch.release` when done with the returned rows.
         """
         writer = f"{app_id}:{feed}"
         txn = (writer, batch_id)
-        landed = self._not_ingested_elsewhere(feed, landed, writer, batch_id)
+        landed = self._not_ingested_elsewhere(feed, landed, writer, batch_id, files)
         # One ingest time for the batch, whichever query reads it (a replay gets a new one).
         bronze_rows = (
             to_bronze(landed, batch_id, ingested_at=datetime.now(UTC))
@@ -252,7 +259,9 @@ class Ingestor:
         )
         return ingested
 
-    def _not_ingested_elsewhere(self, feed: str, landed: DataFrame, writer: str, batch_id: int) -> DataFrame:
+    def _not_ingested_elsewhere(
+        self, feed: str, landed: DataFrame, writer: str, batch_id: int, files: Sequence[str] | None = None
+    ) -> DataFrame:
         """Drop lines of files bronze already holds from another writer or batch.
 
         A file lands in bronze once, whoever reads it first (the nightly run or the stream);
@@ -260,7 +269,7 @@ class Ingestor:
         rebuilds the same batch. Bronze is looked up for this batch's files only, so parquet
         statistics skip the rest: the cost does not grow with bronze's age.
         """
-        files = batch_files(landed)
+        files = batch_files(landed) if files is None else list(files)
         if not files:
             return landed
         elsewhere = [

@@ -178,10 +178,17 @@ class SpeedLayer:
         tables = self._tables
         app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
         txn = (app_id, batch_id)
-        file_times = landed.select("source_file", "landed_at").distinct()
+        # One small job names the batch's files and when each landed: ingest looks them up in
+        # bronze, and the predictions carry their landing time without reading them again.
+        file_times = {
+            row.source_file: row.landed_us
+            for row in landed.select("source_file", F.unix_micros("landed_at").alias("landed_us"))
+            .distinct()
+            .collect()
+        }
         # Silver is counted by the scoring job below (every silver row is scored): one job fewer.
         ingested = self._ingestor.process(
-            "events", landed.drop("landed_at"), app_id, batch_id, count_silver=False
+            "events", landed.drop("landed_at"), app_id, batch_id, count_silver=False, files=list(file_times)
         )
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
@@ -229,14 +236,23 @@ class SpeedLayer:
         if compacted:
             self.log(f"[stream] {compacted}")
 
-    def _shadow(self, table: Table, rows, profiles, batch_id, file_times, silver: int, txn) -> None:
+    def _shadow(
+        self, table: Table, rows, profiles, batch_id, file_times: dict[str, int], silver: int, txn
+    ) -> None:
         """The challenger scores the same rows beside the champion; never served."""
         challenger = self.scorer(self.settings.model.aliases.challenger)
         shadow = self._score(rows, profiles, challenger, batch_id, file_times, silver, variant="challenger")
         table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn, expected_rows=silver)
 
     def _score(
-        self, rows, profiles, scorer, batch_id, file_times, silver: int, variant: str = "champion"
+        self,
+        rows,
+        profiles,
+        scorer,
+        batch_id,
+        file_times: dict[str, int],
+        silver: int,
+        variant: str = "champion",
     ) -> DataFrame:
         # Each scoring task loads the model once: a small batch scores in few tasks.
         tasks = max(1, min(self.spark.sparkContext.defaultParallelism, -(-silver // ROWS_PER_SCORING_TASK)))
@@ -254,8 +270,9 @@ class SpeedLayer:
             scored = scored.unionByName(canary)
         else:
             scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
+        landed_at = F.create_map(*[F.lit(value) for pair in file_times.items() for value in pair])
         return (
-            scored.join(F.broadcast(file_times), "source_file", "left")
+            scored.withColumn("landed_at", F.timestamp_micros(landed_at[F.col("source_file")]))
             .withColumn("scored_at", F.current_timestamp())
             .withColumn("batch_id", F.lit(batch_id).cast("long"))
         )
