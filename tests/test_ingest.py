@@ -33,6 +33,8 @@ OVERSIZED = json.dumps(event("big1", merchant_id="x" * MAX_LINE_BYTES))
 MALFORMED = {
     "not JSON": "this is not json",
     "truncated JSON": '{"event_id": "t1", "amount": 1',
+    "malformed JSON": '{"event_id": "j1", "amount": NaN}',
+    "not a JSON object": '["e1", 12.5]',
     "wrong type: amount is not a number: abc": json.dumps(event("w1", amount="abc")),
     "missing required field: card_id": json.dumps(event("m1", card_id=None)),
     "negative amount": json.dumps(event("n1", amount=-3.0)),
