@@ -16,10 +16,11 @@ declared expectations (:mod:`medallion.expectations`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from medallion.expectations import Expectation
@@ -151,20 +152,26 @@ def _structural_reasons(raw: Column, corrupt: Column) -> list[Column]:
     ]
 
 
-def _checked(
-    bronze: DataFrame,
-    feed: str,
-    fields: Sequence[str],
-    typed: dict[str, Column],
-    checks: list[Column],
-    expectations: Sequence[Expectation],
-) -> ParsedFeed:
-    """Parse each line once, then type it and attach its reasons and broken expectations.
+@dataclass(frozen=True)
+class _FeedChecks:
+    """The Column trees that parse, type and check one feed, one dict per projection.
 
-    Each step is its own projection over named columns, so Spark evaluates the JSON parse
-    and the field lookups once per row (it does not inline expensive expressions into the
-    projections that use them more than once).
+    Building them takes a couple of thousand py4j calls (a fifth of a second), so they are
+    built once per session and set of expectations and reused by every batch.
     """
+
+    # Keyed by session too (see _event_checks): a Column belongs to one session's JVM.
+    parse: dict[str, Column]
+    text: dict[str, Column]
+    typed: dict[str, Column]
+    checked: dict[str, Column]
+    work: tuple[str, ...]
+    routed: dict[str, Column]
+
+
+def _feed_checks(
+    fields: Sequence[str], typed: dict[str, Column], checks: list[Column], expectations: Sequence[Expectation]
+) -> _FeedChecks:
     # from_json (Jackson, straight into the fields) rather than a variant: a third less
     # work per line. Malformed lines keep their text in the corrupt-record field.
     json_options = {
@@ -172,33 +179,64 @@ def _checked(
         "columnNameOfCorruptRecord": _CORRUPT,
         "allowNonNumericNumbers": "false",
     }
-    with_text = bronze.withColumns(
-        {"_parsed": F.from_json("raw", _json_fields(fields), json_options), "line_hash": F.xxhash64("raw")}
-    ).withColumns({f"_text_{name}": F.col(f"_parsed.{name}") for name in (*fields, _CORRUPT)})
-    typed_rows = with_text.withColumns(typed)
     structural = _present(_structural_reasons(F.col("raw"), F.col(f"_text_{_CORRUPT}")))
     quarantining = [
         _reason(rule.broken(), rule.reason) for rule in expectations if rule.action == "quarantine"
     ]
     broken = [_reason(rule.broken(), rule.name) for rule in expectations]
     dropping = [rule.name for rule in expectations if rule.action == "drop"]
-    rows = typed_rows.withColumns(
-        {
+    return _FeedChecks(
+        parse={
+            "_parsed": F.from_json("raw", _json_fields(fields), json_options),
+            "line_hash": F.xxhash64("raw"),
+        },
+        text={f"_text_{name}": F.col(f"_parsed.{name}") for name in (*fields, _CORRUPT)},
+        typed=typed,
+        checked={
             # A line that is not a JSON object has only its structural reason; field checks would be noise.
             "reasons": F.when(F.size(structural) > 0, structural).otherwise(_present(checks + quarantining)),
             "broken": _present(broken),
-        }
-    ).drop(*[f"_text_{name}" for name in (*fields, _CORRUPT)], "_parsed")
-    dropped = F.arrays_overlap("broken", F.array(*map(F.lit, dropping))) if dropping else F.lit(False)
+        },
+        work=(*[f"_text_{name}" for name in (*fields, _CORRUPT)], "_parsed"),
+        routed={
+            "_dropped": F.arrays_overlap("broken", F.array(*map(F.lit, dropping)))
+            if dropping
+            else F.lit(False),
+            "_barrier": F.spark_partition_id(),
+        },
+    )
+
+
+def _checked(
+    bronze: DataFrame, feed: str, checks: _FeedChecks, expectations: Sequence[Expectation]
+) -> ParsedFeed:
+    """Parse each line once, then type it and attach its reasons and broken expectations.
+
+    Each step is its own projection over named columns, so Spark evaluates the JSON parse
+    and the field lookups once per row (it does not inline expensive expressions into the
+    projections that use them more than once).
+    """
+    rows = (
+        bronze.withColumns(checks.parse)
+        .withColumns(checks.text)
+        .withColumns(checks.typed)
+        .withColumns(checks.checked)
+        .drop(*checks.work)
+    )
     # Spark pushes a filter on ``reasons`` below these projections, inlining the parse into
     # every reference to it (filters get no common-subexpression elimination): 7x slower.
     # It does not push a filter through a projection with a nondeterministic column.
-    routed = rows.withColumns({"_dropped": dropped, "_barrier": F.spark_partition_id()})
-    return ParsedFeed(feed, routed, tuple(expectations))
+    return ParsedFeed(feed, rows.withColumns(checks.routed), tuple(expectations))
 
 
 def parse_events(bronze: DataFrame, expectations: Sequence[Expectation] = ()) -> ParsedFeed:
     """Bronze event lines -> typed silver events, quarantined lines with reasons, dropped lines."""
+    rules = tuple(expectations)
+    return _checked(bronze, "events", _event_checks(bronze.sparkSession, rules), rules)
+
+
+@functools.lru_cache(maxsize=32)
+def _event_checks(session: SparkSession, expectations: tuple[Expectation, ...]) -> _FeedChecks:
     text = {name: F.col(f"_text_{name}") for name in EVENT_FIELDS}
     amount = text["amount"].try_cast("decimal(18,2)")
     event_ts = text["event_ts"].try_cast("timestamp")
@@ -230,11 +268,17 @@ def parse_events(bronze: DataFrame, expectations: Sequence[Expectation] = ()) ->
         _one_of(text["country"], COUNTRIES, "country"),
         _one_of(text["merchant_category"], MERCHANT_CATEGORIES, "merchant_category"),
     ]
-    return _checked(bronze, "events", EVENT_FIELDS, typed, checks, expectations)
+    return _feed_checks(EVENT_FIELDS, typed, checks, expectations)
 
 
 def parse_labels(bronze: DataFrame, expectations: Sequence[Expectation] = ()) -> ParsedFeed:
     """Bronze label lines -> typed silver labels, quarantined lines with reasons, dropped lines."""
+    rules = tuple(expectations)
+    return _checked(bronze, "labels", _label_checks(bronze.sparkSession, rules), rules)
+
+
+@functools.lru_cache(maxsize=32)
+def _label_checks(session: SparkSession, expectations: tuple[Expectation, ...]) -> _FeedChecks:
     text = {name: F.col(f"_text_{name}") for name in LABEL_FIELDS}
     is_fraud = F.when(F.lower(text["is_fraud"]) == "true", True).when(
         F.lower(text["is_fraud"]) == "false", False
@@ -252,7 +296,7 @@ def parse_labels(bronze: DataFrame, expectations: Sequence[Expectation] = ()) ->
             F.concat(F.lit("unparseable timestamp: labeled_at="), text["labeled_at"]),
         ),
     ]
-    return _checked(bronze, "labels", LABEL_FIELDS, typed, checks, expectations)
+    return _feed_checks(LABEL_FIELDS, typed, checks, expectations)
 
 
 def dedupe_events(valid: DataFrame, existing_ids: DataFrame | None = None) -> Deduped:
