@@ -160,7 +160,6 @@ class _FeedChecks:
     built once per session and set of expectations and reused by every batch.
     """
 
-    # Keyed by session too (see _event_checks): a Column belongs to one session's JVM.
     parse: dict[str, Column]
     text: dict[str, Column]
     typed: dict[str, Column]
@@ -237,6 +236,7 @@ def parse_events(bronze: DataFrame, expectations: Sequence[Expectation] = ()) ->
 
 @functools.lru_cache(maxsize=32)
 def _event_checks(session: SparkSession, expectations: tuple[Expectation, ...]) -> _FeedChecks:
+    """Built once per session (a Column belongs to its session's JVM) and set of expectations."""
     text = {name: F.col(f"_text_{name}") for name in EVENT_FIELDS}
     amount = text["amount"].try_cast("decimal(18,2)")
     event_ts = text["event_ts"].try_cast("timestamp")
@@ -279,6 +279,7 @@ def parse_labels(bronze: DataFrame, expectations: Sequence[Expectation] = ()) ->
 
 @functools.lru_cache(maxsize=32)
 def _label_checks(session: SparkSession, expectations: tuple[Expectation, ...]) -> _FeedChecks:
+    """Built once per session (a Column belongs to its session's JVM) and set of expectations."""
     text = {name: F.col(f"_text_{name}") for name in LABEL_FIELDS}
     is_fraud = F.when(F.lower(text["is_fraud"]) == "true", True).when(
         F.lower(text["is_fraud"]) == "false", False

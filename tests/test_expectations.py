@@ -104,6 +104,21 @@ def test_fail_expectation_stops_before_any_write_and_names_the_rule(spark, stora
     assert (counts.silver, counts.expectations) == (2, {"known_card": 1})
 
 
+def test_a_malformed_line_breaks_no_expectation_whatever_it_held_before_the_break(spark, storage_root):
+    """A cut-short line is quarantined as such; the fields read before the cut are not judged."""
+    settings = settings_with(
+        storage_root,
+        "expectations.events.known_card.check=card_id LIKE 'card-%'",
+        "expectations.events.known_card.action=fail",
+    )
+    truncated = json.dumps(event("t1", card_id="stolen-9"))[:-20]
+    land(settings.storage.landing_events, "events-0001.jsonl", [json.dumps(event("a")), truncated])
+    counts = Ingestor(settings, spark).run_batch().feeds["events"]
+    assert (counts.silver, counts.quarantined, counts.expectations) == (1, 1, {"known_card": 0})
+    quarantined = Lakehouse(settings, spark).table("silver", "quarantine").read().first()
+    assert (list(quarantined.reasons), quarantined.raw) == (["truncated JSON"], truncated)
+
+
 def test_a_check_that_does_not_compile_is_one_line_naming_the_key(spark, storage_root):
     settings = settings_with(storage_root, "expectations.events.typo.check=amont > 0")
     with pytest.raises(ConfigError) as bad:
