@@ -47,30 +47,37 @@ def card_profiles(silver_events: DataFrame, days: Sequence[date]) -> DataFrame:
         & (F.col("event_date") >= F.date_sub(F.col("profile_date"), PROFILE_WINDOW_DAYS)),
     )
     profile = Window.partitionBy("card_id", "profile_date")
-    n, mean = F.col("n"), F.col("mean")
+    n, mean, window_mean = F.col("n"), F.col("mean"), F.col("_window_mean")
     history = history.withColumn("_window_mean", F.sum(n * mean).over(profile) / F.sum(n).over(profile))
-    stats = history.groupBy("card_id", "profile_date").agg(
-        F.sum(n).cast("double").alias("txn_count_30d"),
-        F.max("_window_mean").alias("amount_mean_30d"),
-        F.sum(F.col("m2") + n * F.pow(mean - F.col("_window_mean"), 2)).alias("_m2"),
+    # Per country first (the usual country needs those counts), then per profile: one
+    # lineage, so silver is scanned and aggregated once.
+    by_country = history.groupBy("card_id", "profile_date", "country").agg(
+        F.sum(n).alias("count"),
+        F.max(window_mean).alias("_window_mean"),
+        F.sum(F.col("m2") + n * F.pow(mean - window_mean, 2)).alias("_m2"),
+        F.flatten(F.collect_list("merchants")).alias("merchants"),
+    )
+    stats = by_country.groupBy("card_id", "profile_date").agg(
+        F.sum("count").cast("double").alias("txn_count_30d"),
+        F.max(window_mean).alias("amount_mean_30d"),
+        F.sum("_m2").alias("_m2"),
         F.size(F.array_distinct(F.flatten(F.collect_list("merchants"))))
         .cast("double")
         .alias("distinct_merchants_30d"),
+        # Most frequent country; ties go to the alphabetically first so re-runs agree.
+        F.min_by("country", F.struct(-F.col("count"), F.col("country"))).alias("usual_country"),
     )
     sample_std = F.sqrt(F.greatest(F.col("_m2"), F.lit(0.0)) / (F.col("txn_count_30d") - 1))
-    stats = stats.withColumn(
-        "amount_std_30d", F.when(F.col("txn_count_30d") > 1, sample_std).otherwise(F.lit(0.0))
-    ).drop("_m2")
-    # Most frequent country; ties go to the alphabetically first so re-runs agree.
-    by_country = history.groupBy("card_id", "profile_date", "country").agg(F.sum(n).alias("count"))
-    most_frequent = Window.partitionBy("card_id", "profile_date").orderBy(F.col("count").desc(), "country")
-    usual = (
-        by_country.withColumn("_rank", F.row_number().over(most_frequent))
-        .where("_rank = 1")
-        .select("card_id", "profile_date", F.col("country").alias("usual_country"))
+    amount_std = F.when(F.col("txn_count_30d") > 1, sample_std).otherwise(F.lit(0.0))
+    return stats.select(
+        "card_id",
+        "profile_date",
+        "txn_count_30d",
+        "amount_mean_30d",
+        amount_std.alias("amount_std_30d"),
+        "distinct_merchants_30d",
+        "usual_country",
     )
-    columns = ["txn_count_30d", "amount_mean_30d", "amount_std_30d", "distinct_merchants_30d"]
-    return stats.select("card_id", "profile_date", *columns).join(usual, ["card_id", "profile_date"])
 
 
 def training_set(features: DataFrame, latest_labels: DataFrame) -> DataFrame:

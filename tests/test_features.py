@@ -108,3 +108,15 @@ def test_profiles_from_daily_totals_equal_aggregating_every_event_of_the_window(
         precision=1e-9,
         ignore_nullable=True,
     )
+
+
+def test_usual_country_ties_go_to_the_alphabetically_first(spark):
+    tied = [
+        ("t1", "c9", 10.0, "FR", datetime(2026, 11, 18, 9)),
+        ("t2", "c9", 10.0, "DE", datetime(2026, 11, 19, 9)),
+        ("t3", "c9", 10.0, "NL", datetime(2026, 11, 19, 10)),
+        ("t4", "c9", 10.0, "NL", datetime(2026, 11, 17, 10)),
+        ("t5", "c9", 10.0, "DE", datetime(2026, 11, 16, 10)),
+    ]
+    profile = card_profiles(events(spark, tied), [date(2026, 11, 20)]).first()
+    assert (profile.usual_country, profile.txn_count_30d) == ("DE", 5.0)
