@@ -23,11 +23,12 @@ re-planned and retried by the table layer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from medallion.config import Settings
 from medallion.observation import observed
@@ -39,6 +40,8 @@ from medallion.schemas import (
     SILVER_EVENTS_SCHEMA,
 )
 from medallion.tables import Lakehouse, Table
+
+SPEED_COMPARED = ("event_id", "event_date", "score", "decision", "model_version", "scored_at", "batch_id")
 
 
 def latest_speed_rows(speed: DataFrame) -> DataFrame:
@@ -79,7 +82,8 @@ def compare(batch: DataFrame, speed: DataFrame, silver_ids: DataFrame, tolerance
     # Only a speed row without a batch row asks whether silver holds its event, so silver is
     # joined to the speed side: both stay partitioned by event_id into the full outer join,
     # where a join after it would shuffle every joined row once more.
-    known = silver_ids.select("event_id", F.lit(True).alias("in_silver"))
+    # Shuffled like the speed side, never broadcast: a day's ids are millions of strings.
+    known = silver_ids.select("event_id", F.lit(True).alias("in_silver")).hint("shuffle_merge")
     joined = b.join(s.join(known, "event_id", "left"), "event_id", "full_outer")
     diff = F.abs(F.col("batch_score") - F.col("speed_score"))
     outcome = (
@@ -183,12 +187,15 @@ class Reconciler:
         on_day = F.col("event_date") == F.lit(day)
         batch = self.batch.read(version=batch_version).where(on_day)
         # Canary rows were served like champion rows, so they are reconciled like them.
-        speed = latest_speed_rows(self.speed.read(version=speed_version).where(on_day))
+        # Only the compared columns travel through the dedupe's shuffle and sort.
+        speed = latest_speed_rows(
+            self.speed.read(version=speed_version).where(on_day).select(*SPEED_COMPARED)
+        )
         silver_ids = self.silver.read().where(on_day).select("event_id")
         compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance)
         # The audit is counted as the merge reads its source, not by a pass of its own.
         audited = Observation()
-        self._update_serving(compared.observe(audited, *audit_metrics()))
+        self._update_serving(day, compared.observe(audited, *audit_metrics()))
         observed_audit = observed(audited)
         figures = audit_figures(observed_audit) if observed_audit is not None else audit_row(compared)
         figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
@@ -199,7 +206,7 @@ class Reconciler:
         days = (last - first).days
         return [self.run(first + timedelta(days=offset)) for offset in range(days + 1)]
 
-    def _update_serving(self, compared: DataFrame) -> None:
+    def _update_serving(self, day: date, compared: DataFrame) -> None:
         """One merge: batch rows replace, speed-only rows fill gaps, rejected speed rows go."""
         now = F.current_timestamp()
         has_batch = F.col("batch_score").isNotNull()
@@ -224,10 +231,12 @@ class Reconciler:
         # Batch rows replace whatever is there, skipping rows already equal so a re-run
         # commits no changes; speed rows only fill gaps; a speed row whose event silver
         # rejected (marked source = 'rejected' here, never inserted) leaves serving.
-        # event_date in the key (an event has one date) lets the merge prune other days' files.
+        # Confined to the day: only its files are read and rewritten, and the stream's
+        # commits to other days meanwhile do not make the merge start over.
         self.serving.merge(
             rows,
             on=["event_date", "event_id"],
+            partition={"event_date": day},
             delete_condition="source.source = 'rejected' AND target.source = 'speed'",
             update_condition=(
                 "source.source = 'batch' AND (target.source <> 'batch' OR target.score <> source.score "
@@ -237,11 +246,11 @@ class Reconciler:
         )
 
     def _write_audit(self, figures: dict[str, object]) -> None:
-        figured = StructType([f for f in RECONCILIATION_AUDIT_SCHEMA.fields if f.name != "reconciled_at"])
-        row = tuple(figures[field.name] for field in figured.fields)
-        audit = self.spark.createDataFrame([row], figured)
-        audit = audit.withColumn("reconciled_at", F.current_timestamp()).select(
-            *RECONCILIATION_AUDIT_SCHEMA.fieldNames()
+        # One row, built on the driver: no Spark job to make it.
+        row = {**figures, "reconciled_at": datetime.now(UTC)}
+        audit = pa.Table.from_pylist(
+            [{name: row[name] for name in RECONCILIATION_AUDIT_SCHEMA.fieldNames()}],
+            schema=to_arrow_schema(RECONCILIATION_AUDIT_SCHEMA, timestamp_utc=True),
         )
         # Keyed on the input versions: the same inputs reconciled twice give one audit row.
         self.audit.merge(audit, on=["event_date", "batch_version", "speed_version"], update=False)

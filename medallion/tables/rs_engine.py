@@ -25,8 +25,10 @@ Memory: reads, appends, overwrites and deletes never collect table data to the d
 :meth:`RsTable.merge` does: its source goes to the driver as one Arrow table (bounded by
 ``spark.driver.maxResultSize``, 1 GiB by default; budget about twice the source's Arrow
 size in driver memory) and delta-rs rewrites the touched target files in the driver
-process. Merge micro-batches and daily upserts, not whole tables; for bulk replacement use
-``overwrite(where=...)``, which Spark executes.
+process. Merge micro-batches that way. A merge confined to one partition
+(``partition=...``, e.g. a day of serving) is executed by Spark instead
+(:mod:`medallion.tables.partition_merge`): the partition is rewritten, nothing collected.
+For bulk replacement use ``overwrite(where=...)``, which Spark executes.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import math
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -46,6 +48,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
+from medallion.tables.partition_merge import (
+    MergeClauses,
+    merged_partition,
+    partition_conflict,
+    partition_text,
+)
 from medallion.tables.table import (
     Table,
     Txn,
@@ -367,12 +375,17 @@ class RsTable(Table, engine="rs"):
         txn: Txn | None = None,
         insert_condition: str | None = None,
         delete_condition: str | None = None,
+        partition: Mapping[str, Any] | None = None,
     ) -> dict[str, int]:
         """Upsert through delta-rs: ``source`` is collected to the driver as Arrow.
 
         Bound: the source must fit in driver memory (``spark.driver.maxResultSize``, 1 GiB
         by default; plan for about twice its Arrow size). The target is not collected:
         delta-rs rewrites only the files holding matched keys.
+
+        With ``partition``, a DataFrame source is merged by Spark instead: the partition's
+        files are rewritten (copy-on-write, as delta-spark does) and nothing is collected.
+        Commits to other partitions in the meantime do not make it start over.
         """
         import pyarrow as pa
         from deltalake.exceptions import CommitFailedError
@@ -392,6 +405,17 @@ class RsTable(Table, engine="rs"):
         nothing = {"inserted": 0, "updated": 0, "deleted": 0}
         if not (update or insert or delete_condition):
             return nothing
+        if partition is not None:
+            self._check_partition(partition)
+            clauses = MergeClauses(update, insert, update_condition, insert_condition, delete_condition)
+            if not on_driver:
+                return self._merge_partition(source, keys, partition, clauses, txn)
+            outside = _rows_outside(source, partition)
+            if outside:
+                raise MedallionError(
+                    f"merge into {self.path}: {outside} source row(s) lie outside partition "
+                    f"{', '.join(f'{k}={v}' for k, v in partition.items())}; filter the source to it"
+                )
 
         def attempt() -> dict[str, int]:
             # The snapshot is taken before the source is computed: a commit landing in
@@ -404,6 +428,10 @@ class RsTable(Table, engine="rs"):
             if rows.num_rows == 0 and txn is None:
                 return nothing
             predicate = " AND ".join(f"target.{_df_ident(k)} = source.{_df_ident(k)}" for k in keys)
+            if partition is not None:
+                predicate += "".join(
+                    f" AND target.{_df_ident(k)} = '{partition_text(v)}'" for k, v in partition.items()
+                )
             apps = [Transaction(txn[0], int(txn[1]))] if txn else None
             with _translated(self.path):
                 merger = dt.merge(
@@ -428,6 +456,85 @@ class RsTable(Table, engine="rs"):
             }
 
         return self._retrying("merge", attempt, CommitFailedError)
+
+    def _check_partition(self, partition: Mapping[str, Any]) -> None:
+        unknown = [k for k in partition if k not in self.partition_by]
+        if unknown or not partition or any(v is None for v in partition.values()):
+            raise MedallionError(
+                f"merge into {self.path}: partition={dict(partition)!r} must give a value to some of its "
+                f"partition columns ({', '.join(self.partition_by) or 'none'})"
+            )
+
+    def _merge_partition(
+        self,
+        source: DataFrame,
+        keys: list[str],
+        partition: Mapping[str, Any],
+        clauses: MergeClauses,
+        txn: Txn | None,
+    ) -> dict[str, int]:
+        """Spark rewrites the partition's files with the merge applied; delta-rs commits the swap."""
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import RemoveAction
+
+        def attempt() -> dict[str, int]:
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                return {"inserted": 0, "updated": 0, "deleted": 0}
+            files, target_rows = _files_in(dt, partition)
+            target = self._scan(dt, [posixpath.join(self.path, rel) for rel in files])
+            merged = merged_partition(source, target, keys, partition, clauses, self.path, target_rows)
+            staged = self._stage(merged.rows)
+            try:
+                counts = merged.figures()
+            except MedallionError:
+                self._discard(staged)
+                raise
+            if not any(counts.values()):
+                # Nothing changes: no new version, unless a txn must be recorded.
+                self._discard(staged)
+                if txn is None:
+                    return counts
+                staged, files = [], {}
+            now = int(time.time() * 1000)
+            actions = [RemoveAction(rel, True, now, size) for rel, size in files.items()]
+            actions += [f.add_action() for f in staged]
+            params = {
+                "writeOperation": "MERGE",
+                "mergePredicate": " AND ".join(f"target.{k} = source.{k}" for k in keys),
+                "partition": json.dumps({k: partition_text(v) for k, v in partition.items()}),
+            }
+            try:
+                self._commit_over_other_partitions(dt, actions, txn, params, partition)
+            except BaseException:
+                self._discard(staged)
+                raise
+            return counts
+
+        return self._retrying("merge", attempt, CommitFailedError)
+
+    def _commit_over_other_partitions(
+        self, dt: DeltaTable, actions: list, txn: Txn | None, params: dict[str, str], partition
+    ) -> None:
+        """Commit, stepping over concurrent commits that left ``partition`` alone.
+
+        A commit that touched the partition (or the metadata) raises ``CommitFailedError``:
+        the caller plans the merge again on the new snapshot.
+        """
+        from deltalake.exceptions import CommitFailedError
+
+        fs, root = _filesystem(self.path)
+        while True:
+            try:
+                self._commit(dt, actions, "append", txn, params)
+                return
+            except CommitFailedError:
+                head = self._delta()
+                if self._already_committed(head, txn):
+                    raise  # a concurrent run of the same txn won; the retry finds it done
+                if partition_conflict(fs, root, dt.version(), head.version(), partition):
+                    raise
+                dt = head
 
     # ------------------------------------------------------------------ maintenance
 
@@ -770,6 +877,35 @@ def _plain(uri: str) -> str:
 def _tail(path: str, segments: int) -> str:
     """The last ``segments`` parts of a path: a data file relative to its table."""
     return "/".join(path.rstrip("/").split("/")[-segments:])
+
+
+def _files_in(dt: DeltaTable, partition: Mapping[str, Any]) -> tuple[dict[str, int], int | None]:
+    """The snapshot's files of one partition (log path -> size) and their rows, if all have stats."""
+    import pyarrow as pa
+
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    keep = [True] * actions.num_rows
+    for key, value in partition.items():
+        text = partition_text(value)
+        values = actions.column(f"partition.{key}").to_pylist()
+        keep = [k and v is not None and partition_text(v) == text for k, v in zip(keep, values, strict=True)]
+    paths, sizes = actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist()
+    records = actions.column("num_records").to_pylist()
+    kept = [i for i, k in enumerate(keep) if k]
+    counts = [records[i] for i in kept]
+    rows = None if any(n is None for n in counts) else sum(counts)
+    return {paths[i]: sizes[i] for i in kept}, rows
+
+
+def _rows_outside(rows: pa.Table, partition: Mapping[str, Any]) -> int:
+    """How many Arrow rows do not belong to ``partition``."""
+    import pyarrow.compute as pc
+
+    inside = None
+    for key, value in partition.items():
+        same = pc.fill_null(pc.equal(pc.cast(rows.column(key), "string"), partition_text(value)), False)
+        inside = same if inside is None else pc.and_(inside, same)
+    return rows.num_rows - pc.sum(inside).as_py() if rows.num_rows else 0
 
 
 def _sizes(dt: DeltaTable) -> dict[str, int]:

@@ -19,12 +19,14 @@ Example::
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
+from medallion.tables.partition_merge import partition_text
 from medallion.tables.table import (
     Table,
     Txn,
@@ -208,8 +210,11 @@ class SparkTable(Table, engine="spark"):
         txn: Txn | None = None,
         insert_condition: str | None = None,
         delete_condition: str | None = None,
+        partition: Mapping[str, Any] | None = None,
     ) -> dict[str, int]:
         from delta.exceptions import DeltaConcurrentModificationException
+        from pyspark.sql import Column
+        from pyspark.sql import functions as F
 
         keys = [on] if isinstance(on, str) else list(on)
         source = self._conform(self._frame(source), merge_schema=False)
@@ -217,6 +222,22 @@ class SparkTable(Table, engine="spark"):
         if not (update or insert or delete_condition):
             return nothing
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
+        if partition is not None:
+            unknown = [k for k in partition if k not in self.partition_by]
+            if unknown or not partition:
+                raise MedallionError(
+                    f"merge into {self.path}: partition={dict(partition)!r} must give a value to some of its "
+                    f"partition columns ({', '.join(self.partition_by) or 'none'})"
+                )
+            # Checked as the merge reads the source, not by a pass of its own.
+            inside = reduce(Column.__and__, [F.col(k) == F.lit(v) for k, v in partition.items()])
+            outside = f"merge into {self.path}: source rows lie outside partition {dict(partition)!r}; filter the source to it"
+            source = source.where(
+                F.when(F.coalesce(inside, F.lit(False)), True).otherwise(F.raise_error(F.lit(outside)))
+            )
+            # In the ON clause, delta-spark prunes the other partitions' files and its
+            # conflict detection ignores commits that touched only them.
+            condition += "".join(f" AND target.`{k}` = '{partition_text(v)}'" for k, v in partition.items())
 
         def attempt() -> dict[str, int]:
             if self._already_committed(txn):
@@ -229,7 +250,17 @@ class SparkTable(Table, engine="spark"):
             if insert:
                 builder = builder.whenNotMatchedInsertAll(condition=insert_condition)
             with self._dml_txn(txn), _translated(self.path):
-                metrics = builder.execute().first()
+                try:
+                    metrics = builder.execute().first()
+                except Exception as exc:
+                    if partition is not None and "lie outside partition" in str(exc):
+                        raise MedallionError(outside) from None
+                    if "multiple source rows matched" in str(exc):
+                        raise MedallionError(
+                            f"merge into {self.path}: several source rows match the same target row on "
+                            f"({', '.join(keys)}); make the source unique on those columns"
+                        ) from None
+                    raise
             if metrics is None:
                 return nothing
             return {

@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -206,6 +206,7 @@ class Table(abc.ABC):
         txn: Txn | None = None,
         insert_condition: str | None = None,
         delete_condition: str | None = None,
+        partition: Mapping[str, Any] | None = None,
     ) -> dict[str, int]:
         """Upsert ``source`` into the table on equal ``on`` keys.
 
@@ -216,10 +217,16 @@ class Table(abc.ABC):
         ``{"inserted": n, "updated": m, "deleted": d}``. ``source`` may be a
         ``pyarrow.Table`` on the driver, with exactly the table's columns.
 
+        ``partition`` (values of partition columns) confines the merge to one partition,
+        as a partition condition in a Delta merge's ``ON`` clause does: only its rows can
+        match, and every source row must belong to it. Engines then read and rewrite that
+        partition only, and commits to other partitions meanwhile do not conflict.
+
         Example::
 
             t.merge(rows, on="event_id", update_condition="target.source = 'speed'")
             t.merge(audit, on=["event_date", "batch_version"], update=False)   # insert-only
+            t.merge(day_rows, on="event_id", partition={"event_date": date(2026, 11, 20)})
         """
 
     @abc.abstractmethod

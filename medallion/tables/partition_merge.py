@@ -1,0 +1,204 @@
+"""A merge confined to one partition, computed by Spark: copy-on-write of that partition's files.
+
+The embedded engine uses it when a DataFrame is merged with ``partition=`` (for example
+reconciling one ``event_date`` of serving): Spark full-outer-joins the source with the
+partition's rows and writes the partition anew, so nothing is collected to the driver.
+
+Usage::
+
+    from medallion.tables.partition_merge import MergeClauses, merged_partition, partition_conflict
+
+    plan = merged_partition(source, target_rows, ["event_id"], {"event_date": day}, MergeClauses())
+    table_files = stage(plan.rows)            # the action that computes everything
+    plan.figures()                            # {"inserted": .., "updated": .., "deleted": ..}
+
+Semantics are Delta's MERGE with the partition in its condition: a matched row is deleted
+where ``delete_condition`` holds, else updated where ``update_condition`` holds (or always);
+an unmatched source row is inserted where ``insert_condition`` holds (or always); target rows
+nobody matched are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F
+
+from medallion.errors import MedallionError
+from medallion.observation import observed
+
+_IN_SOURCE = "__medallion_in_source"
+_IN_TARGET = "__medallion_in_target"
+
+
+@dataclass(frozen=True)
+class MergeClauses:
+    """Which of a merge's clauses run, and their SQL conditions (naming ``source.`` / ``target.``)."""
+
+    update: bool = True
+    insert: bool = True
+    update_condition: str | None = None
+    insert_condition: str | None = None
+    delete_condition: str | None = None
+
+
+@dataclass(frozen=True)
+class MergedPartition:
+    """The partition's rows after the merge (lazy) and the figures its computation observes."""
+
+    rows: DataFrame
+    path: str
+    partition: Mapping[str, Any]
+    keys: Sequence[str]
+    target: DataFrame
+    joined: DataFrame
+    metrics: list[Column]
+    observations: tuple[Observation, ...]
+    target_rows: int | None
+
+    def figures(self) -> dict[str, int]:
+        """Rows inserted, updated and deleted; raises if the source broke a merge rule.
+
+        Call after an action computed :attr:`rows`: the figures come with it, no extra job.
+        """
+        reported = [observed(o) for o in self.observations]
+        if all(r is not None for r in reported):
+            got = {k: v for figures in reported for k, v in figures.items()}
+        else:  # no action reported them: count them with jobs of our own
+            got = self.joined.agg(*self.metrics).first().asDict()
+            if self.target_rows is None:
+                got["target_rows"] = self.target.count()
+        if self.target_rows is not None:
+            got["target_rows"] = self.target_rows
+        counts = {name: int(got[name] or 0) for name in ("inserted", "updated", "deleted")}
+        outside = int(got["outside"] or 0)
+        if outside:
+            raise MedallionError(
+                f"merge into {self.path}: {outside} source row(s) lie outside partition "
+                f"{_described(self.partition)}; filter the source to it or merge without partition="
+            )
+        # A target row is in as many matched pairs as source rows match it. Delta refuses
+        # more than one: the outcome would depend on their order.
+        if int(got["matched_pairs"] or 0) + int(got["target_unmatched"] or 0) > int(got["target_rows"] or 0):
+            raise MedallionError(
+                f"merge into {self.path}: several source rows match the same target row on "
+                f"({', '.join(self.keys)}); make the source unique on those columns"
+            )
+        return counts
+
+
+def merged_partition(
+    source: DataFrame,
+    target: DataFrame,
+    keys: Sequence[str],
+    partition: Mapping[str, Any],
+    clauses: MergeClauses,
+    path: str = "<table>",
+    target_rows: int | None = None,
+) -> MergedPartition:
+    """The rows of one partition after merging ``source`` into its current rows ``target``.
+
+    ``target`` holds exactly the partition's rows (``target_rows`` of them, if known, e.g.
+    from the log's file statistics; else they are counted as the merge runs). ``source``
+    should hold only rows of the partition: others are counted and refused. Both have the
+    table's columns.
+    """
+    checked = Observation()
+    observations = [checked]
+    if target_rows is None:
+        counted = Observation()
+        observations.append(counted)
+        target = target.observe(counted, F.count(F.lit(1)).alias("target_rows"))
+    in_source = source.withColumn(_IN_SOURCE, F.lit(True)).alias("source")
+    in_target = target.withColumn(_IN_TARGET, F.lit(True)).alias("target")
+    # Both sides hold only the partition: its columns would add nothing to the join but hashing.
+    join_keys = [k for k in keys if k not in partition] or list(keys)
+    on = reduce(Column.__and__, [_side("source", k) == _side("target", k) for k in join_keys])
+    joined = in_source.join(in_target, on, "full_outer")
+
+    has_source = F.col(f"source.{_IN_SOURCE}").isNotNull()
+    has_target = F.col(f"target.{_IN_TARGET}").isNotNull()
+    matched = has_source & has_target
+    deleted = matched & _holds(clauses.delete_condition) if clauses.delete_condition else F.lit(False)
+    updated = matched & ~deleted & _holds(clauses.update_condition) if clauses.update else F.lit(False)
+    inserted = has_source & ~has_target & _holds(clauses.insert_condition) if clauses.insert else F.lit(False)
+    in_partition = reduce(Column.__and__, [_side("source", k) == F.lit(v) for k, v in partition.items()])
+    metrics = [
+        _count(inserted).alias("inserted"),
+        _count(updated).alias("updated"),
+        _count(deleted).alias("deleted"),
+        _count(has_source & ~F.coalesce(in_partition, F.lit(False))).alias("outside"),
+        _count(matched).alias("matched_pairs"),
+        _count(has_target & ~has_source).alias("target_unmatched"),
+    ]
+    take_source = updated | inserted
+    rows = (
+        joined.observe(checked, *metrics)
+        .where(take_source | (has_target & ~deleted))
+        .select(
+            *[
+                F.when(take_source, _side("source", c)).otherwise(_side("target", c)).alias(c)
+                for c in target.columns
+            ]
+        )
+    )
+    return MergedPartition(
+        rows, path, dict(partition), list(keys), target, joined, metrics, tuple(observations), target_rows
+    )
+
+
+def partition_conflict(
+    fs, root: str, read_version: int, head_version: int, partition: Mapping[str, Any]
+) -> str | None:
+    """Why commits ``read_version+1 .. head_version`` conflict with rewriting ``partition``, or None.
+
+    They conflict if one added or removed a file of the partition (its rows were not read)
+    or changed the table's metadata or protocol. Commits to other partitions do not: the
+    rewrite can go on top of them as planned.
+    """
+    wanted = {k: partition_text(v) for k, v in partition.items()}
+    for version in range(read_version + 1, head_version + 1):
+        log = posixpath.join(root, "_delta_log", f"{version:020d}.json")
+        try:
+            with fs.open_input_stream(log) as handle:
+                lines = handle.read().decode().splitlines()
+        except FileNotFoundError:
+            return f"version {version}'s log entry is gone"
+        for line in lines:
+            action = json.loads(line) if line.strip() else {}
+            if "metaData" in action or "protocol" in action:
+                return f"version {version} changed the table's metadata"
+            for kind in ("add", "remove"):
+                values = action.get(kind, {}).get("partitionValues")
+                if values is not None and all(values.get(k) == v for k, v in wanted.items()):
+                    return f"version {version} changed partition {_described(partition)}"
+    return None
+
+
+def partition_text(value: Any) -> str:
+    """A partition value as the Delta log writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _described(partition: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={partition_text(v)}" for k, v in partition.items())
+
+
+def _side(alias: str, column: str) -> Column:
+    return F.col(f"{alias}.`{column.replace('`', '``')}`")
+
+
+def _holds(condition: str | None) -> Column:
+    return F.lit(True) if condition is None else F.coalesce(F.expr(condition), F.lit(False))
+
+
+def _count(flag: Column) -> Column:
+    return F.sum(F.when(flag, 1).otherwise(0)).cast("long")

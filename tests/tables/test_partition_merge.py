@@ -1,0 +1,192 @@
+"""``merge(..., partition=...)``: one partition merged, the others neither read nor in the way."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import pytest
+from conftest import SCHEMA
+from pyspark.sql import functions as F
+
+from medallion.errors import ConcurrentWriteError, MedallionError
+from medallion.tables import Table
+
+DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
+
+
+def contents(table) -> dict[tuple[str, date], int]:
+    return {(r.event_id, r.event_date): r.n for r in table.read().collect()}
+
+
+def day_files(table, day: date) -> set[str]:
+    rows = table.read().where(F.col("event_date") == F.lit(day)).select(F.input_file_name().alias("f"))
+    return {r.f for r in rows.distinct().collect()}
+
+
+@pytest.fixture
+def two_days(spark, engine, storage_root, frame):
+    """Two identical tables holding two days, to merge with and without ``partition``."""
+
+    def make(name):
+        table = Table.create(
+            spark, str(storage_root / name), SCHEMA, partition_by=["event_date"], engine=engine
+        )
+        table.append(frame(range(4), DAY1, n=1).unionByName(frame(range(4), DAY2, n=1)))
+        return table
+
+    return make("whole"), make("one_day")
+
+
+@pytest.mark.parametrize("on_driver", [False, True], ids=["frame", "arrow"])
+def test_a_partition_merge_gives_what_a_whole_table_merge_gives_and_leaves_other_days_alone(
+    two_days, frame, on_driver
+):
+    whole, one_day = two_days
+    other_day_files = day_files(one_day, DAY2)
+    source = frame([0, 1, 2, 8, 9], DAY1, n=5)
+    clauses = dict(
+        on=["event_date", "event_id"],
+        delete_condition="source.event_id IN ('e0', 'e8')",
+        update_condition="target.n = 1 AND source.event_id <> 'e2'",
+        insert_condition="source.event_id <> 'e8'",
+    )
+    expected = whole.merge(source, **clauses)
+    got = one_day.merge(source.toArrow() if on_driver else source, partition={"event_date": DAY1}, **clauses)
+
+    assert got == expected == {"inserted": 1, "updated": 1, "deleted": 1}
+    assert contents(one_day) == contents(whole)
+    assert contents(one_day)[("e1", DAY1)] == 5 and ("e0", DAY1) not in contents(one_day)
+    assert day_files(one_day, DAY2) == other_day_files
+
+
+def test_only_the_partitions_rows_can_match(spark, engine, storage_root, frame):
+    """The same key on another day is another row: it is neither updated nor in the way."""
+    table = Table.create(spark, str(storage_root / "t"), SCHEMA, partition_by=["event_date"], engine=engine)
+    table.append(frame([1], DAY2, n=1))
+    assert table.merge(frame([1], DAY1, n=7), on="event_id", partition={"event_date": DAY1}) == {
+        "inserted": 1,
+        "updated": 0,
+        "deleted": 0,
+    }
+    assert contents(table) == {("e1", DAY1): 7, ("e1", DAY2): 1}
+
+
+def test_source_rows_outside_the_partition_are_refused_and_nothing_lands(events, frame):
+    events.append(frame(range(2), DAY1))
+    version = events.version()
+    source = frame([0], DAY1, n=3).unionByName(frame([5], DAY2, n=3))
+    with pytest.raises(MedallionError, match="outside partition") as failure:
+        events.merge(source, on="event_id", partition={"event_date": DAY1})
+    assert "\n" not in str(failure.value)
+    assert events.version() == version
+
+
+def test_a_partition_that_is_not_a_partition_column_is_refused(events, frame):
+    with pytest.raises(MedallionError, match="partition columns"):
+        events.merge(frame([0]), on="event_id", partition={"event_id": "e0"})
+
+
+def test_several_source_rows_for_one_target_row_are_refused(events, frame, engine):
+    events.append(frame(range(2), DAY1))
+    twice = frame([1], DAY1, n=2).unionByName(frame([1], DAY1, n=3))
+    with pytest.raises(MedallionError, match="make the source unique") as failure:
+        events.merge(twice, on="event_id", partition={"event_date": DAY1})
+    assert "\n" not in str(failure.value)
+    assert {r.n for r in events.read().collect()} == {1}
+
+
+def test_a_merge_that_changes_nothing_commits_nothing_unless_a_txn_is_recorded(events, frame):
+    events.append(frame(range(3), DAY1, n=1))
+    version = events.version()
+    same = frame(range(3), DAY1, n=1)
+    assert events.merge(
+        same, on="event_id", update_condition="target.n <> source.n", partition={"event_date": DAY1}
+    ) == {
+        "inserted": 0,
+        "updated": 0,
+        "deleted": 0,
+    }
+    assert events.version() == version
+    events.merge(
+        same,
+        on="event_id",
+        update_condition="target.n <> source.n",
+        txn=("app", 4),
+        partition={"event_date": DAY1},
+    )
+    assert events.last_txn_version("app") == 4
+    assert (
+        events.merge(frame([7], DAY1), on="event_id", txn=("app", 4), partition={"event_date": DAY1})[
+            "inserted"
+        ]
+        == 0
+    )
+    assert events.read().count() == 3
+
+
+def _slow(df, seconds: float):
+    """The same rows, computed slowly: the merge's snapshot is taken before this runs."""
+    pause = F.udf(lambda x: (time.sleep(seconds), x)[1], "string")
+    return df.withColumn("event_id", pause("event_id"))
+
+
+def _merge_while(events, write_meanwhile, frame) -> list[BaseException]:
+    """Run a slow one-day merge; ``write_meanwhile`` commits while it computes."""
+    failures: list[BaseException] = []
+
+    def slow():
+        try:
+            events.merge(_slow(frame([0, 10], DAY1, n=9), 1.5), on="event_id", partition={"event_date": DAY1})
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    time.sleep(0.5)
+    write_meanwhile()
+    worker.join()
+    return failures
+
+
+def test_commits_to_other_partitions_do_not_make_a_partition_merge_start_over(
+    spark, engine, table_path, frame
+):
+    events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
+    events.append(frame(range(3), DAY1, n=1))
+    events.max_attempts = 1  # starting over would fail: only stepping over the commit succeeds
+    other = Table.at(spark, table_path, engine=engine)
+    failures = _merge_while(events, lambda: other.append(frame([5, 6], DAY2)), frame)
+    assert not failures
+    assert contents(events) == {
+        ("e0", DAY1): 9,
+        ("e1", DAY1): 1,
+        ("e2", DAY1): 1,
+        ("e10", DAY1): 9,
+        ("e5", DAY2): 1,
+        ("e6", DAY2): 1,
+    }
+
+
+def test_a_commit_to_the_same_partition_makes_it_start_over_and_both_land(spark, engine, table_path, frame):
+    events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
+    events.append(frame(range(3), DAY1, n=1))
+    other = Table.at(spark, table_path, engine=engine)
+
+    events.max_attempts = 1
+    failures = _merge_while(events, lambda: other.append(frame([5], DAY1)), frame)
+    assert len(failures) == 1 and isinstance(failures[0], ConcurrentWriteError)
+    assert ("e10", DAY1) not in contents(events)  # nothing torn
+
+    events.max_attempts = 5
+    failures = _merge_while(events, lambda: other.merge(frame([1, 11], DAY1, n=2), on="event_id"), frame)
+    assert not failures
+    assert contents(events) == {
+        ("e0", DAY1): 9,
+        ("e1", DAY1): 2,
+        ("e2", DAY1): 1,
+        ("e5", DAY1): 1,
+        ("e10", DAY1): 9,
+        ("e11", DAY1): 2,
+    }
