@@ -128,7 +128,7 @@ def plain_join(spark, batch_path: str, speed_path: str, silver_path: str, out: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     from medallion.config import load_settings

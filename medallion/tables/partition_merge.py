@@ -35,6 +35,9 @@ from medallion.observation import observed
 
 _IN_SOURCE = "__medallion_in_source"
 _IN_TARGET = "__medallion_in_target"
+_ACTION = "__medallion_action"
+_OUTSIDE = "__medallion_outside"
+_KEPT, _INSERTED, _UPDATED, _DELETED, _DROPPED = range(5)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class MergedPartition:
     partition: Mapping[str, Any]
     keys: Sequence[str]
     target: DataFrame
-    joined: DataFrame
+    decided: DataFrame
     metrics: list[Column]
     observations: tuple[Observation, ...]
     target_rows: int | None
@@ -71,7 +74,7 @@ class MergedPartition:
         if all(r is not None for r in reported):
             got = {k: v for figures in reported for k, v in figures.items()}
         else:  # no action reported them: count them with jobs of our own
-            got = self.joined.agg(*self.metrics).first().asDict()
+            got = self.decided.agg(*self.metrics).first().asDict()
             if self.target_rows is None:
                 got["target_rows"] = self.target.count()
         if self.target_rows is not None:
@@ -83,9 +86,9 @@ class MergedPartition:
                 f"merge into {self.path}: {outside} source row(s) lie outside partition "
                 f"{_described(self.partition)}; filter the source to it or merge without partition="
             )
-        # A target row is in as many matched pairs as source rows match it. Delta refuses
-        # more than one: the outcome would depend on their order.
-        if int(got["matched_pairs"] or 0) + int(got["target_unmatched"] or 0) > int(got["target_rows"] or 0):
+        # A target row is joined once per source row matching it. Delta refuses more than
+        # one: the outcome would depend on their order.
+        if int(got["target_side"] or 0) > int(got["target_rows"] or 0):
             raise MedallionError(
                 f"merge into {self.path}: several source rows match the same target row on "
                 f"({', '.join(self.keys)}); make the source unique on those columns"
@@ -129,27 +132,40 @@ def merged_partition(
     updated = matched & ~deleted & _holds(clauses.update_condition) if clauses.update else F.lit(False)
     inserted = has_source & ~has_target & _holds(clauses.insert_condition) if clauses.insert else F.lit(False)
     in_partition = reduce(Column.__and__, [_side("source", k) == F.lit(v) for k, v in partition.items()])
-    metrics = [
-        _count(inserted).alias("inserted"),
-        _count(updated).alias("updated"),
-        _count(deleted).alias("deleted"),
-        _count(has_source & ~F.coalesce(in_partition, F.lit(False))).alias("outside"),
-        _count(matched).alias("matched_pairs"),
-        _count(has_target & ~has_source).alias("target_unmatched"),
-    ]
     take_source = updated | inserted
+    # What happens to each joined row, as a code: the merge's figures are counted over the
+    # narrow projected rows, not over the wide joined ones (which would then be materialized).
+    action = (
+        F.when(deleted, F.lit(_DELETED))
+        .when(updated, F.lit(_UPDATED))
+        .when(inserted, F.lit(_INSERTED))
+        .when(has_target, F.lit(_KEPT))
+        .otherwise(F.lit(_DROPPED))
+    )
+    decided = joined.select(
+        *[
+            F.when(take_source, _side("source", c)).otherwise(_side("target", c)).alias(c)
+            for c in target.columns
+        ],
+        action.alias(_ACTION),
+        (has_source & ~F.coalesce(in_partition, F.lit(False))).alias(_OUTSIDE),
+        has_target.alias(_IN_TARGET),
+    )
+    metrics = [
+        _count(F.col(_ACTION) == _INSERTED).alias("inserted"),
+        _count(F.col(_ACTION) == _UPDATED).alias("updated"),
+        _count(F.col(_ACTION) == _DELETED).alias("deleted"),
+        _count(F.col(_OUTSIDE)).alias("outside"),
+        # A target row appears once per source row matching it, else once.
+        _count(F.col(_IN_TARGET)).alias("target_side"),
+    ]
     rows = (
-        joined.observe(checked, *metrics)
-        .where(take_source | (has_target & ~deleted))
-        .select(
-            *[
-                F.when(take_source, _side("source", c)).otherwise(_side("target", c)).alias(c)
-                for c in target.columns
-            ]
-        )
+        decided.observe(checked, *metrics)
+        .where(F.col(_ACTION).isin(_KEPT, _UPDATED, _INSERTED))
+        .select(*target.columns)
     )
     return MergedPartition(
-        rows, path, dict(partition), list(keys), target, joined, metrics, tuple(observations), target_rows
+        rows, path, dict(partition), list(keys), target, decided, metrics, tuple(observations), target_rows
     )
 
 
