@@ -15,9 +15,10 @@ For one ``event_date``, gold.predictions (serving, one row per ``event_id``) end
 - nothing for speed rows whose event silver does not hold (quarantined or a duplicate):
   they are removed and counted as ``rejected_speed``.
 
-Serving is changed only by one keyed merge per run, never by a partition overwrite, so a
-stream upserting speed rows at the same time loses nothing: conflicting commits are
-re-planned and retried by the table layer.
+Serving is changed only by one keyed merge per run, confined to the day, never by a
+partition overwrite: a stream upserting speed rows into that day at the same time loses
+nothing (the merge is planned again on the new snapshot), and the stream's commits to
+other days do not disturb it.
 """
 
 from __future__ import annotations

@@ -82,10 +82,7 @@ class MergedPartition:
         counts = {name: int(got[name] or 0) for name in ("inserted", "updated", "deleted")}
         outside = int(got["outside"] or 0)
         if outside:
-            raise MedallionError(
-                f"merge into {self.path}: {outside} source row(s) lie outside partition "
-                f"{_described(self.partition)}; filter the source to it or merge without partition="
-            )
+            raise MedallionError(rows_outside_message(self.path, self.partition, outside))
         # A target row is joined once per source row matching it. Delta refuses more than
         # one: the outcome would depend on their order.
         if int(got["target_side"] or 0) > int(got["target_rows"] or 0):
@@ -202,6 +199,23 @@ def partition_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def check_partition(path: str, partition: Mapping[str, Any], partition_by: Sequence[str]) -> None:
+    """A one-line error unless ``partition`` gives non-null values to partition columns."""
+    if not partition or any(k not in partition_by or v is None for k, v in partition.items()):
+        raise MedallionError(
+            f"merge into {path}: partition={{{_described(partition)}}} must give values to some of its "
+            f"partition columns ({', '.join(partition_by) or 'none'})"
+        )
+
+
+def rows_outside_message(path: str, partition: Mapping[str, Any], rows: int | None = None) -> str:
+    count = f"{rows} source row(s)" if rows is not None else "source rows"
+    return (
+        f"merge into {path}: {count} lie outside partition {_described(partition)}; "
+        "filter the source to it or merge without partition="
+    )
 
 
 def _described(partition: Mapping[str, Any]) -> str:

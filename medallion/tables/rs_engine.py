@@ -50,9 +50,11 @@ from urllib.parse import unquote
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
 from medallion.tables.partition_merge import (
     MergeClauses,
+    check_partition,
     merged_partition,
     partition_conflict,
     partition_text,
+    rows_outside_message,
 )
 from medallion.tables.table import (
     Table,
@@ -406,16 +408,13 @@ class RsTable(Table, engine="rs"):
         if not (update or insert or delete_condition):
             return nothing
         if partition is not None:
-            self._check_partition(partition)
+            check_partition(self.path, partition, self.partition_by)
             clauses = MergeClauses(update, insert, update_condition, insert_condition, delete_condition)
             if not on_driver:
                 return self._merge_partition(source, keys, partition, clauses, txn)
             outside = _rows_outside(source, partition)
             if outside:
-                raise MedallionError(
-                    f"merge into {self.path}: {outside} source row(s) lie outside partition "
-                    f"{', '.join(f'{k}={v}' for k, v in partition.items())}; filter the source to it"
-                )
+                raise MedallionError(rows_outside_message(self.path, partition, outside))
 
         def attempt() -> dict[str, int]:
             # The snapshot is taken before the source is computed: a commit landing in
@@ -456,14 +455,6 @@ class RsTable(Table, engine="rs"):
             }
 
         return self._retrying("merge", attempt, CommitFailedError)
-
-    def _check_partition(self, partition: Mapping[str, Any]) -> None:
-        unknown = [k for k in partition if k not in self.partition_by]
-        if unknown or not partition or any(v is None for v in partition.values()):
-            raise MedallionError(
-                f"merge into {self.path}: partition={dict(partition)!r} must give a value to some of its "
-                f"partition columns ({', '.join(self.partition_by) or 'none'})"
-            )
 
     def _merge_partition(
         self,

@@ -26,7 +26,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
-from medallion.tables.partition_merge import partition_text
+from medallion.tables.partition_merge import check_partition, partition_text, rows_outside_message
 from medallion.tables.table import (
     Table,
     Txn,
@@ -223,15 +223,10 @@ class SparkTable(Table, engine="spark"):
             return nothing
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
         if partition is not None:
-            unknown = [k for k in partition if k not in self.partition_by]
-            if unknown or not partition:
-                raise MedallionError(
-                    f"merge into {self.path}: partition={dict(partition)!r} must give a value to some of its "
-                    f"partition columns ({', '.join(self.partition_by) or 'none'})"
-                )
+            check_partition(self.path, partition, self.partition_by)
             # Checked as the merge reads the source, not by a pass of its own.
             inside = reduce(Column.__and__, [F.col(k) == F.lit(v) for k, v in partition.items()])
-            outside = f"merge into {self.path}: source rows lie outside partition {dict(partition)!r}; filter the source to it"
+            outside = rows_outside_message(self.path, partition)
             source = source.where(
                 F.when(F.coalesce(inside, F.lit(False)), True).otherwise(F.raise_error(F.lit(outside)))
             )
