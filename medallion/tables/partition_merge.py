@@ -8,9 +8,10 @@ Usage::
 
     from medallion.tables.partition_merge import MergeClauses, merged_partition, partition_conflict
 
-    plan = merged_partition(source, target_rows, ["event_id"], {"event_date": day}, MergeClauses())
-    table_files = stage(plan.rows)            # the action that computes everything
-    plan.figures()                            # {"inserted": .., "updated": .., "deleted": ..}
+    merged = merged_partition(source, day_rows, ["event_id"], {"event_date": day}, MergeClauses())
+    merged.rows.write.parquet(staging)       # the one action: joins, decides, counts
+    merged.figures()                         # {"inserted": .., "updated": .., "deleted": ..}
+    partition_conflict(fs, root, read_version, head_version, {"event_date": day})  # None: commit on top
 
 Semantics are Delta's MERGE with the partition in its condition: a matched row is deleted
 where ``delete_condition`` holds, else updated where ``update_condition`` holds (or always);
@@ -202,7 +203,10 @@ def partition_text(value: Any) -> str:
 
 
 def check_partition(path: str, partition: Mapping[str, Any], partition_by: Sequence[str]) -> None:
-    """A one-line error unless ``partition`` gives non-null values to partition columns."""
+    """A one-line error unless ``partition`` gives non-null values to partition columns.
+
+    Values are compared with the log's text of them: dates, strings, integers and booleans.
+    """
     if not partition or any(k not in partition_by or v is None for k, v in partition.items()):
         raise MedallionError(
             f"merge into {path}: partition={{{_described(partition)}}} must give values to some of its "
