@@ -521,6 +521,8 @@ class RsTable(Table, engine="rs"):
                 return
             except CommitFailedError:
                 head = self._delta()
+                if head.version() <= dt.version():
+                    raise  # not a newer commit in the way: nothing to step over
                 if self._already_committed(head, txn):
                     raise  # a concurrent run of the same txn won; the retry finds it done
                 if partition_conflict(fs, root, dt.version(), head.version(), partition):
