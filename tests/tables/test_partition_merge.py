@@ -190,3 +190,27 @@ def test_a_commit_to_the_same_partition_makes_it_start_over_and_both_land(spark,
         ("e10", DAY1): 9,
         ("e11", DAY1): 2,
     }
+
+
+def test_which_concurrent_commits_conflict_with_rewriting_a_partition(spark, storage_root, frame):
+    from medallion.tables.partition_merge import partition_conflict
+    from medallion.tables.rs_engine import _filesystem
+
+    events = Table.create(spark, str(storage_root / "t"), SCHEMA, partition_by=["event_date"], engine="rs")
+    events.append(frame([0], DAY1))
+    fs, root = _filesystem(events.path)
+    read = events.version()
+
+    events.append(frame([1], DAY2))
+    assert partition_conflict(fs, root, read, events.version(), {"event_date": DAY1}) is None
+    events.delete("event_id = 'e1'")
+    assert partition_conflict(fs, root, read, events.version(), {"event_date": DAY1}) is None
+
+    events.append(frame([2], DAY1))
+    assert "changed partition event_date=2026-11-20" in partition_conflict(
+        fs, root, read, events.version(), {"event_date": DAY1}
+    )
+    read = events.version()
+    widened = frame([3], DAY2).withColumn("extra", F.lit("x"))
+    events.append(widened, merge_schema=True)
+    assert "metadata" in partition_conflict(fs, root, read, events.version(), {"event_date": DAY1})
