@@ -115,8 +115,12 @@ OUTCOMES = (
 )
 
 
+AUDITED_COLUMNS = ("batch_score", "speed_score", "outcome", "abs_diff", "decision_flip")
+
+
 def audit_metrics() -> list[Column]:
-    """The aggregates of one audit row over :func:`compare`'s output (for ``agg`` or ``observe``)."""
+    """The aggregates of one audit row over :func:`compare`'s output, or any rows with its
+    :data:`AUDITED_COLUMNS` (for ``agg`` or ``observe``)."""
     return [
         F.count(F.col("batch_score")).alias("batch_rows"),
         F.count(F.col("speed_score")).alias("speed_rows"),
@@ -194,9 +198,8 @@ class Reconciler:
         )
         silver_ids = self.silver.read().where(on_day).select("event_id")
         compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance)
-        # The audit is counted as the merge reads its source, not by a pass of its own.
         audited = Observation()
-        self._update_serving(day, compared.observe(audited, *audit_metrics()))
+        self._update_serving(day, compared, audited)
         observed_audit = observed(audited)
         figures = audit_figures(observed_audit) if observed_audit is not None else audit_row(compared)
         figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
@@ -207,15 +210,19 @@ class Reconciler:
         days = (last - first).days
         return [self.run(first + timedelta(days=offset)) for offset in range(days + 1)]
 
-    def _update_serving(self, day: date, compared: DataFrame) -> None:
-        """One merge: batch rows replace, speed-only rows fill gaps, rejected speed rows go."""
+    def _update_serving(self, day: date, compared: DataFrame, audited: Observation) -> None:
+        """One merge: batch rows replace, speed-only rows fill gaps, rejected speed rows go.
+
+        ``audited`` gets the audit's figures, counted as the merge reads its source.
+        """
         now = F.current_timestamp()
         has_batch = F.col("batch_score").isNotNull()
 
         def pick(batch_column: str, speed_column: str):
             return F.when(has_batch, F.col(batch_column)).otherwise(F.col(speed_column))
 
-        rows = compared.where(has_batch | F.col("outcome").isin("speed_only", "rejected")).select(
+        # Every compared event is in it: one without a batch row is speed_only or rejected.
+        served = compared.select(
             "event_id",
             "event_date",
             pick("batch_score", "speed_score").alias("score"),
@@ -228,7 +235,11 @@ class Reconciler:
             (has_batch & F.col("speed_score").isNull()).alias("missing_in_speed"),
             pick("batch_scored_at", "speed_scored_at").alias("scored_at"),
             now.alias("updated_at"),
+            *AUDITED_COLUMNS,
         )
+        # The audit is counted over these narrow rows, not over the wider compared ones, and
+        # not by a pass of its own.
+        rows = served.observe(audited, *audit_metrics()).select(*SERVING_SCHEMA.fieldNames())
         # Batch rows replace whatever is there, skipping rows already equal so a re-run
         # commits no changes; speed rows only fill gaps; a speed row whose event silver
         # rejected (marked source = 'rejected' here, never inserted) leaves serving.
