@@ -87,10 +87,7 @@ class MergedPartition:
         # A target row is joined once per source row matching it. Delta refuses more than
         # one: the outcome would depend on their order.
         if int(got["target_side"] or 0) > int(got["target_rows"] or 0):
-            raise MedallionError(
-                f"merge into {self.path}: several source rows match the same target row on "
-                f"({', '.join(self.keys)}); make the source unique on those columns"
-            )
+            raise MedallionError(several_matches_message(self.path, self.keys))
         return counts
 
 
@@ -219,6 +216,13 @@ def rows_outside_message(path: str, partition: Mapping[str, Any], rows: int | No
     return (
         f"merge into {path}: {count} lie outside partition {_described(partition)}; "
         "filter the source to it or merge without partition="
+    )
+
+
+def several_matches_message(path: str, keys: Sequence[str]) -> str:
+    return (
+        f"merge into {path}: several source rows match the same target row on "
+        f"({', '.join(keys)}); make the source unique on those columns"
     )
 
 

@@ -26,7 +26,12 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
-from medallion.tables.partition_merge import check_partition, partition_text, rows_outside_message
+from medallion.tables.partition_merge import (
+    check_partition,
+    partition_text,
+    rows_outside_message,
+    several_matches_message,
+)
 from medallion.tables.table import (
     Table,
     Txn,
@@ -251,10 +256,7 @@ class SparkTable(Table, engine="spark"):
                     if partition is not None and "lie outside partition" in str(exc):
                         raise MedallionError(outside) from None
                     if "multiple source rows matched" in str(exc):
-                        raise MedallionError(
-                            f"merge into {self.path}: several source rows match the same target row on "
-                            f"({', '.join(keys)}); make the source unique on those columns"
-                        ) from None
+                        raise MedallionError(several_matches_message(self.path, keys)) from None
                     raise
             if metrics is None:
                 return nothing
