@@ -7,6 +7,9 @@ Usage::
 
     spark = get_spark(load_settings())
 
+    with session_conf(spark, {"spark.sql.shuffle.partitions": "8"}):
+        ...                                  # actions here plan with the override
+
 Under spark-submit or on Databricks a session already exists and owns the master and the
 cluster's confs: it is returned untouched. Otherwise a local session is built from conf.
 """
@@ -18,6 +21,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from medallion.config import Settings
@@ -132,3 +137,23 @@ def jvm_class_available(spark, class_name: str) -> bool:
     except Exception:  # py4j wraps ClassNotFoundException; any failure means "not loadable"
         return False
     return True
+
+
+@contextmanager
+def session_conf(spark, overrides: Mapping[str, str]) -> Iterator[None]:
+    """Set SQL confs for the actions run inside the block, then restore what was there.
+
+    A DataFrame is planned when an action runs, so the override must cover the action,
+    not the code that built the frame.
+    """
+    previous = {key: spark.conf.get(key, None) for key in overrides}
+    for key, value in overrides.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pytest
 from pyspark.sql import functions as F
 
-from medallion.reconcile import audit_row, compare, latest_speed_rows
+from medallion.reconcile import NO_PARTIAL_DEDUPE, audit_row, compare, latest_speed_rows
+from medallion.spark import session_conf
 
 DAY = date(2026, 11, 20)
 T0 = datetime(2026, 11, 21, 2, 0)
@@ -92,6 +94,29 @@ def test_latest_speed_row_wins(spark):
     latest = {row.event_id: row.score for row in latest_speed_rows(speed).collect()}
     assert latest == {"a": 0.2, "b": 0.3}
     assert latest_speed_rows(speed).where(F.col("event_id") == "a").count() == 1
+
+
+def test_latest_speed_row_wins_without_the_partial_dedupe(spark):
+    # Reconcile turns off Spark's map-side pre-dedupe; the newest row must still win.
+    speed = speed_rows(spark, [("a", 0.1, "1", T0, 0), ("a", 0.2, "2", T1, 3), ("b", 0.3, "1", T0, 0)])
+    with session_conf(spark, NO_PARTIAL_DEDUPE):
+        latest = sorted(
+            (row.event_id, row.score) for row in latest_speed_rows(speed.repartition(2)).collect()
+        )
+    assert latest == [("a", 0.2), ("b", 0.3)]
+
+
+def test_session_conf_restores_what_was_there(spark):
+    key, unset_key = "spark.sql.shuffle.partitions", "spark.sql.optimizer.windowGroupLimitThreshold"
+    before = spark.conf.get(key)
+    spark.conf.unset(unset_key)
+    with session_conf(spark, {key: "7", unset_key: "-1"}):
+        assert (spark.conf.get(key), spark.conf.get(unset_key)) == ("7", "-1")
+    assert spark.conf.get(key) == before
+    assert spark.conf.get(unset_key) != "-1"  # back to Spark's default
+    with pytest.raises(RuntimeError), session_conf(spark, {key: "9"}):
+        raise RuntimeError("the block failed")
+    assert spark.conf.get(key) == before
 
 
 def test_observed_audit_is_none_until_an_action_reads_the_frame(spark):

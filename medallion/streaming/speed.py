@@ -37,6 +37,7 @@ from medallion.schemas import (
     SERVING_SCHEMA,
     STREAM_METRICS_SCHEMA,
 )
+from medallion.spark import session_conf
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
@@ -317,13 +318,11 @@ class SpeedLayer:
         # A pandas UDF fills an Arrow batch before it runs; in continuous mode rows trickle
         # in, so a full-size batch would hold them back. The query clones the session's
         # conf at start, so the smaller batch applies to this query only.
-        key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-        previous = self.spark.conf.get(key)
-        self.spark.conf.set(key, str(stream.continuous_arrow_batch_rows))
-        try:
+        rows_per_batch = {
+            "spark.sql.execution.arrow.maxRecordsPerBatch": str(stream.continuous_arrow_batch_rows)
+        }
+        with session_conf(self.spark, rows_per_batch):
             query = writer.start()
-        finally:
-            self.spark.conf.set(key, previous)
         self.log(f"[stream] started {stream.query_name} (continuous): {self.plan.describe()}")
         return query
 

@@ -26,6 +26,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
+from medallion.spark import session_conf
 from medallion.tables.partition_merge import (
     check_partition,
     partition_text,
@@ -343,12 +344,8 @@ class SparkTable(Table, engine="spark"):
         if enforce:
             yield
             return
-        previous = self.spark.conf.get(RETENTION_CHECK_CONF, "true")
-        self.spark.conf.set(RETENTION_CHECK_CONF, "false")
-        try:
+        with session_conf(self.spark, {RETENTION_CHECK_CONF: "false"}):
             yield
-        finally:
-            self.spark.conf.set(RETENTION_CHECK_CONF, previous)
 
 
 @contextmanager
