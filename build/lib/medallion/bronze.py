@@ -1,0 +1,58 @@
+"""Bronze: every landed line as received, with where and when it arrived. Nothing is dropped.
+
+Usage::
+
+    landed = read_landing(spark, settings.storage.landing_events)             # batch
+    landed = read_landing(spark, folder, stream=True, max_files_per_trigger=10)  # stream
+    bronze_rows = to_bronze(landed, batch_id=7)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+
+def read_landing(
+    spark: SparkSession,
+    paths: str | Sequence[str],
+    stream: bool = False,
+    max_files_per_trigger: int | None = None,
+) -> DataFrame:
+    """One row per landed line: ``raw``, ``source_file`` and ``landed_at`` (the file's mtime).
+
+    A folder or a list of files for batch reads; a folder for streams. Files whose names
+    start with ``.`` or ``_`` are still being written and are skipped (Spark's file source
+    ignores them), which is why the generator publishes by rename.
+    """
+    if stream:
+        reader = spark.readStream.format("text")
+        if max_files_per_trigger:
+            reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+        lines = reader.load(paths if isinstance(paths, str) else paths[0])
+    else:
+        lines = spark.read.format("text").load(paths if isinstance(paths, str) else list(paths))
+    return lines.select(
+        F.col("value").alias("raw"),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.col("_metadata.file_modification_time").alias("landed_at"),
+    )
+
+
+def to_bronze(landed: DataFrame, batch_id: int | Column, ingested_at: datetime | None = None) -> DataFrame:
+    """Landed lines as bronze rows: ``raw``, ``source_file``, ``ingested_at``, ``batch_id``.
+
+    Pass ``ingested_at`` when several queries read the same batch: a literal time is the same
+    in each of them, where ``current_timestamp()`` is fixed per query.
+    """
+    batch = batch_id if isinstance(batch_id, Column) else F.lit(batch_id)
+    when = F.current_timestamp() if ingested_at is None else F.lit(ingested_at).cast("timestamp")
+    return landed.select(
+        "raw",
+        "source_file",
+        when.alias("ingested_at"),
+        batch.cast("long").alias("batch_id"),
+    )

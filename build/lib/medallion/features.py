@@ -1,0 +1,112 @@
+"""The one feature definition, used by training, the nightly batch and the stream.
+
+Usage::
+
+    features = build_features(events, profiles)                  # join path (batch, micro-batch)
+    features = profile_lookup_features(events, profiles_pandas)  # map-only path (continuous mode)
+
+Both paths compute the same values: the row features come from :func:`row_features`, the
+profile features from :func:`_profile_columns`; only the way the profile is found differs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from medallion.schemas import FEATURE_SCHEMA, KEY_COLUMNS
+
+PROFILE_COLUMNS = (
+    "txn_count_30d",
+    "amount_mean_30d",
+    "amount_std_30d",
+    "distinct_merchants_30d",
+    "usual_country",
+)
+OUTPUT_COLUMNS = (*KEY_COLUMNS, *FEATURE_SCHEMA.fieldNames(), "amount", "country")
+
+
+def row_features(events: DataFrame) -> DataFrame:
+    """Features of the event alone: log amount, hour and day of week (UTC)."""
+    amount = F.col("amount").cast("double")
+    return events.withColumns(
+        {
+            "log_amount": F.log1p(amount),
+            "hour": F.hour("event_ts").cast("double"),
+            "day_of_week": F.dayofweek("event_ts").cast("double"),
+        }
+    )
+
+
+def _profile_columns(amount: Column) -> dict[str, Column]:
+    """Features from the card's profile; a card without history gets neutral values."""
+    has_history = F.coalesce(F.col("txn_count_30d"), F.lit(0.0)) > 0
+    std = F.col("amount_std_30d")
+    zscore = F.when(has_history & (std > 0), (amount - F.col("amount_mean_30d")) / std).otherwise(F.lit(0.0))
+    return {
+        "amount_zscore": zscore,
+        "is_foreign": F.when(has_history & (F.col("country") != F.col("usual_country")), 1.0).otherwise(0.0),
+        "card_txn_count_30d": F.coalesce(F.col("txn_count_30d"), F.lit(0.0)),
+        "card_amount_mean_30d": F.coalesce(F.col("amount_mean_30d"), F.lit(0.0)),
+        "card_amount_std_30d": F.coalesce(F.col("amount_std_30d"), F.lit(0.0)),
+        "card_distinct_merchants_30d": F.coalesce(F.col("distinct_merchants_30d"), F.lit(0.0)),
+    }
+
+
+def _finish(with_profile: DataFrame) -> DataFrame:
+    amount = F.col("amount").cast("double")
+    out = row_features(with_profile).withColumns(_profile_columns(amount))
+    keep = [c for c in OUTPUT_COLUMNS if c in out.columns] + [
+        c for c in ("source_file", "ingested_at") if c in out.columns
+    ]
+    return out.select(*keep)
+
+
+def build_features(events: DataFrame, profiles: DataFrame | None) -> DataFrame:
+    """Each event joined to its card's profile for ``profile_date = event_date`` (point in time)."""
+    if profiles is None:
+        with_profile = events.withColumns({name: F.lit(None).cast("double") for name in PROFILE_COLUMNS[:-1]})
+        with_profile = with_profile.withColumn("usual_country", F.lit(None).cast("string"))
+    else:
+        lookup = profiles.select("card_id", F.col("profile_date").alias("event_date"), *PROFILE_COLUMNS)
+        with_profile = events.join(lookup, ["card_id", "event_date"], "left")
+    return _finish(with_profile)
+
+
+def profile_lookup_features(events: DataFrame, profiles: pd.DataFrame | None) -> DataFrame:
+    """The same features with map-only operations, for Spark's continuous mode (no joins).
+
+    ``profiles`` is a pandas snapshot of gold.card_profiles, shipped to executors inside a
+    pandas UDF's closure; each row looks up ``(card_id, event_date)``.
+    """
+    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    table = (
+        {}
+        if profiles is None or profiles.empty
+        else {
+            (row.card_id, row.profile_date): tuple(getattr(row, c) for c in PROFILE_COLUMNS)
+            for row in profiles.itertuples(index=False)
+        }
+    )
+    schema = StructType(
+        [StructField(c, DoubleType()) for c in PROFILE_COLUMNS[:-1]]
+        + [StructField("usual_country", StringType())]
+    )
+
+    @pandas_udf(schema)
+    def lookup(card_id: pd.Series, event_date: pd.Series) -> pd.DataFrame:
+        found = [
+            table.get((card, day), (None,) * len(PROFILE_COLUMNS))
+            for card, day in zip(card_id, event_date, strict=True)
+        ]
+        return pd.DataFrame(found, columns=list(PROFILE_COLUMNS))
+
+    with_profile = (
+        events.withColumn("_profile", lookup(F.col("card_id"), F.col("event_date")))
+        .select("*", *[F.col(f"_profile.{c}").alias(c) for c in PROFILE_COLUMNS])
+        .drop("_profile")
+    )
+    return _finish(with_profile)

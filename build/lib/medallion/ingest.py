@@ -1,0 +1,373 @@
+"""Landing zone -> bronze -> silver (+ quarantine), for nightly runs and streaming micro-batches alike.
+
+Usage::
+
+    from medallion.ingest import Ingestor
+
+    ingestor = Ingestor(settings, spark)
+    report = ingestor.run_batch()          # whatever landed since the last run
+    query = ingestor.start_stream()        # the same, continuously, exactly-once
+
+Both paths call :meth:`Ingestor.process` with a DataFrame of landed lines: bronze gets every
+line, silver the valid first arrivals, quarantine the rest with reasons. Each table write is
+keyed by ``(app id, batch id)``, so a replayed batch writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from medallion.bronze import read_landing, to_bronze
+from medallion.config import Settings
+from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
+from medallion.observation import observed
+from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
+from medallion.silver import dedupe_events, parse_events, parse_labels
+from medallion.streaming.compaction import Compaction
+from medallion.tables import Lakehouse, Table
+
+FEEDS = ("events", "labels")
+
+
+@dataclass
+class FeedCounts:
+    """What one batch of one feed did.
+
+    ``bronze == silver + quarantined + duplicates + dropped`` always holds; ``expectations``
+    counts the rows that broke each declared expectation, whatever its action.
+    """
+
+    feed: str
+    files: int = 0
+    bronze: int = 0
+    silver: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    expectations: dict[str, int] = field(default_factory=dict)
+    skipped_replay: bool = False
+
+    def add(self, other: FeedCounts) -> None:
+        self.files += other.files
+        self.bronze += other.bronze
+        self.silver += other.silver
+        self.quarantined += other.quarantined
+        self.duplicates += other.duplicates
+        self.dropped += other.dropped
+        for name, broken in other.expectations.items():
+            self.expectations[name] = self.expectations.get(name, 0) + broken
+
+
+@dataclass
+class IngestedBatch:
+    """The outcome of :meth:`Ingestor.process`: counts, and the batch's silver rows."""
+
+    counts: FeedCounts
+    silver_rows: DataFrame | None
+    cached: list[DataFrame]
+    valid: int = 0  # rows that passed every check, before deduplication
+
+    def counted(self, silver: int) -> None:
+        """Record the silver row count; every valid row that is not in silver is a duplicate."""
+        self.counts.silver = silver
+        self.counts.duplicates = self.valid - silver
+
+    def release(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
+
+
+@dataclass
+class IngestReport:
+    feeds: dict[str, FeedCounts] = field(default_factory=lambda: {f: FeedCounts(f) for f in FEEDS})
+    seconds: float = 0.0
+
+    COLUMNS = ("feed", "files", "bronze", "silver", "quarantined", "duplicates", "dropped")
+
+    def rows(self) -> list[tuple[str, int, int, int, int, int, int]]:
+        return [
+            (c.feed, c.files, c.bronze, c.silver, c.quarantined, c.duplicates, c.dropped)
+            for c in self.feeds.values()
+        ]
+
+    def expectation_rows(self, settings: Settings) -> list[tuple[str, str, str, int]]:
+        """``(feed.name, check, action, rows that broke it)`` for every declared expectation."""
+        return [
+            (f"{feed}.{rule.name}", rule.check, rule.action, self.feeds[feed].expectations.get(rule.name, 0))
+            for feed in FEEDS
+            for rule in declared(settings, feed)
+        ]
+
+
+def _landing_files(folder: str) -> list[str]:
+    """Complete landing files: writers publish with a rename, hidden names are still being written."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(
+        str(Path(folder, name).resolve())
+        for name in os.listdir(folder)
+        if not name.startswith((".", "_")) and os.path.isfile(os.path.join(folder, name))
+    )
+
+
+def batch_files(landed: DataFrame) -> list[str]:
+    """The files a batch of landed lines came from, named as ``_metadata.file_path`` names them.
+
+    A batch read knows its files without a job; a streaming micro-batch does not expose them
+    (``inputFiles`` is empty there), so they are read off its rows.
+    """
+    listed = landed.inputFiles()
+    if listed:
+        # Spark lists local files as file:///a/b but names them file:/a/b in _metadata.
+        return ["file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri for uri in listed]
+    return [row.source_file for row in landed.select("source_file").distinct().collect()]
+
+
+def _local_path(uri: str) -> str:
+    """``file:/a/b`` or ``file:///a/b`` (how Spark names a file) -> ``/a/b``."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+
+
+class Ingestor:
+    """Owns the bronze and silver tables of both feeds and moves landed lines through them."""
+
+    def __init__(self, settings: Settings, spark: SparkSession):
+        self.settings = settings
+        self.spark = spark
+        self.lake = Lakehouse(settings, spark)
+        self.bronze = {
+            "events": self.lake.create("bronze", "events", BRONZE_SCHEMA),
+            "labels": self.lake.create("bronze", "labels", BRONZE_SCHEMA),
+        }
+        self.silver = {
+            "events": self.lake.create("silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"]),
+            "labels": self.lake.create("silver", "labels", SILVER_LABELS_SCHEMA),
+        }
+        self.quarantine: Table = self.lake.create(
+            "silver", "quarantine", QUARANTINE_SCHEMA, partition_by=["feed"]
+        )
+        self.expectations = {feed: declared(settings, feed) for feed in FEEDS}
+        for feed, rules in self.expectations.items():
+            validate(spark, feed, rules, self.silver[feed].schema)
+
+    def landing_folder(self, feed: str) -> str:
+        storage = self.settings.storage
+        return storage.landing_events if feed == "events" else storage.landing_labels
+
+    # ------------------------------------------------------------------ the shared step
+
+    def process(
+        self,
+        feed: str,
+        landed: DataFrame,
+        app_id: str,
+        batch_id: int,
+        count_silver: bool = True,
+        files: Sequence[str] | None = None,
+    ) -> IngestedBatch:
+        """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
+
+        Idempotent on ``(app_id, batch_id)``: every table skips a txn it already holds, and a
+        batch replayed after a crash recomputes the same silver rows (it recognises its own
+        files in bronze), so the caller can still score them. ``count_silver=False`` is for a
+        caller that goes on to use the silver rows (the stream scores each one): they are
+        cached, and the caller counts them and calls :meth:`IngestedBatch.counted`. Otherwise
+        they are counted while written and not cached. ``files``: the files the batch came
+        from, if the caller knows them (see :func:`batch_files`). A ``fail`` expectation that
+        any row breaks stops the batch before it writes anything. Call
+        :meth:`IngestedBatch.release` when done with the returned rows.
+        """
+        writer = f"{app_id}:{feed}"
+        txn = (writer, batch_id)
+        landed = self._not_ingested_elsewhere(feed, landed, writer, batch_id, files)
+        # One ingest time for the batch, whichever query reads it (a replay gets a new one).
+        bronze_rows = (
+            to_bronze(landed, batch_id, ingested_at=datetime.now(UTC))
+            .withColumn("ingest_app", F.lit(writer))
+            .select(*BRONZE_SCHEMA.fieldNames())
+        )
+        parse = parse_events if feed == "events" else parse_labels
+        # Cached once parsed: silver, quarantine and the counts read these rows.
+        parsed = parse(bronze_rows, self.expectations[feed]).persist()
+        # One job for every count and the file list: per-batch jobs are the stream's latency.
+        summary = parsed.rows.agg(
+            F.count("*").alias("rows"), F.collect_set("source_file").alias("files"), *parsed.summary_columns()
+        ).first()
+        counts = FeedCounts(feed, bronze=summary.rows)
+        if counts.bronze == 0:
+            parsed.unpersist()
+            return IngestedBatch(counts, None, [])
+        counts.expectations = {rule.name: summary[f"broken_{rule.name}"] for rule in parsed.expectations}
+        try:
+            fail_if_broken(feed, parsed.expectations, counts.expectations)
+        except ExpectationFailed:
+            parsed.unpersist()
+            raise
+        batch_files = list(summary.files)
+        counts.files = len(batch_files)
+        counts.quarantined = summary.quarantined
+        counts.dropped = summary.dropped
+        # Bronze reads the landed lines again rather than caching them all: a text scan is
+        # cheaper than holding every raw line in memory.
+        counts.skipped_replay = not self.bronze[feed].append(
+            bronze_rows, txn=txn, expected_rows=counts.bronze
+        )
+
+        if feed == "events":
+            # Ids silver got from other files; this batch's own files may already be there on a replay.
+            # A re-sent event carries its event_ts, so only the batch's event dates are looked
+            # at: the semi-join on the partition column lets Spark prune the rest of silver.
+            batch_keys = parsed.valid.select("event_id", "event_date").distinct()
+            known_ids = (
+                self.silver["events"]
+                .read()
+                .where(~F.col("source_file").isin(batch_files))
+                .join(batch_keys, ["event_id", "event_date"], "left_semi")
+                .select("event_id")
+            )
+            silver_rows = dedupe_events(parsed.valid, existing_ids=known_ids).unique
+        else:
+            silver_rows = parsed.valid
+        silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames())
+        if count_silver:
+            # Counted while written: the rows are not needed again, so they are not cached.
+            counted = Observation()
+            silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
+            ingested = IngestedBatch(counts, silver_rows, [parsed.rows], valid=summary.valid)
+        else:
+            silver_rows = silver_rows.persist()  # the caller scores them
+            ingested = IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows], valid=summary.valid)
+        appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
+        if count_silver:
+            figures = observed(counted) if appended else None  # a replay skips the write
+            ingested.counted(figures["rows"] if figures else silver_rows.count())
+        self.quarantine.append(
+            parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()),
+            txn=txn,
+            expected_rows=counts.quarantined,
+        )
+        return ingested
+
+    def _not_ingested_elsewhere(
+        self, feed: str, landed: DataFrame, writer: str, batch_id: int, files: Sequence[str] | None = None
+    ) -> DataFrame:
+        """Drop lines of files bronze already holds from another writer or batch.
+
+        A file lands in bronze once, whoever reads it first (the nightly run or the stream);
+        the rows this very (writer, batch) committed before a crash are kept, so a replay
+        rebuilds the same batch. Bronze is looked up for this batch's files only, so parquet
+        statistics skip the rest: the cost does not grow with bronze's age.
+        """
+        files = batch_files(landed) if files is None else list(files)
+        if not files:
+            return landed
+        elsewhere = [
+            row.source_file
+            for row in self.bronze[feed]
+            .read()
+            .where(F.col("source_file").isin(files))
+            .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
+            .select("source_file")
+            .distinct()
+            .collect()
+        ]
+        return landed.where(~F.col("source_file").isin(elsewhere)) if elsewhere else landed
+
+    # ------------------------------------------------------------------ batch
+
+    def new_files(self, feed: str) -> list[str]:
+        """Landing files of ``feed`` that bronze has not seen: re-running ingests nothing twice."""
+        landed = _landing_files(self.landing_folder(feed))
+        if not landed:
+            return []
+        seen = {
+            _local_path(row.source_file)
+            for row in self.bronze[feed].read().select("source_file").distinct().toLocalIterator()
+        }
+        return [path for path in landed if path not in seen]
+
+    def run_batch(self, on_step: Callable[[FeedCounts], None] | None = None) -> IngestReport:
+        """Ingest every landing file not yet in bronze, for both feeds."""
+        report = IngestReport()
+        started = time.monotonic()
+        for feed in FEEDS:
+            files = self.new_files(feed)
+            if not files:
+                continue
+            app_id = "ingest-batch"
+            last = self.bronze[feed].last_txn_version(f"{app_id}:{feed}")
+            batch_id = 0 if last is None else last + 1
+            landed = read_landing(self.spark, files)
+            batch = self.process(feed, landed, app_id, batch_id)
+            batch.release()
+            report.feeds[feed].add(batch.counts)
+            if on_step:
+                on_step(batch.counts)
+        report.seconds = time.monotonic() - started
+        return report
+
+    # ------------------------------------------------------------------ stream
+
+    def start_stream(
+        self, trigger: dict[str, object], query_name: str = "ingest", await_termination: bool = False
+    ):
+        """Start one streaming query per feed; each micro-batch goes through :meth:`process`."""
+        queries = []
+        for feed in FEEDS:
+            name = f"{query_name}_{feed}"
+            compaction = Compaction(
+                [self.bronze[feed], self.silver[feed], self.quarantine], self.settings.stream.compact_every
+            )
+            checkpoint = self.settings.storage.checkpoint_path(name)
+            Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
+            landed = read_landing(
+                self.spark,
+                self.landing_folder(feed),
+                stream=True,
+                max_files_per_trigger=self.settings.stream.max_files_per_trigger,
+            )
+
+            def write_batch(
+                batch: DataFrame,
+                batch_id: int,
+                feed: str = feed,
+                checkpoint: str = checkpoint,
+                compaction: Compaction = compaction,
+            ) -> None:
+                app_id = f"stream:{checkpoint_query_id(checkpoint)}"
+                self.process(feed, batch, app_id, batch_id).release()
+                compaction.after(batch_id)
+
+            query = (
+                landed.writeStream.queryName(name)
+                .option("checkpointLocation", checkpoint)
+                .foreachBatch(write_batch)
+                .trigger(**trigger)
+                .start()
+            )
+            queries.append(query)
+        if await_termination:
+            for query in queries:
+                query.awaitTermination()
+        return queries
+
+
+def checkpoint_query_id(checkpoint: str) -> str:
+    """The query id Spark keeps in a checkpoint: stable across restarts, new for a new checkpoint.
+
+    Keying exactly-once writes on it (not on the query name) means a deleted checkpoint
+    starts a new txn sequence instead of silently skipping batch ids it thinks it has seen.
+    """
+    with open(os.path.join(checkpoint, "metadata")) as handle:
+        return json.load(handle)["id"]

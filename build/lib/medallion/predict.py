@@ -1,0 +1,35 @@
+"""Apply a registered model to gold features: the one scoring step of the batch and the speed layer.
+
+Usage::
+
+    from medallion.predict import with_scores
+
+    scored = with_scores(features, scorer, threshold=0.5)
+    scored.select("event_id", "score", "decision", "model_version")
+
+``scorer`` is a :class:`medallion.model.scoring.Scorer`: an ``mlflow.pyfunc.spark_udf``
+(Arrow batches through a pandas UDF) plus the registered name, version and run id it loaded.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medallion.schemas import FEATURE_COLUMNS
+
+
+def with_scores(features: DataFrame, scorer, threshold: float) -> DataFrame:
+    """Add ``score``, ``decision``, ``model_name``, ``model_version`` and ``run_id`` columns."""
+    score = scorer.udf(*[F.col(name) for name in FEATURE_COLUMNS])
+    return (
+        features.withColumn("score", score)
+        .withColumn("decision", F.col("score") >= F.lit(threshold))
+        .withColumns(
+            {
+                "model_name": F.lit(scorer.name),
+                "model_version": F.lit(str(scorer.version)),
+                "run_id": F.lit(scorer.run_id),
+            }
+        )
+    )

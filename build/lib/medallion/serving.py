@@ -1,0 +1,28 @@
+"""Read the serving table: one score per event, batch where the night has run, speed otherwise.
+
+Usage::
+
+    from medallion.serving import get_score
+
+    get_score("evt-000123", settings=settings)
+    # {'event_id': 'evt-000123', 'score': 0.91, 'decision': True, 'source': 'batch', ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from medallion.config import Settings, load_settings
+from medallion.spark import get_spark
+from medallion.tables import Lakehouse
+
+
+def get_score(event_id: str, settings: Settings | None = None, spark=None) -> dict[str, Any] | None:
+    """The serving row of ``event_id`` at the table's latest version, or None if it has none."""
+    settings = settings or load_settings()
+    spark = spark or get_spark(settings)
+    serving = Lakehouse(settings, spark).table("gold", "predictions")
+    rows = serving.read().where(F.col("event_id") == F.lit(event_id)).limit(1).collect()
+    return rows[0].asDict() if rows else None

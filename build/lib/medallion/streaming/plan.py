@@ -1,0 +1,108 @@
+"""Check a stream's source, trigger and sink before Spark sees them.
+
+Spark rejects some combinations only once the query starts, with a JVM stack trace (a file
+source under a continuous trigger, foreachBatch in continuous mode...). :func:`plan_stream`
+rejects them first, in one line that names the setting to change.
+
+Usage::
+
+    plan = plan_stream(settings)
+    query = writer.trigger(**plan.trigger_kwargs).start()
+    for note in plan.notes:
+        print(note)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from medallion.config import Settings
+from medallion.errors import StreamConfigError
+
+# What Spark's continuous processing accepts (Structured Streaming guide, "Continuous Processing").
+CONTINUOUS_SOURCES = ("kafka", "rate")
+CONTINUOUS_SINKS = ("kafka", "memory", "console")
+KAFKA_PROVIDER = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A validated stream: what to read, how to trigger, where to write, and notes for the user."""
+
+    source: str
+    sink: str
+    trigger_kind: str
+    trigger_kwargs: dict[str, object]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def continuous(self) -> bool:
+        return self.trigger_kind == "continuous"
+
+    def describe(self) -> str:
+        trigger = ", ".join(f"{k}={v!r}" for k, v in self.trigger_kwargs.items())
+        return f"{self.source} -> {self.sink}, trigger({trigger})"
+
+
+def _trigger(settings: Settings) -> tuple[str, dict[str, object], list[str]]:
+    trigger = settings.stream.trigger
+    if trigger.kind == "processingTime":
+        return "processingTime", {"processingTime": trigger.interval}, []
+    if trigger.kind == "availableNow":
+        return "availableNow", {"availableNow": True}, []
+    if trigger.kind == "once":
+        # Trigger.Once is deprecated since Spark 3.4: it ignores maxFilesPerTrigger and can
+        # build one huge batch; availableNow processes the same data in bounded batches.
+        note = "stream.trigger.kind=once is deprecated in Spark; running as availableNow (same data, bounded batches)"
+        return "availableNow", {"availableNow": True}, [note]
+    return "continuous", {"continuous": trigger.interval}, []
+
+
+def plan_stream(settings: Settings) -> StreamPlan:
+    """Validate ``settings.stream`` and return the plan, or raise :class:`StreamConfigError`."""
+    stream = settings.stream
+    kind, kwargs, notes = _trigger(settings)
+
+    if kind == "continuous":
+        if stream.source not in CONTINUOUS_SOURCES:
+            raise StreamConfigError(
+                f"stream.trigger.kind=continuous cannot read stream.source={stream.source}: Spark's continuous "
+                f"mode reads only {' or '.join(CONTINUOUS_SOURCES)}; set stream.source=kafka (or rate), "
+                "or use stream.trigger.kind=processingTime"
+            )
+        if stream.sink not in CONTINUOUS_SINKS:
+            raise StreamConfigError(
+                f"stream.trigger.kind=continuous cannot write stream.sink={stream.sink}: Spark's continuous mode "
+                f"has no foreachBatch and writes only {', '.join(CONTINUOUS_SINKS)}; set stream.sink=memory, "
+                "console or kafka, or use stream.trigger.kind=processingTime for Delta"
+            )
+        notes.append(
+            "continuous mode: features use the map-only profile lookup (no joins or aggregations allowed); "
+            "no exactly-once Delta writes in this mode"
+        )
+
+    for role, name in (("source", stream.source), ("sink", stream.sink)):
+        if name == "kafka":
+            missing = [key for key in ("bootstrap_servers", "topic") if not getattr(stream.kafka, key)]
+            if missing:
+                keys = " and ".join(f"stream.kafka.{key}" for key in missing)
+                raise StreamConfigError(f"stream.{role}=kafka needs {keys}; set them in conf or with --set")
+    if stream.source == "rate" and stream.sink == "delta":
+        raise StreamConfigError(
+            "stream.source=rate produces synthetic (timestamp, value) rows, not events: use it with "
+            "stream.sink=memory or console, or set stream.source=files"
+        )
+    return StreamPlan(stream.source, stream.sink, kind, kwargs, tuple(notes))
+
+
+def check_connectors(spark, settings: Settings, plan: StreamPlan) -> None:
+    """Fail in one line when the plan needs a connector jar the session lacks (Kafka)."""
+    if "kafka" not in (plan.source, plan.sink):
+        return
+    from medallion.spark import jvm_class_available
+
+    if not jvm_class_available(spark, KAFKA_PROVIDER):
+        raise StreamConfigError(
+            f"the Kafka connector is not on the classpath: add {settings.stream.kafka.package} to "
+            "spark.jars.packages (e.g. --set spark.conf.spark.jars.packages=...) or its jar to spark.jars"
+        )

@@ -1,0 +1,160 @@
+"""Per-batch observability of the speed layer: gold.stream_metrics and one console line per batch.
+
+Usage::
+
+    progress = StreamProgress(spark, metrics_table, query_name="score_events", log=print)
+    progress.attach()                          # a StreamingQueryListener on the session
+    ...                                        # foreachBatch calls progress.record(batch_id, figures)
+    progress.flush(timeout_s=10)               # after stopping: wait for the last batch's row
+    progress.detach()
+
+Spark reports what it knows of a batch (input rows, rows/s, trigger duration) to a
+:class:`StreamingQueryListener` once the batch has committed; the foreachBatch body knows
+the rest (latency landed -> committed, quarantined rows, model version). The listener joins
+both on the batch id and writes the row off the query's own thread, so observability never
+adds to a batch's latency.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQueryListener
+
+from medallion.schemas import STREAM_METRICS_SCHEMA
+from medallion.tables import Table
+
+
+@dataclass(frozen=True)
+class BatchFigures:
+    """What the foreachBatch body measured for one micro-batch."""
+
+    landed: int
+    scored: int
+    quarantined: int
+    duplicates: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    model_version: str
+
+
+def format_line(
+    batch_id: int, figures: BatchFigures, rows_per_s: float | None, duration_ms: int | None
+) -> str:
+    """The one console line a batch gets."""
+    p50 = "-" if figures.latency_p50_ms is None else f"{figures.latency_p50_ms:.0f}"
+    p95 = "-" if figures.latency_p95_ms is None else f"{figures.latency_p95_ms:.0f}"
+    rate = "-" if rows_per_s is None else f"{rows_per_s:.0f}"
+    took = "-" if duration_ms is None else f"{duration_ms}"
+    return (
+        f"[stream] batch {batch_id}: {figures.landed} landed, {figures.scored} scored, "
+        f"{figures.quarantined} quarantined, {figures.duplicates} duplicates | {rate} rows/s, {took} ms | "
+        f"latency p50 {p50} ms p95 {p95} ms | model v{figures.model_version}"
+    )
+
+
+class StreamProgress(StreamingQueryListener):
+    """Writes gold.stream_metrics rows and progress lines for one query, keyed by batch id."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        metrics: Table,
+        query_name: str,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.spark = spark
+        self.metrics = metrics
+        self.query_name = query_name
+        self.log = log
+        self.app_id: str | None = None
+        self._pending: dict[int, BatchFigures] = {}
+        self._written: set[int] = set()
+        self._lock = threading.Condition()
+        self._attached = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def attach(self) -> StreamProgress:
+        if not self._attached:
+            self.spark.streams.addListener(self)
+            self._attached = True
+        return self
+
+    def detach(self) -> None:
+        if self._attached:
+            self.spark.streams.removeListener(self)
+            self._attached = False
+
+    def record(self, batch_id: int, figures: BatchFigures, app_id: str) -> None:
+        """Called by foreachBatch when a batch's writes have committed."""
+        with self._lock:
+            self.app_id = app_id
+            self._pending[int(batch_id)] = figures
+
+    def flush(self, timeout_s: float = 15.0) -> None:
+        """Wait until every recorded batch has its metrics row (listener events are asynchronous)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._pending and time.monotonic() < deadline:
+                self._lock.wait(0.1)
+
+    # ------------------------------------------------------------------ listener callbacks
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        progress = event.progress
+        if progress.name != self.query_name:
+            return
+        batch_id = int(progress.batchId)
+        with self._lock:
+            figures = self._pending.get(batch_id)
+        if figures is None:
+            return  # a batch with no input, or one another process ran
+        try:
+            self._write(batch_id, figures, progress)
+        except Exception as exc:  # observability must never take the query down
+            self.log(f"[stream] batch {batch_id}: metrics not written: {exc}")
+        finally:
+            with self._lock:
+                self._pending.pop(batch_id, None)
+                self._written.add(batch_id)
+                self._lock.notify_all()
+
+    def _write(self, batch_id: int, figures: BatchFigures, progress) -> None:
+        # Spark's numInputRows counts every read of the foreachBatch frame, not landed lines.
+        duration_ms = (progress.durationMs or {}).get("triggerExecution")
+        rows_per_s = figures.landed * 1000 / duration_ms if duration_ms else None
+        row = (
+            self.query_name,
+            batch_id,
+            datetime.now(UTC),
+            int(figures.landed),
+            rows_per_s,
+            None if duration_ms is None else int(duration_ms),
+            figures.latency_p50_ms,
+            figures.latency_p95_ms,
+            int(figures.quarantined),
+            figures.model_version,
+        )
+        self.metrics.append(
+            self.spark.createDataFrame([row], STREAM_METRICS_SCHEMA),
+            txn=(f"{self.app_id}:metrics", batch_id),
+            expected_rows=1,
+        )
+        self.log(
+            format_line(batch_id, figures, rows_per_s, None if duration_ms is None else int(duration_ms))
+        )

@@ -1,0 +1,375 @@
+"""The speed layer's query: landed events -> bronze -> silver -> features -> champion -> predictions.
+
+Usage::
+
+    from medallion.streaming.speed import SpeedLayer
+
+    speed = SpeedLayer(settings, spark)
+    speed.run(timeout=60)          # trigger, source and sink from settings.stream
+    query = speed.start()          # or drive the StreamingQuery yourself, then speed.stopped()
+
+Micro-batch triggers write everything from foreachBatch through the Delta layer keyed by
+``(query id, batch id)``: a batch replayed after a crash writes nothing twice. The champion
+is re-resolved at every batch boundary, so a promotion takes effect without a restart and
+every row records the version that scored it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from medallion.bronze import read_landing
+from medallion.config import Settings
+from medallion.errors import StreamConfigError
+from medallion.features import build_features
+from medallion.ingest import Ingestor, checkpoint_query_id
+from medallion.predict import with_scores
+from medallion.schemas import (
+    PREDICTIONS_SHADOW_SCHEMA,
+    PREDICTIONS_SPEED_SCHEMA,
+    SERVING_SCHEMA,
+    STREAM_METRICS_SCHEMA,
+)
+from medallion.spark import session_conf
+from medallion.streaming.compaction import Compaction
+from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
+from medallion.streaming.progress import BatchFigures, StreamProgress
+from medallion.streaming.run import BatchGate, run_until_stopped
+from medallion.tables import Lakehouse, Table
+
+ROWS_PER_SCORING_TASK = 50_000
+
+
+def upsert_serving(serving: Table, predictions: pa.Table) -> None:
+    """Speed predictions (gold.predictions_speed rows, on the driver) into serving.
+
+    The batch layer is the truth: a speed row never replaces a batch row.
+    """
+    n = predictions.num_rows
+    rows = predictions.select(["event_id", "event_date", "score", "decision", "model_version", "scored_at"])
+    rows = (
+        rows.append_column("source", pa.array(["speed"] * n, pa.string()))
+        .append_column("missing_in_speed", pa.array([False] * n, pa.bool_()))
+        .append_column("updated_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")))
+    )
+    serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
+
+
+def landed_seconds(predictions: pa.Table) -> np.ndarray:
+    """Epoch seconds at which each prediction's event landed (rows without a landing time left out)."""
+    landed = predictions.column("landed_at").drop_null()
+    return landed.cast(pa.int64()).to_numpy() / 1e6
+
+
+def canary_cards(card_id, fraction: float):
+    """True for a stable ``fraction`` of cards: the same card always lands on the same side."""
+    return (F.abs(F.xxhash64(card_id)) % 10_000) < F.lit(round(fraction * 10_000))
+
+
+class SpeedLayer:
+    """Builds and starts the streaming scoring query described by ``settings.stream``."""
+
+    def __init__(self, settings: Settings, spark: SparkSession, log=print):
+        self.settings = settings
+        self.spark = spark
+        self.log = log
+        self.plan: StreamPlan = plan_stream(settings)
+        check_connectors(spark, settings, self.plan)
+        self.lake = Lakehouse(settings, spark)
+        self._scorers: dict[str, object] = {}
+        self.gate = BatchGate()
+
+    @property
+    def checkpoint(self) -> str:
+        return self.settings.storage.checkpoint_path(self.settings.stream.query_name)
+
+    def tables(self) -> dict[str, Table]:
+        lake = self.lake
+        tables = {
+            "speed": lake.create(
+                "gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]
+            ),
+            "serving": lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"]),
+            "metrics": lake.create("gold", "stream_metrics", STREAM_METRICS_SCHEMA),
+        }
+        if self.settings.stream.challenger == "shadow":
+            tables["shadow"] = lake.create(
+                "gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]
+            )
+        return tables
+
+    # ------------------------------------------------------------------ models
+
+    def scorer(self, alias: str):
+        """The model behind ``alias`` now; reloaded only when the alias moved."""
+        from medallion.model.scoring import load_alias, resolve_alias
+
+        version = resolve_alias(self.settings, alias)
+        cached = self._scorers.get(alias)
+        if cached is None or str(cached.version) != str(version):
+            cached = self._scorers[alias] = load_alias(self.spark, self.settings, alias)
+            self.log(f"[stream] {alias} is {cached.name} v{cached.version}")
+        return cached
+
+    # ------------------------------------------------------------------ start
+
+    def start(self):
+        for note in self.plan.notes:
+            self.log(f"[stream] note: {note}")
+        if self.plan.continuous:
+            return self._start_continuous()
+        self.scorer(self.settings.model.aliases.champion)  # fail before start if there is no champion
+        self._tables = self.tables()
+        self._ingestor = Ingestor(self.settings, self.spark)
+        written = [
+            self._ingestor.bronze["events"],
+            self._ingestor.silver["events"],
+            self._ingestor.quarantine,
+        ]
+        written += [table for name, table in self._tables.items() if name != "metrics"]
+        self._compaction = Compaction(written, self.settings.stream.compact_every)
+        self.progress = StreamProgress(
+            self.spark, self._tables["metrics"], self.settings.stream.query_name, self.log
+        ).attach()
+        Path(self.settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
+        landed = read_landing(
+            self.spark,
+            self.settings.storage.landing_events,
+            stream=True,
+            max_files_per_trigger=self.settings.stream.max_files_per_trigger,
+        )
+        query = (
+            landed.writeStream.queryName(self.settings.stream.query_name)
+            .option("checkpointLocation", self.checkpoint)
+            .foreachBatch(self.gate.wrap(self.score_batch))
+            .trigger(**self.plan.trigger_kwargs)
+            .start()
+        )
+        self.log(f"[stream] started {self.settings.stream.query_name}: {self.plan.describe()}")
+        return query
+
+    def run(self, timeout: float | None = None) -> None:
+        """Start the query and block until it ends, ``timeout`` passes, or SIGTERM / Ctrl-C."""
+        query = self.start()
+        try:
+            run_until_stopped(
+                query, timeout=timeout, log=self.log, gate=None if self.plan.continuous else self.gate
+            )
+        finally:
+            self.stopped()
+
+    def stopped(self) -> None:
+        """After the query stopped: let the listener write the last batches' metrics, then detach."""
+        progress = getattr(self, "progress", None)
+        if progress is not None:
+            progress.flush()
+            progress.detach()
+
+    # ------------------------------------------------------------------ one micro-batch
+
+    def score_batch(self, landed: DataFrame, batch_id: int) -> None:
+        """foreachBatch body: ingest, score with the champion, commit, record the batch's figures."""
+        tables = self._tables
+        app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
+        txn = (app_id, batch_id)
+        # One small job names the batch's files and when each landed: ingest looks them up in
+        # bronze, and the predictions carry their landing time without reading them again.
+        file_times = {
+            row.source_file: row.landed_us
+            for row in landed.select("source_file", F.unix_micros("landed_at").alias("landed_us"))
+            .distinct()
+            .collect()
+        }
+        # Silver is counted by the scoring job below (every silver row is scored): one job fewer.
+        ingested = self._ingestor.process(
+            "events", landed.drop("landed_at"), app_id, batch_id, count_silver=False, files=list(file_times)
+        )
+        try:
+            champion = self.scorer(self.settings.model.aliases.champion)
+            rows, counts = ingested.silver_rows, ingested.counts
+            scored_rows, latencies = 0, (None, None)
+            if rows is not None and ingested.valid > 0:
+                profiles = (
+                    self.lake.table("gold", "card_profiles").read()
+                    if self.lake.exists("gold", "card_profiles")
+                    else None
+                )
+                scored = self._score(rows, profiles, champion, batch_id, file_times, ingested.valid)
+                # One job scores the batch and brings it to the driver, for the counts and both commits.
+                predictions = scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()).toArrow()
+                scored_rows = predictions.num_rows
+                ingested.counted(scored_rows)
+                tables["speed"].append(predictions, txn=txn)
+                # Canary rows are served too: that is what a canary is for.
+                upsert_serving(tables["serving"], predictions)
+                committed = time.time()
+                landed = landed_seconds(predictions)
+                if len(landed):
+                    # now - quantile_p(landed) is the (1 - p) quantile of landed -> committed.
+                    latencies = tuple(
+                        max(0.0, committed - float(q)) * 1000 for q in np.quantile(landed, [0.5, 0.05])
+                    )
+                if self.settings.stream.challenger == "shadow":
+                    self._shadow(tables["shadow"], rows, profiles, batch_id, file_times, ingested.valid, txn)
+            else:
+                ingested.counted(0)
+            figures = BatchFigures(
+                counts.bronze,
+                scored_rows,
+                counts.quarantined,
+                counts.duplicates,
+                latencies[0],
+                latencies[1],
+                str(champion.version),
+            )
+            if getattr(self, "progress", None) is not None:
+                self.progress.record(batch_id, figures, app_id)
+        finally:
+            ingested.release()
+        compacted = self._compaction.after(batch_id)
+        if compacted:
+            self.log(f"[stream] {compacted}")
+
+    def _shadow(
+        self, table: Table, rows, profiles, batch_id, file_times: dict[str, int], silver: int, txn
+    ) -> None:
+        """The challenger scores the same rows beside the champion; never served."""
+        challenger = self.scorer(self.settings.model.aliases.challenger)
+        shadow = self._score(rows, profiles, challenger, batch_id, file_times, silver, variant="challenger")
+        table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn, expected_rows=silver)
+
+    def _score(
+        self,
+        rows,
+        profiles,
+        scorer,
+        batch_id,
+        file_times: dict[str, int],
+        silver: int,
+        variant: str = "champion",
+    ) -> DataFrame:
+        # Each scoring task loads the model once: a small batch scores in few tasks.
+        tasks = max(1, min(self.spark.sparkContext.defaultParallelism, -(-silver // ROWS_PER_SCORING_TASK)))
+        features = build_features(rows, profiles).coalesce(tasks)
+        threshold = self.settings.model.decision_threshold
+        if variant == "champion" and self.settings.stream.challenger == "canary":
+            challenger = self.scorer(self.settings.model.aliases.challenger)
+            on_canary = canary_cards(F.col("card_id"), self.settings.stream.canary_fraction)
+            scored = with_scores(features.where(~on_canary), scorer, threshold).withColumn(
+                "variant", F.lit("champion")
+            )
+            canary = with_scores(features.where(on_canary), challenger, threshold).withColumn(
+                "variant", F.lit("challenger")
+            )
+            scored = scored.unionByName(canary)
+        else:
+            scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
+        landed_at = F.create_map(*[F.lit(value) for pair in file_times.items() for value in pair])
+        return (
+            scored.withColumn("landed_at", F.timestamp_micros(landed_at[F.col("source_file")]))
+            .withColumn("scored_at", F.current_timestamp())
+            .withColumn("batch_id", F.lit(batch_id).cast("long"))
+        )
+
+    # ------------------------------------------------------------------ continuous
+
+    def _start_continuous(self):
+        """Continuous mode: map-only features (broadcast profile lookup) and the same scoring UDF."""
+        from medallion.features import profile_lookup_features
+
+        stream = self.settings.stream
+        cores = self.spark.sparkContext.defaultParallelism
+        if stream.source == "rate" and stream.rate.partitions >= cores:
+            # Continuous tasks never finish: with every core held, no other job ever runs.
+            raise StreamConfigError(
+                f"stream.rate.partitions={stream.rate.partitions} would hold all {cores} cores in continuous "
+                f"mode; set it below {cores} (or give Spark more cores)"
+            )
+        champion = self.scorer(self.settings.model.aliases.champion)
+        events = self._rate_events() if stream.source == "rate" else self._kafka_events()
+        profiles = (
+            self.lake.table("gold", "card_profiles").read().toPandas()
+            if self.lake.exists("gold", "card_profiles")
+            else None
+        )
+        features = profile_lookup_features(events, profiles)
+        scored = with_scores(features, champion, self.settings.model.decision_threshold)
+        if stream.sink == "kafka":
+            scored = scored.select(F.col("event_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
+        writer = scored.writeStream.queryName(stream.query_name).trigger(**self.plan.trigger_kwargs)
+        if stream.sink == "memory":
+            writer = writer.format("memory")
+        elif stream.sink == "console":
+            writer = writer.format("console").option("checkpointLocation", self.checkpoint)
+        else:
+            writer = (
+                writer.format("kafka")
+                .option("kafka.bootstrap.servers", stream.kafka.bootstrap_servers)
+                .option("topic", stream.kafka.topic)
+                .option("checkpointLocation", self.checkpoint)
+            )
+        # A pandas UDF fills an Arrow batch before it runs; in continuous mode rows trickle
+        # in, so a full-size batch would hold them back. The query clones the session's
+        # conf at start, so the smaller batch applies to this query only.
+        rows_per_batch = {
+            "spark.sql.execution.arrow.maxRecordsPerBatch": str(stream.continuous_arrow_batch_rows)
+        }
+        with session_conf(self.spark, rows_per_batch):
+            query = writer.start()
+        self.log(f"[stream] started {stream.query_name} (continuous): {self.plan.describe()}")
+        return query
+
+    def _rate_events(self) -> DataFrame:
+        """Synthetic events from the rate source (continuous-mode demos and tests)."""
+        from medallion.schemas import CHANNELS, MERCHANT_CATEGORIES
+
+        rate = (
+            self.spark.readStream.format("rate")
+            .option("rowsPerSecond", self.settings.stream.rate.rows_per_second)
+            .option("numPartitions", self.settings.stream.rate.partitions)
+            .load()
+        )
+        channels = F.array(*[F.lit(c) for c in CHANNELS])
+        categories = F.array(*[F.lit(c) for c in MERCHANT_CATEGORIES])
+        return rate.select(
+            F.concat(F.lit("rate-"), F.col("value").cast("string")).alias("event_id"),
+            F.concat(F.lit("card-"), (F.col("value") % 50).cast("string")).alias("card_id"),
+            F.concat(F.lit("m-"), (F.col("value") % 17).cast("string")).alias("merchant_id"),
+            F.element_at(categories, (F.col("value") % len(MERCHANT_CATEGORIES) + 1).cast("int")).alias(
+                "merchant_category"
+            ),
+            ((F.col("value") % 200) + F.lit(1.25)).cast("decimal(18,2)").alias("amount"),
+            F.lit("EUR").alias("currency"),
+            F.lit("DE").alias("country"),
+            F.element_at(channels, (F.col("value") % len(CHANNELS) + 1).cast("int")).alias("channel"),
+            F.col("timestamp").alias("event_ts"),
+            F.to_date("timestamp").alias("event_date"),
+        )
+
+    def _kafka_events(self) -> DataFrame:
+        """Kafka records through the same silver parsing as files (map-only, so continuous-safe)."""
+        from medallion.silver import parse_events
+
+        kafka = self.settings.stream.kafka
+        raw = (
+            self.spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+            .option("subscribe", kafka.topic)
+            .option("startingOffsets", kafka.starting_offsets)
+            .load()
+        )
+        landed = raw.select(
+            F.col("value").cast("string").alias("raw"),
+            F.concat_ws("/", F.lit("kafka:"), "topic", F.col("partition").cast("string")).alias(
+                "source_file"
+            ),
+            F.col("timestamp").alias("ingested_at"),
+        )
+        return parse_events(landed).valid

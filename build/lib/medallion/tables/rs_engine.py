@@ -1,0 +1,919 @@
+"""The embedded engine: Delta log by delta-rs (the ``deltalake`` package), compute by Spark.
+
+Writes: executors write parquet (``df.write.parquet``) into ``<table>/staging-<uuid>/``,
+the driver moves the files next to the table's other files, reads their parquet footers
+(numRecords, min/max, nullCount: no data is read) and commits every add action in ONE
+delta-rs transaction. The staging folder is deliberately not ``_``-prefixed: if the
+driver dies between the write and the commit, ``vacuum`` finds and deletes the orphans.
+An append whose caller says it is small (``expected_rows``, e.g. a streaming micro-batch)
+is collected as Arrow and written and committed by delta-rs: no Spark write job.
+
+Reads: Spark gets the snapshot's file list with ``basePath`` set to the table root, so
+partition columns come back from the paths. The directory itself is never read: it also
+holds files that earlier versions removed.
+
+Example::
+
+    from medallion.tables import Table
+
+    t = Table.create(spark, "/lake/tables/gold/features", schema, partition_by=["event_date"])
+    t.append(df, txn=("features-nightly", 20261120))
+    t.overwrite(day, where="event_date = DATE'2026-11-20'")
+    t.read(version=1).count()
+
+Memory: reads, appends, overwrites and deletes never collect table data to the driver.
+:meth:`RsTable.merge` does: its source goes to the driver as one Arrow table (bounded by
+``spark.driver.maxResultSize``, 1 GiB by default; budget about twice the source's Arrow
+size in driver memory) and delta-rs rewrites the touched target files in the driver
+process. Merge micro-batches that way. A merge confined to one partition
+(``partition=...``, e.g. a day of serving) is executed by Spark instead
+(:mod:`medallion.tables.partition_merge`): the partition is rewritten, nothing collected.
+For bulk replacement use ``overwrite(where=...)``, which Spark executes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
+from medallion.tables.partition_merge import (
+    MergeClauses,
+    check_partition,
+    merged_partition,
+    partition_conflict,
+    partition_text,
+    rows_outside_message,
+)
+from medallion.tables.table import (
+    Table,
+    Txn,
+    _one_line,
+    arrow_in_table_order,
+    as_utc,
+    describe_mismatch,
+    schema_differences,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    from deltalake import DeltaTable
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+STAGING_PREFIX = "staging-"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+STRING_STATS_PREFIX = 32  # as delta-spark: longer max values are left out, not truncated
+# A Spark write job costs about 0.2 s however few its rows (job, commit protocol, renames):
+# an append known to be at most this small is collected and written by delta-rs instead.
+DRIVER_WRITE_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A parquet file written for a commit: where it is and what its footer says."""
+
+    path: str  # relative to the table root, as the log records it
+    size: int
+    modification_time: int
+    partition_values: dict[str, str | None]
+    num_records: int
+    stats: str
+
+    def add_action(self, data_change: bool = True):
+        from deltalake.transaction import AddAction
+
+        return AddAction(
+            self.path, self.size, self.partition_values, self.modification_time, data_change, self.stats
+        )
+
+
+class RsTable(Table, engine="rs"):
+    """A Delta table handled by delta-rs, with Spark doing the reading and writing.
+
+    Example::
+
+        t = RsTable.at(spark, "/lake/tables/bronze/events")
+        t.append(df, txn=("ingest:events", 3))
+        t.last_txn_version("ingest:events")   # 3
+    """
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def _open(cls, spark: SparkSession, path: str) -> RsTable:
+        table = cls(spark, path)
+        table._delta()  # raises TableNotFoundError naming the path
+        return table
+
+    @classmethod
+    def _exists(cls, spark: SparkSession, path: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(cls(spark, path).path)
+
+    @classmethod
+    def _create(
+        cls,
+        spark: SparkSession,
+        path: str,
+        schema: StructType,
+        partition_by: list[str],
+        properties: dict[str, str],
+    ) -> RsTable:
+        from deltalake import DeltaTable, Schema
+
+        table = cls(spark, path)
+        ntz = [f.name for f in schema.fields if f.dataType.typeName() == "timestamp_ntz"]
+        if ntz:
+            raise SchemaMismatchError(
+                f"column(s) {', '.join(ntz)} of {table.path} are timestamp_ntz: use TimestampType (UTC) so every "
+                "Delta reader sees the same instant"
+            )
+        if not DeltaTable.is_deltatable(table.path):
+            with _translated(table.path):
+                # "ignore": a concurrent creator may win the race; its table is then checked below.
+                DeltaTable.create(
+                    table.path,
+                    Schema.from_json(schema.json()),
+                    mode="ignore",
+                    partition_by=partition_by or None,
+                    configuration=properties or None,
+                )
+        if table.partition_by != partition_by:
+            raise SchemaMismatchError(
+                f"{table.path} is partitioned by {table.partition_by or 'nothing'}, not {partition_by or 'nothing'}"
+            )
+        return table
+
+    # ------------------------------------------------------------------ metadata
+
+    def _delta(self, version: int | None = None) -> DeltaTable:
+        from deltalake import DeltaTable
+
+        with _translated(self.path):
+            return DeltaTable(self.path, version=version)
+
+    @property
+    def schema(self) -> StructType:
+        return _spark_schema(self._delta())
+
+    @property
+    def partition_by(self) -> list[str]:
+        return list(self._delta().metadata().partition_columns)
+
+    def version(self) -> int:
+        return self._delta().version()
+
+    def last_txn_version(self, app_id: str) -> int | None:
+        return self._delta().transaction_version(app_id)
+
+    def history(self) -> list[dict[str, Any]]:
+        entries = []
+        for entry in self._delta().history():
+            entry = dict(entry)
+            if isinstance(entry.get("timestamp"), int):
+                entry["timestamp"] = datetime.fromtimestamp(entry["timestamp"] / 1000, UTC)
+            entries.append(entry)
+        return sorted(entries, key=lambda e: e.get("version", -1), reverse=True)
+
+    # ------------------------------------------------------------------ reads
+
+    def read(self, version: int | None = None, timestamp: str | datetime | None = None) -> DataFrame:
+        if version is not None and timestamp is not None:
+            raise MedallionError(f"read {self.path}: pass version or timestamp, not both")
+        dt = self._delta()
+        if timestamp is not None:
+            when = as_utc(timestamp)
+            with _translated(self.path):
+                try:
+                    dt.load_as_version(when)
+                except Exception as exc:
+                    raise MedallionError(
+                        f"{self.path} has no version at or before {when.isoformat()}: {_one_line(exc)}"
+                    ) from None
+        elif version is not None:
+            latest = dt.version()
+            if not 0 <= version <= latest:
+                raise MedallionError(
+                    f"{self.path} has versions 0..{latest}; version {version} does not exist"
+                )
+            with _translated(self.path):
+                dt.load_as_version(version)
+        return self._scan(dt, dt.file_uris())
+
+    def _scan(self, dt: DeltaTable, files: Sequence[str]) -> DataFrame:
+        schema = _spark_schema(dt)
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        return (
+            self.spark.read.schema(schema)
+            .option("basePath", self.path)
+            .parquet(*files)
+            .select(*[_quoted(name) for name in schema.fieldNames()])
+        )
+
+    def read_stream(
+        self, starting_version: int | None = None, max_files_per_trigger: int | None = None
+    ) -> DataFrame:
+        from medallion.tables.datasource import register
+
+        self._delta()  # a missing table fails here, not in a Python worker
+        register(self.spark)
+        reader = self.spark.readStream.format("delta")
+        if starting_version is not None:
+            reader = reader.option("startingVersion", str(starting_version))
+        if max_files_per_trigger is not None:
+            reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
+        return reader.load(self.path)
+
+    # ------------------------------------------------------------------ writes
+
+    def append(
+        self,
+        df: DataFrame | pa.Table,
+        txn: Txn | None = None,
+        merge_schema: bool = False,
+        expected_rows: int | None = None,
+    ) -> bool:
+        import pyarrow as pa
+        from deltalake.exceptions import CommitFailedError
+
+        if self._already_committed(self._delta(), txn):
+            return False
+        if isinstance(df, pa.Table):
+            return self._append_from_driver(arrow_in_table_order(self.path, self.schema, df), txn)
+        df = self._conform(df, merge_schema)
+        if expected_rows is not None and expected_rows <= DRIVER_WRITE_ROWS:
+            return self._append_from_driver(df.toArrow(), txn)
+        staged = self._stage(df)
+
+        def attempt() -> bool:
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                # A concurrent replay of the same batch won: ours must not land too.
+                self._discard(staged)
+                return False
+            self._commit(
+                dt,
+                [f.add_action() for f in staged],
+                "append",
+                txn,
+                {"writeOperation": "APPEND"},
+                retries=None,
+            )
+            return True
+
+        return self._committing("append", attempt, CommitFailedError, staged)
+
+    def _append_from_driver(self, rows: pa.Table, txn: Txn | None) -> bool:
+        """Append rows already on the driver: delta-rs writes the files and commits them."""
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import CommitProperties, Transaction
+
+        nulls = {
+            field.name: rows.column(field.name).null_count
+            for field in self.schema.fields
+            if not field.nullable and rows.column(field.name).null_count
+        }
+        self._refuse_nulls(nulls)
+
+        def attempt() -> bool:
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                return False  # a concurrent replay of the same batch won: ours must not land too
+            if rows.num_rows == 0:
+                # Nothing to write, but the txn is recorded, as an append of an empty frame does.
+                self._commit(dt, [], "append", txn, {"writeOperation": "APPEND"}, retries=None)
+                return True
+            apps = [Transaction(txn[0], int(txn[1]))] if txn else None
+            params = {"writeOperation": "APPEND", "partitionBy": json.dumps(self.partition_by)}
+            with _translated(self.path):
+                write_deltalake(
+                    dt,
+                    rows,
+                    mode="append",
+                    commit_properties=CommitProperties(
+                        custom_metadata={"operationParameters": params}, app_transactions=apps
+                    ),
+                )
+            return True
+
+        return self._retrying("append", attempt, CommitFailedError)
+
+    def overwrite(self, df: DataFrame, where: str | None = None, txn: Txn | None = None) -> bool:
+        from deltalake.exceptions import CommitFailedError
+
+        if self._already_committed(self._delta(), txn):
+            return False
+        df = self._conform(df, merge_schema=False)
+        staged = self._stage(df)
+        if where is not None:
+            self._check_rows_match(staged, where)
+
+        def attempt() -> bool:
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                self._discard(staged)
+                return False
+            if where is None:
+                self._commit(
+                    dt, [f.add_action() for f in staged], "overwrite", txn, {"writeOperation": "OVERWRITE"}
+                )
+                return True
+            removes, survivors, _ = self._rewrite_without(dt, where)
+            try:
+                adds = [f.add_action() for f in [*survivors, *staged]]
+                self._commit(
+                    dt, [*removes, *adds], "append", txn, {"writeOperation": "OVERWRITE", "predicate": where}
+                )
+            except Exception:
+                self._discard(survivors)
+                raise
+            return True
+
+        return self._committing("overwrite", attempt, CommitFailedError, staged)
+
+    def delete(self, where: str) -> int:
+        from deltalake.exceptions import CommitFailedError
+
+        def attempt() -> int:
+            dt = self._delta()
+            removes, survivors, deleted = self._rewrite_without(dt, where)
+            if not removes:
+                return 0
+            try:
+                adds = [f.add_action() for f in survivors]
+                self._commit(
+                    dt, [*removes, *adds], "append", None, {"writeOperation": "DELETE", "predicate": where}
+                )
+            except Exception:
+                self._discard(survivors)
+                raise
+            return deleted
+
+        return self._retrying("delete", attempt, CommitFailedError)
+
+    def merge(
+        self,
+        source: DataFrame | pa.Table,
+        on: str | Sequence[str],
+        update: bool = True,
+        insert: bool = True,
+        update_condition: str | None = None,
+        txn: Txn | None = None,
+        insert_condition: str | None = None,
+        delete_condition: str | None = None,
+        partition: Mapping[str, Any] | None = None,
+    ) -> dict[str, int]:
+        """Upsert through delta-rs: ``source`` is collected to the driver as Arrow.
+
+        Bound: the source must fit in driver memory (``spark.driver.maxResultSize``, 1 GiB
+        by default; plan for about twice its Arrow size). The target is not collected:
+        delta-rs rewrites only the files holding matched keys.
+
+        With ``partition``, a DataFrame source is merged by Spark instead: the partition's
+        files are rewritten (copy-on-write, as delta-spark does) and nothing is collected.
+        Commits to other partitions in the meantime do not make it start over.
+        """
+        import pyarrow as pa
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import CommitProperties, Transaction
+
+        keys = [on] if isinstance(on, str) else list(on)
+        on_driver = isinstance(source, pa.Table)
+        if on_driver:
+            source = arrow_in_table_order(self.path, self.schema, source)
+        else:
+            source = self._conform(source, merge_schema=False)
+        unknown = [k for k in keys if k not in source.schema.names]
+        if unknown:
+            raise SchemaMismatchError(
+                f"merge into {self.path}: key column(s) {', '.join(unknown)} not in the table"
+            )
+        nothing = {"inserted": 0, "updated": 0, "deleted": 0}
+        if not (update or insert or delete_condition):
+            return nothing
+        if partition is not None:
+            check_partition(self.path, partition, self.partition_by)
+            clauses = MergeClauses(update, insert, update_condition, insert_condition, delete_condition)
+            if not on_driver:
+                return self._merge_partition(source, keys, partition, clauses, txn)
+            outside = _rows_outside(source, partition)
+            if outside:
+                raise MedallionError(rows_outside_message(self.path, partition, outside))
+
+        def attempt() -> dict[str, int]:
+            # The snapshot is taken before the source is computed: a commit landing in
+            # between makes ours conflict (retries=0), so the merge is never planned
+            # against a stale table.
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                return nothing
+            rows = source if on_driver else source.toArrow()
+            if rows.num_rows == 0 and txn is None:
+                return nothing
+            predicate = " AND ".join(f"target.{_df_ident(k)} = source.{_df_ident(k)}" for k in keys)
+            if partition is not None:
+                predicate += "".join(
+                    f" AND target.{_df_ident(k)} = '{partition_text(v)}'" for k, v in partition.items()
+                )
+            apps = [Transaction(txn[0], int(txn[1]))] if txn else None
+            with _translated(self.path):
+                merger = dt.merge(
+                    rows,
+                    predicate,
+                    source_alias="source",
+                    target_alias="target",
+                    streamed_exec=False,
+                    commit_properties=CommitProperties(max_commit_retries=0, app_transactions=apps),
+                )
+                if delete_condition:
+                    merger = merger.when_matched_delete(predicate=delete_condition)
+                if update:
+                    merger = merger.when_matched_update_all(predicate=update_condition)
+                if insert:
+                    merger = merger.when_not_matched_insert_all(predicate=insert_condition)
+                metrics = merger.execute()
+            return {
+                "inserted": int(metrics.get("num_target_rows_inserted", 0)),
+                "updated": int(metrics.get("num_target_rows_updated", 0)),
+                "deleted": int(metrics.get("num_target_rows_deleted", 0)),
+            }
+
+        return self._retrying("merge", attempt, CommitFailedError)
+
+    def _merge_partition(
+        self,
+        source: DataFrame,
+        keys: list[str],
+        partition: Mapping[str, Any],
+        clauses: MergeClauses,
+        txn: Txn | None,
+    ) -> dict[str, int]:
+        """Spark rewrites the partition's files with the merge applied; delta-rs commits the swap."""
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import RemoveAction
+
+        def attempt() -> dict[str, int]:
+            dt = self._delta()
+            if self._already_committed(dt, txn):
+                return {"inserted": 0, "updated": 0, "deleted": 0}
+            files, target_rows = _files_in(dt, partition)
+            target = self._scan(dt, [posixpath.join(self.path, rel) for rel in files])
+            merged = merged_partition(source, target, keys, partition, clauses, self.path, target_rows)
+            staged = self._stage(merged.rows)
+            try:
+                counts = merged.figures()
+            except MedallionError:
+                self._discard(staged)
+                raise
+            if not any(counts.values()):
+                # Nothing changes: no new version, unless a txn must be recorded.
+                self._discard(staged)
+                if txn is None:
+                    return counts
+                staged, files = [], {}
+            now = int(time.time() * 1000)
+            actions = [RemoveAction(rel, True, now, size) for rel, size in files.items()]
+            actions += [f.add_action() for f in staged]
+            params = {
+                "writeOperation": "MERGE",
+                "mergePredicate": " AND ".join(f"target.{k} = source.{k}" for k in keys),
+                "partition": json.dumps({k: partition_text(v) for k, v in partition.items()}),
+            }
+            try:
+                self._commit_over_other_partitions(dt, actions, txn, params, partition)
+            except BaseException:
+                self._discard(staged)
+                raise
+            return counts
+
+        return self._retrying("merge", attempt, CommitFailedError)
+
+    def _commit_over_other_partitions(
+        self, dt: DeltaTable, actions: list, txn: Txn | None, params: dict[str, str], partition
+    ) -> None:
+        """Commit, stepping over concurrent commits that left ``partition`` alone.
+
+        A commit that touched the partition (or the metadata) raises ``CommitFailedError``:
+        the caller plans the merge again on the new snapshot.
+        """
+        from deltalake.exceptions import CommitFailedError
+
+        fs, root = _filesystem(self.path)
+        while True:
+            try:
+                self._commit(dt, actions, "append", txn, params)
+                return
+            except CommitFailedError:
+                head = self._delta()
+                if head.version() <= dt.version():
+                    raise  # not a newer commit in the way: nothing to step over
+                if self._already_committed(head, txn):
+                    raise  # a concurrent run of the same txn won; the retry finds it done
+                if partition_conflict(fs, root, dt.version(), head.version(), partition):
+                    raise
+                dt = head
+
+    # ------------------------------------------------------------------ maintenance
+
+    def optimize(self) -> dict[str, Any]:
+        from deltalake.exceptions import CommitFailedError
+
+        def attempt() -> dict[str, Any]:
+            with _translated(self.path):
+                return dict(self._delta().optimize.compact())
+
+        return self._retrying("optimize", attempt, CommitFailedError)
+
+    def vacuum(self, retention_hours: float = 168, enforce_retention: bool = True) -> list[str]:
+        dt = self._delta()
+        try:
+            return list(
+                dt.vacuum(
+                    retention_hours=math.ceil(retention_hours),
+                    dry_run=False,
+                    enforce_retention_duration=enforce_retention,
+                )
+            )
+        except Exception as exc:
+            if "retention" in str(exc).lower():
+                raise MedallionError(
+                    f"vacuum {self.path}: {retention_hours} h is below the table's retention "
+                    "(delta.deletedFileRetentionDuration); pass enforce_retention=False to vacuum anyway"
+                ) from None
+            raise
+
+    # ------------------------------------------------------------------ internals
+
+    def _already_committed(self, dt: DeltaTable, txn: Txn | None) -> bool:
+        if txn is None:
+            return False
+        done = dt.transaction_version(txn[0])
+        return done is not None and done >= int(txn[1])
+
+    def _conform(self, df: DataFrame, merge_schema: bool) -> DataFrame:
+        """``df`` with the table's columns in the table's order; evolves the schema if asked."""
+        from pyspark.sql import functions as F
+
+        table = self.schema
+        missing, extra, changed = schema_differences(table, df.schema)
+        if changed or ((missing or extra) and not merge_schema):
+            raise SchemaMismatchError(describe_mismatch(self.path, missing, extra, changed, "the frame"))
+        if extra:
+            self._add_columns([df.schema[name] for name in extra])
+            table = self.schema
+        columns = [
+            _quoted(f.name) if f.name in df.columns else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in table.fields
+        ]
+        return df.select(*columns)
+
+    def _add_columns(self, fields: list) -> None:
+        from deltalake import Field
+
+        new = [Field.from_json(json.dumps({**field.jsonValue(), "nullable": True})) for field in fields]
+        with _translated(self.path):
+            self._delta().alter.add_columns(new)
+
+    def _stage(self, df: DataFrame) -> list[StagedFile]:
+        """Write ``df`` with Spark, move its files into the table, describe them from footers."""
+        _use_micros_timestamps(self.spark)
+        fs, root = _filesystem(self.path)
+        staging = f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        stage_uri = posixpath.join(self.path, staging)
+        partition_by = self.partition_by
+        writer = df.write.mode("errorifexists")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(stage_uri)
+
+        import pyarrow.fs as pafs
+
+        written = [
+            info.path
+            for info in fs.get_file_info(pafs.FileSelector(posixpath.join(root, staging), recursive=True))
+            if info.type == pafs.FileType.File and _is_data_file(info.path)
+        ]
+        moved = []
+        for source in written:
+            relative = posixpath.relpath(source, posixpath.join(root, staging))
+            target = posixpath.join(root, relative)
+            fs.create_dir(posixpath.dirname(target), recursive=True)
+            fs.move(source, target)
+            moved.append(relative)
+        fs.delete_dir(posixpath.join(root, staging))
+        schema = self.schema
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            staged = list(pool.map(lambda rel: _describe(fs, root, rel, schema), moved))
+        empty = [f for f in staged if f.num_records == 0]
+        self._discard(empty)
+        staged = [f for f in staged if f.num_records > 0]
+        self._check_not_null(staged, schema)
+        return staged
+
+    def _check_not_null(self, staged: list[StagedFile], schema: StructType) -> None:
+        required = [f.name for f in schema.fields if not f.nullable]
+        nulls: dict[str, int] = {}
+        for f in staged:
+            counts = json.loads(f.stats).get("nullCount", {})
+            for name in required:
+                if counts.get(name, 0):
+                    nulls[name] = nulls.get(name, 0) + counts[name]
+        if nulls:
+            self._discard(staged)
+        self._refuse_nulls(nulls)
+
+    def _refuse_nulls(self, nulls: dict[str, int]) -> None:
+        """One line naming each NOT NULL column that would get nulls, and how many."""
+        if nulls:
+            found = ", ".join(f"{name} ({n} nulls)" for name, n in nulls.items())
+            raise SchemaMismatchError(
+                f"NOT NULL column(s) of {self.path} would get nulls: {found}; fill or filter them"
+            )
+
+    def _check_rows_match(self, staged: list[StagedFile], where: str) -> None:
+        if not staged:
+            return
+        written = self._scan(self._delta(), [posixpath.join(self.path, f.path) for f in staged])
+        outside = written.where(f"NOT coalesce(({where}), false)").limit(1).count()
+        if outside:
+            self._discard(staged)
+            raise MedallionError(
+                f"overwrite of {self.path}: some rows do not match where={where!r}; "
+                "filter the frame to the predicate (as Delta's replaceWhere requires)"
+            )
+
+    def _rewrite_without(self, dt: DeltaTable, where: str) -> tuple[list, list[StagedFile], int]:
+        """Remove actions for the files holding rows matching ``where``, and their survivors rewritten."""
+        from deltalake.transaction import RemoveAction
+        from pyspark.sql import functions as F
+
+        uris = dt.file_uris()
+        if not uris:
+            return [], [], 0
+        sizes = _sizes(dt)
+        # Spark reuses a part file's name in every partition directory a task writes, so a
+        # scanned file maps to its log path by its partition directories plus its name.
+        depth = len(dt.metadata().partition_columns) + 1
+        by_name = {_tail(unquote(rel), depth): rel for rel in sizes}
+        try:
+            touched = (
+                self._scan(dt, uris).where(where).groupBy(F.input_file_name().alias("file")).count().collect()
+            )
+        except Exception as exc:
+            raise MedallionError(f"predicate {where!r} on {self.path}: {_one_line(exc)}") from None
+        if not touched:
+            return [], [], 0
+        files = [by_name[_tail(_plain(row["file"]), depth)] for row in touched]
+        deleted = sum(row["count"] for row in touched)
+        now = int(time.time() * 1000)
+        removes = [RemoveAction(rel, True, now, sizes.get(rel)) for rel in files]
+        survivors_df = self._scan(dt, [posixpath.join(self.path, rel) for rel in files]).where(
+            f"NOT coalesce(({where}), false)"
+        )
+        survivors = self._stage(survivors_df)
+        return removes, survivors, deleted
+
+    def _commit(
+        self,
+        dt: DeltaTable,
+        actions: list,
+        mode: str,
+        txn: Txn | None,
+        parameters: dict[str, str],
+        retries: int | None = 0,
+    ) -> None:
+        """One delta-rs transaction. ``retries=0``: any concurrent commit fails ours, so
+        :meth:`_retrying` re-plans on the new snapshot; blind appends let delta-rs rebase."""
+        from deltalake.transaction import CommitProperties, Transaction
+
+        apps = [Transaction(txn[0], int(txn[1]))] if txn else None
+        params = {**parameters, "partitionBy": json.dumps(self.partition_by)}
+        props = CommitProperties(
+            custom_metadata={"operationParameters": params}, max_commit_retries=retries, app_transactions=apps
+        )
+        with _translated(self.path):
+            dt.create_write_transaction(
+                actions, mode, dt.schema(), partition_by=self.partition_by or None, commit_properties=props
+            )
+
+    def _committing(self, operation: str, attempt, conflict, staged: list[StagedFile]):
+        try:
+            return self._retrying(operation, attempt, conflict)
+        except BaseException:
+            self._discard(staged)
+            raise
+
+    def _discard(self, staged: list[StagedFile]) -> None:
+        """Delete files written for a commit that will not happen (nothing references them)."""
+        fs, root = _filesystem(self.path)
+        for f in staged:
+            with suppress(FileNotFoundError):
+                fs.delete_file(posixpath.join(root, f.path))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _translated(path: str) -> Iterator[None]:
+    """delta-rs errors a user can cause, as one-line MedallionErrors naming the table."""
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.exceptions import SchemaMismatchError as RsSchemaMismatch
+    from deltalake.exceptions import TableNotFoundError as RsTableNotFound
+
+    try:
+        yield
+    except RsTableNotFound as exc:
+        raise TableNotFoundError(f"no Delta table at {path}: {_one_line(exc)}") from None
+    except RsSchemaMismatch as exc:
+        raise SchemaMismatchError(f"schema mismatch writing {path}: {_one_line(exc)}") from None
+    except CommitFailedError:
+        raise  # a conflict: the retry loop decides
+    except FileNotFoundError as exc:
+        raise TableNotFoundError(f"no Delta table at {path}: {_one_line(exc)}") from None
+
+
+def _spark_schema(dt: DeltaTable) -> StructType:
+    from pyspark.sql.types import StructType
+
+    return StructType.fromJson(json.loads(dt.schema().to_json()))
+
+
+def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    import pyarrow.fs as pafs
+
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), path
+
+
+def _use_micros_timestamps(spark: SparkSession) -> None:
+    # Spark's default INT96 has no usable parquet statistics and is legacy for Delta;
+    # delta-spark forces TIMESTAMP_MICROS the same way.
+    if spark.conf.get("spark.sql.parquet.outputTimestampType") != "TIMESTAMP_MICROS":
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+
+
+def _is_data_file(path: str) -> bool:
+    name = posixpath.basename(path)
+    return name.endswith(".parquet") and not name.startswith((".", "_"))
+
+
+def _partition_values(relative: str) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for segment in relative.split("/")[:-1]:
+        if "=" in segment:
+            key, _, value = segment.partition("=")
+            value = unquote(value)
+            values[unquote(key)] = None if value == HIVE_NULL else value
+    return values
+
+
+def _describe(fs: pafs.FileSystem, root: str, relative: str, schema: StructType) -> StagedFile:
+    import pyarrow.parquet as pq
+
+    full = posixpath.join(root, relative)
+    info = fs.get_file_info(full)
+    with fs.open_input_file(full) as handle:
+        meta = pq.read_metadata(handle)
+    return StagedFile(
+        path=relative,
+        size=info.size,
+        modification_time=int(info.mtime.timestamp() * 1000) if info.mtime else int(time.time() * 1000),
+        partition_values=_partition_values(relative),
+        num_records=meta.num_rows,
+        stats=json.dumps(_footer_stats(meta, schema)),
+    )
+
+
+def _footer_stats(meta, schema: StructType) -> dict[str, Any]:
+    """Delta file statistics from a parquet footer: numRecords, minValues, maxValues, nullCount."""
+    top_level = {f.name: f.dataType.typeName() for f in schema.fields}
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for index in range(meta.num_columns):
+        name = meta.schema.column(index).path
+        kind = top_level.get(name)
+        if kind is None:  # nested or not in the table
+            continue
+        lows, highs, count, complete = [], [], 0, True
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(index).statistics
+            if stats is None:
+                complete = False
+                break
+            count += stats.null_count or 0
+            if stats.has_min_max:
+                lows.append(stats.min)
+                highs.append(stats.max)
+        if not complete:
+            continue
+        nulls[name] = count
+        if lows:
+            low, high = _stat_value(kind, min(lows), "min"), _stat_value(kind, max(highs), "max")
+            if low is not None and high is not None:
+                mins[name], maxs[name] = low, high
+    return {"numRecords": meta.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def _stat_value(kind: str, value: Any, side: str) -> Any:
+    """A footer min/max as Delta's JSON stats want it, or None where Delta would not keep it."""
+    if kind in ("integer", "long", "short", "byte"):
+        return int(value)
+    if kind in ("float", "double"):
+        return float(value) if math.isfinite(value) else None
+    if kind == "string" and isinstance(value, str):
+        if side == "min":
+            return value[:STRING_STATS_PREFIX]
+        return value if len(value) <= STRING_STATS_PREFIX else None
+    if kind == "date" and isinstance(value, date):
+        return value.isoformat()
+    if kind == "timestamp" and isinstance(value, datetime):
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        # Delta keeps milliseconds: widen the range so data skipping never drops a row.
+        floored = value.replace(microsecond=value.microsecond // 1000 * 1000)
+        if side == "max" and floored != value:
+            floored += timedelta(milliseconds=1)
+        return floored.strftime("%Y-%m-%dT%H:%M:%S.") + f"{floored.microsecond // 1000:03d}Z"
+    if isinstance(value, Decimal | bool):
+        return None  # JSON floats would round decimals; booleans carry no skipping value
+    return None
+
+
+def _plain(uri: str) -> str:
+    """A file URI or path as a comparable local-or-remote path (no scheme noise, decoded)."""
+    text = unquote(uri)
+    if text.startswith("file:"):
+        text = text[len("file:") :]
+        while text.startswith("//"):
+            text = text[1:]
+    return text
+
+
+def _tail(path: str, segments: int) -> str:
+    """The last ``segments`` parts of a path: a data file relative to its table."""
+    return "/".join(path.rstrip("/").split("/")[-segments:])
+
+
+def _files_in(dt: DeltaTable, partition: Mapping[str, Any]) -> tuple[dict[str, int], int | None]:
+    """The snapshot's files of one partition (log path -> size) and their rows, if all have stats."""
+    import pyarrow as pa
+
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    keep = [True] * actions.num_rows
+    for key, value in partition.items():
+        text = partition_text(value)
+        values = actions.column(f"partition.{key}").to_pylist()
+        keep = [k and v is not None and partition_text(v) == text for k, v in zip(keep, values, strict=True)]
+    paths, sizes = actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist()
+    records = actions.column("num_records").to_pylist()
+    kept = [i for i, k in enumerate(keep) if k]
+    counts = [records[i] for i in kept]
+    rows = None if any(n is None for n in counts) else sum(counts)
+    return {paths[i]: sizes[i] for i in kept}, rows
+
+
+def _rows_outside(rows: pa.Table, partition: Mapping[str, Any]) -> int:
+    """How many Arrow rows do not belong to ``partition``."""
+    import pyarrow.compute as pc
+
+    inside = None
+    for key, value in partition.items():
+        same = pc.fill_null(pc.equal(pc.cast(rows.column(key), "string"), partition_text(value)), False)
+        inside = same if inside is None else pc.and_(inside, same)
+    return rows.num_rows - pc.sum(inside).as_py() if rows.num_rows else 0
+
+
+def _sizes(dt: DeltaTable) -> dict[str, int]:
+    import pyarrow as pa
+
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    return dict(
+        zip(actions.column("path").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True)
+    )
+
+
+def _quoted(name: str) -> str:
+    return f"`{name.replace('`', '``')}`"
+
+
+def _df_ident(name: str) -> str:
+    # DataFusion folds unquoted identifiers to lower case.
+    return name if name.isidentifier() and name == name.lower() else '"' + name.replace('"', '""') + '"'
