@@ -1,1 +1,0 @@
-"""The model lifecycle on MLflow: train, register, champion/challenger, gate, promote, rollback, score."""
