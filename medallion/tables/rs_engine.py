@@ -335,14 +335,11 @@ class RsTable(Table, engine="rs"):
                 )
                 return True
             removes, survivors, _ = self._rewrite_without(dt, where)
-            try:
+            with self._discarded_on_failure(survivors):
                 adds = [f.add_action() for f in [*survivors, *staged]]
                 self._commit(
                     dt, [*removes, *adds], "append", txn, {"writeOperation": "OVERWRITE", "predicate": where}
                 )
-            except Exception:
-                self._discard(survivors)
-                raise
             return True
 
         return self._committing("overwrite", attempt, CommitFailedError, staged)
@@ -355,14 +352,11 @@ class RsTable(Table, engine="rs"):
             removes, survivors, deleted = self._rewrite_without(dt, where)
             if not removes:
                 return 0
-            try:
+            with self._discarded_on_failure(survivors):
                 adds = [f.add_action() for f in survivors]
                 self._commit(
                     dt, [*removes, *adds], "append", None, {"writeOperation": "DELETE", "predicate": where}
                 )
-            except Exception:
-                self._discard(survivors)
-                raise
             return deleted
 
         return self._retrying("delete", attempt, CommitFailedError)
@@ -476,30 +470,23 @@ class RsTable(Table, engine="rs"):
             target = self._scan(dt, [posixpath.join(self.path, rel) for rel in files])
             merged = merged_partition(source, target, keys, partition, clauses, self.path, target_rows)
             staged = self._stage(merged.rows)
-            try:
-                counts = merged.figures()
-            except MedallionError:
-                self._discard(staged)
-                raise
-            if not any(counts.values()):
-                # Nothing changes: no new version, unless a txn must be recorded.
-                self._discard(staged)
-                if txn is None:
-                    return counts
-                staged, files = [], {}
-            now = int(time.time() * 1000)
-            actions = [RemoveAction(rel, True, now, size) for rel, size in files.items()]
-            actions += [f.add_action() for f in staged]
-            params = {
-                "writeOperation": "MERGE",
-                "mergePredicate": " AND ".join(f"target.{k} = source.{k}" for k in keys),
-                "partition": json.dumps({k: partition_text(v) for k, v in partition.items()}),
-            }
-            try:
+            with self._discarded_on_failure(staged):
+                counts = merged.figures()  # raises if the source broke a merge rule
+                if not any(counts.values()):
+                    # Nothing changes: no new version, unless a txn must be recorded.
+                    self._discard(staged)
+                    if txn is None:
+                        return counts
+                    staged, files = [], {}
+                now = int(time.time() * 1000)
+                actions = [RemoveAction(rel, True, now, size) for rel, size in files.items()]
+                actions += [f.add_action() for f in staged]
+                params = {
+                    "writeOperation": "MERGE",
+                    "mergePredicate": " AND ".join(f"target.{k} = source.{k}" for k in keys),
+                    "partition": json.dumps({k: partition_text(v) for k, v in partition.items()}),
+                }
                 self._commit_over_other_partitions(dt, actions, txn, params, partition)
-            except BaseException:
-                self._discard(staged)
-                raise
             return counts
 
         return self._retrying("merge", attempt, CommitFailedError)
@@ -713,8 +700,14 @@ class RsTable(Table, engine="rs"):
             )
 
     def _committing(self, operation: str, attempt, conflict, staged: list[StagedFile]):
-        try:
+        with self._discarded_on_failure(staged):
             return self._retrying(operation, attempt, conflict)
+
+    @contextmanager
+    def _discarded_on_failure(self, staged: list[StagedFile]) -> Iterator[None]:
+        """Files staged for a commit are deleted if the block fails: no commit will name them."""
+        try:
+            yield
         except BaseException:
             self._discard(staged)
             raise
