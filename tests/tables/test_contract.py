@@ -201,49 +201,35 @@ def test_two_concurrent_appends_both_land(events, frame):
     assert events.version() == 2
 
 
-def _slow(df, seconds: float):
-    """The same rows, computed slowly: the merge's snapshot is taken before this runs."""
-    pause = F.udf(lambda x: (time.sleep(seconds), x)[1], "string")
-    return df.withColumn("event_id", pause("event_id"))
-
-
-def test_conflicting_merges_retry_then_both_land(events, frame):
+def test_conflicting_merges_retry_then_both_land(events, frame, gate):
     events.append(frame(range(3), n=0))
-    results: dict[str, object] = {}
+    held = gate()
+    slow_source = held.holding(frame([0, 10], n=1))
+    fast: dict[str, object] = {}
 
-    def slow():
-        results["slow"] = events.merge(_slow(frame([0, 10], n=1), 1.5), on="event_id")
+    def fast_merge():
+        fast["counts"] = events.merge(frame([1, 11], n=2), on="event_id")
 
-    worker = threading.Thread(target=slow)
-    worker.start()
-    time.sleep(0.5)
-    results["fast"] = events.merge(frame([1, 11], n=2), on="event_id")
-    worker.join()
-    assert results["fast"] == {"inserted": 1, "updated": 1, "deleted": 0}
-    assert results["slow"] == {"inserted": 1, "updated": 1, "deleted": 0}
+    slow, error = held.run(lambda: events.merge(slow_source, on="event_id"), fast_merge)
+    assert error is None
+    assert fast["counts"] == {"inserted": 1, "updated": 1, "deleted": 0}
+    assert slow == {"inserted": 1, "updated": 1, "deleted": 0}
     got = {r.event_id: r.n for r in events.read().collect()}
     assert got == {"e0": 1, "e1": 2, "e2": 0, "e10": 1, "e11": 2}
 
 
-def test_conflicting_merge_gives_up_with_concurrent_write_error(spark, engine, table_path, frame):
+def test_conflicting_merge_gives_up_with_concurrent_write_error(spark, engine, table_path, frame, gate):
     events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
     events.append(frame(range(3)))
     events.max_attempts = 1
-    failure: list[BaseException] = []
-
-    def slow():
-        try:
-            events.merge(_slow(frame([0]), 1.5), on="event_id")
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=slow)
-    worker.start()
-    time.sleep(0.5)
-    Table.at(spark, table_path, engine=engine).merge(frame([1], n=5), on="event_id")
-    worker.join()
-    assert len(failure) == 1 and isinstance(failure[0], ConcurrentWriteError)
-    assert table_path in str(failure[0]) and "\n" not in str(failure[0])
+    held = gate()
+    slow_source = held.holding(frame([0]))
+    _, failure = held.run(
+        lambda: events.merge(slow_source, on="event_id"),
+        lambda: Table.at(spark, table_path, engine=engine).merge(frame([1], n=5), on="event_id"),
+    )
+    assert isinstance(failure, ConcurrentWriteError)
+    assert table_path in str(failure) and "\n" not in str(failure)
     assert events.read().count() == 3  # nothing torn
 
 

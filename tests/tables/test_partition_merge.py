@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import date
 
 import pytest
@@ -126,39 +124,24 @@ def test_a_merge_that_changes_nothing_commits_nothing_unless_a_txn_is_recorded(e
     assert events.read().count() == 3
 
 
-def _slow(df, seconds: float):
-    """The same rows, computed slowly: the merge's snapshot is taken before this runs."""
-    pause = F.udf(lambda x: (time.sleep(seconds), x)[1], "string")
-    return df.withColumn("event_id", pause("event_id"))
-
-
-def _merge_while(events, write_meanwhile, frame) -> list[BaseException]:
-    """Run a slow one-day merge; ``write_meanwhile`` commits while it computes."""
-    failures: list[BaseException] = []
-
-    def slow():
-        try:
-            events.merge(_slow(frame([0, 10], DAY1, n=9), 1.5), on="event_id", partition={"event_date": DAY1})
-        except BaseException as exc:
-            failures.append(exc)
-
-    worker = threading.Thread(target=slow)
-    worker.start()
-    time.sleep(0.5)
-    write_meanwhile()
-    worker.join()
-    return failures
+def _merge_while(events, write_meanwhile, frame, gate) -> BaseException | None:
+    """A one-day merge, held after its snapshot while ``write_meanwhile`` commits."""
+    held = gate()
+    source = held.holding(frame([0, 10], DAY1, n=9))
+    _, error = held.run(
+        lambda: events.merge(source, on="event_id", partition={"event_date": DAY1}), write_meanwhile
+    )
+    return error
 
 
 def test_commits_to_other_partitions_do_not_make_a_partition_merge_start_over(
-    spark, engine, table_path, frame
+    spark, engine, table_path, frame, gate
 ):
     events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
     events.append(frame(range(3), DAY1, n=1))
     events.max_attempts = 1  # starting over would fail: only stepping over the commit succeeds
     other = Table.at(spark, table_path, engine=engine)
-    failures = _merge_while(events, lambda: other.append(frame([5, 6], DAY2)), frame)
-    assert not failures
+    assert _merge_while(events, lambda: other.append(frame([5, 6], DAY2)), frame, gate) is None
     assert contents(events) == {
         ("e0", DAY1): 9,
         ("e1", DAY1): 1,
@@ -169,19 +152,23 @@ def test_commits_to_other_partitions_do_not_make_a_partition_merge_start_over(
     }
 
 
-def test_a_commit_to_the_same_partition_makes_it_start_over_and_both_land(spark, engine, table_path, frame):
+def test_a_commit_to_the_same_partition_makes_it_start_over_and_both_land(
+    spark, engine, table_path, frame, gate
+):
     events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine=engine)
     events.append(frame(range(3), DAY1, n=1))
     other = Table.at(spark, table_path, engine=engine)
 
     events.max_attempts = 1
-    failures = _merge_while(events, lambda: other.append(frame([5], DAY1)), frame)
-    assert len(failures) == 1 and isinstance(failures[0], ConcurrentWriteError)
+    failure = _merge_while(events, lambda: other.append(frame([5], DAY1)), frame, gate)
+    assert isinstance(failure, ConcurrentWriteError)
     assert ("e10", DAY1) not in contents(events)  # nothing torn
 
     events.max_attempts = 5
-    failures = _merge_while(events, lambda: other.merge(frame([1, 11], DAY1, n=2), on="event_id"), frame)
-    assert not failures
+    merged_meanwhile = _merge_while(
+        events, lambda: other.merge(frame([1, 11], DAY1, n=2), on="event_id"), frame, gate
+    )
+    assert merged_meanwhile is None
     assert contents(events) == {
         ("e0", DAY1): 9,
         ("e1", DAY1): 2,
