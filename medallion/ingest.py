@@ -32,10 +32,16 @@ from medallion.expectations import ExpectationFailed, declared, fail_if_broken, 
 from medallion.observation import observed
 from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import dedupe_events, parse_events, parse_labels
+from medallion.spark import session_conf
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
 
 FEEDS = ("events", "labels")
+
+# Spark's cache gathers statistics for every compression scheme over every value it stores.
+# The parsed rows are read back twice and then dropped: compressing them cost more than it
+# saved (2M events parsed and cached in 9.4 s uncompressed, 12.9 s compressed).
+UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
 @dataclass
@@ -198,12 +204,16 @@ class Ingestor:
             .select(*BRONZE_SCHEMA.fieldNames())
         )
         parse = parse_events if feed == "events" else parse_labels
-        # Cached once parsed: silver, quarantine and the counts read these rows.
-        parsed = parse(bronze_rows, self.expectations[feed]).persist()
-        # One job for every count and the file list: per-batch jobs are the stream's latency.
-        summary = parsed.rows.agg(
-            F.count("*").alias("rows"), F.collect_set("source_file").alias("files"), *parsed.summary_columns()
-        ).first()
+        # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
+        # built by the first action, so the conf covers that action.
+        with session_conf(self.spark, UNCOMPRESSED_CACHE):
+            parsed = parse(bronze_rows, self.expectations[feed]).persist()
+            # One job for every count and the file list: per-batch jobs are the stream's latency.
+            summary = parsed.rows.agg(
+                F.count("*").alias("rows"),
+                F.collect_set("source_file").alias("files"),
+                *parsed.summary_columns(),
+            ).first()
         counts = FeedCounts(feed, bronze=summary.rows)
         if counts.bronze == 0:
             parsed.unpersist()

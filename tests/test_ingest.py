@@ -92,6 +92,8 @@ def test_duplicates_first_arrival_wins_counts_conserved_and_rerun_adds_nothing(s
     versions = {name: lake.table(*name.split(".")).version() for name in ("bronze.events", "silver.events")}
     again = ingestor.run_batch().feeds["events"]
     assert again.bronze == 0
+    # The ingest tunes the session only for its own actions: the caller's conf is left alone.
+    assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "true"
     assert {name: lake.table(*name.split(".")).version() for name in versions} == versions
     assert lake.table("bronze", "events").read().count() == 6
 
