@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,21 +140,36 @@ def jvm_class_available(spark, class_name: str) -> bool:
     return True
 
 
+# Session confs are shared by every thread of the session: the ingest queries of both feeds,
+# the speed layer and a reconcile can each be inside a ``session_conf`` block at once.
+_overrides_lock = threading.Lock()
+_open_overrides: dict[tuple[int, str], list] = {}  # (session, key) -> [value before, open blocks]
+
+
 @contextmanager
 def session_conf(spark, overrides: Mapping[str, str]) -> Iterator[None]:
     """Set SQL confs for the actions run inside the block, then restore what was there.
 
     A DataFrame is planned when an action runs, so the override must cover the action,
-    not the code that built the frame.
+    not the code that built the frame. Blocks may overlap, in one thread or several: the
+    value from before the first block comes back when the last one ends (while two
+    overlapping blocks set different values for one key, the later one holds).
     """
-    previous = {key: spark.conf.get(key, None) for key in overrides}
-    for key, value in overrides.items():
-        spark.conf.set(key, value)
+    with _overrides_lock:
+        for key, value in overrides.items():
+            held = _open_overrides.setdefault((id(spark), key), [spark.conf.get(key, None), 0])
+            held[1] += 1
+            spark.conf.set(key, value)
     try:
         yield
     finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+        with _overrides_lock:
+            for key in overrides:
+                held = _open_overrides[(id(spark), key)]
+                held[1] -= 1
+                if held[1] == 0:
+                    del _open_overrides[(id(spark), key)]
+                    if held[0] is None:
+                        spark.conf.unset(key)
+                    else:
+                        spark.conf.set(key, held[0])
