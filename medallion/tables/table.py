@@ -151,6 +151,19 @@ class Table(abc.ABC):
         the last version committed at or before it.
         """
 
+    def lookup(self, column: str, values: Sequence[Any], columns: Sequence[str] | None = None) -> pa.Table:
+        """The current rows whose ``column`` is one of ``values``, on the driver (``columns`` only).
+
+        For point lookups by a key, such as the bronze rows of a few landing files::
+
+            found = bronze.lookup("source_file", files, columns=["source_file", "batch_id"])
+            found.num_rows, found.column("batch_id").to_pylist()
+        """
+        from pyspark.sql import functions as F
+
+        rows = self.read().where(F.col(column).isin(list(values)))
+        return (rows.select(*columns) if columns else rows).toArrow()
+
     @abc.abstractmethod
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None

@@ -56,6 +56,20 @@ def test_append_read_and_time_travel(events, frame):
     assert {"version", "timestamp", "operation", "operationParameters"} <= set(history[0])
 
 
+def test_lookup_brings_the_rows_of_some_keys_to_the_driver(events, frame):
+    events.append(frame(range(4)))
+    events.append(frame(range(4, 8), DAY2, n=2))
+    events.merge(frame([1], n=7), on="event_id")  # the old e1 is no longer current
+    found = events.lookup("event_id", ["e1", "e6", "nowhere"], columns=["event_id", "n", "event_date"])
+    assert found.column_names == ["event_id", "n", "event_date"]
+    assert sorted(found.to_pylist(), key=lambda row: row["event_id"]) == [
+        {"event_id": "e1", "n": 7, "event_date": DAY1},
+        {"event_id": "e6", "n": 2, "event_date": DAY2},
+    ]
+    assert events.lookup("event_id", ["nowhere"]).num_rows == 0
+    assert events.lookup("event_id", ["e3"]).column_names == SCHEMA.fieldNames()
+
+
 def test_txn_makes_writes_idempotent(events, frame):
     assert events.append(frame(range(3)), txn=("app", 5)) is True
     assert events.append(frame(range(3)), txn=("app", 5)) is False
