@@ -12,17 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyspark.sql import functions as F
-
 from medallion.config import Settings, load_settings
 from medallion.spark import get_spark
 from medallion.tables import Lakehouse
 
 
 def get_score(event_id: str, settings: Settings | None = None, spark=None) -> dict[str, Any] | None:
-    """The serving row of ``event_id`` at the table's latest version, or None if it has none."""
+    """The serving row of ``event_id`` at the table's latest version, or None if it has none.
+
+    A point lookup (:meth:`medallion.tables.Table.lookup`). Timestamps are timezone-aware
+    UTC datetimes.
+    """
     settings = settings or load_settings()
     spark = spark or get_spark(settings)
     serving = Lakehouse(settings, spark).table("gold", "predictions")
-    rows = serving.read().where(F.col("event_id") == F.lit(event_id)).limit(1).collect()
-    return rows[0].asDict() if rows else None
+    found = serving.lookup("event_id", [event_id])
+    return found.slice(0, 1).to_pylist()[0] if found.num_rows else None

@@ -183,6 +183,7 @@ def test_serving_lookup_reads_the_latest_version(spark, settings, lake):
     lake.run(DAY)
     row = get_score("differ_other_version", settings=settings, spark=spark)
     assert (row["score"], row["source"], row["model_version"]) == (0.90, "batch", "2")
+    assert row["event_date"] == DAY and row["scored_at"].utcoffset() == timedelta(0)
     assert get_score("rejected", settings=settings, spark=spark) is None
     assert get_score("no-such-event", settings=settings, spark=spark) is None
 

@@ -225,18 +225,6 @@ class RsTable(Table, engine="rs"):
             .select(*[_quoted(name) for name in schema.fieldNames()])
         )
 
-    def lookup(self, column: str, values: Sequence[Any], columns: Sequence[str] | None = None) -> pa.Table:
-        import pyarrow.compute as pc
-
-        # No Spark job: the log's file statistics bound each file's values, and pyarrow reads
-        # only the files whose bounds can hold one of the keys (a micro-batch's landing files
-        # are in one or two of bronze's files, whatever its age).
-        with _translated(self.path):
-            dataset = self._delta().to_pyarrow_dataset()
-            return dataset.to_table(
-                columns=list(columns) if columns else None, filter=pc.field(column).isin(list(values))
-            )
-
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None
     ) -> DataFrame:
