@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
@@ -277,17 +276,22 @@ class Ingestor:
 
         A file lands in bronze once, whoever reads it first (the nightly run or the stream);
         the rows this very (writer, batch) committed before a crash are kept, so a replay
-        rebuilds the same batch. Bronze is looked up for this batch's files only, so file
+        rebuilds the same batch. Bronze is looked up for this batch's files only, so parquet
         statistics skip the rest: the cost does not grow with bronze's age.
         """
         files = batch_files(landed) if files is None else list(files)
         if not files:
             return landed
-        found = self.bronze[feed].lookup(
-            "source_file", files, columns=["source_file", "ingest_app", "batch_id"]
-        )
-        mine = pc.and_kleene(pc.equal(found["ingest_app"], writer), pc.equal(found["batch_id"], batch_id))
-        elsewhere = pc.unique(found.filter(pc.invert(pc.fill_null(mine, False)))["source_file"]).to_pylist()
+        elsewhere = [
+            row.source_file
+            for row in self.bronze[feed]
+            .read()
+            .where(F.col("source_file").isin(files))
+            .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
+            .select("source_file")
+            .distinct()
+            .collect()
+        ]
         return landed.where(~F.col("source_file").isin(elsewhere)) if elsewhere else landed
 
     # ------------------------------------------------------------------ batch
