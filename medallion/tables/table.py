@@ -154,10 +154,11 @@ class Table(abc.ABC):
     def lookup(self, column: str, values: Sequence[Any], columns: Sequence[str] | None = None) -> pa.Table:
         """The current rows whose ``column`` is one of ``values``, on the driver (``columns`` only).
 
-        For point lookups by a key, such as the bronze rows of a few landing files::
+        For point lookups of a few keys, such as one event's serving row; every matching row
+        comes to the driver, so filter and deduplicate large matches in Spark instead::
 
-            found = bronze.lookup("source_file", files, columns=["source_file", "batch_id"])
-            found.num_rows, found.column("batch_id").to_pylist()
+            found = serving.lookup("event_id", ["evt-000123"], columns=["event_id", "score"])
+            found.num_rows, found.column("score").to_pylist()
         """
         from pyspark.sql import functions as F
 
