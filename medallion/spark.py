@@ -78,6 +78,20 @@ def delta_jars(settings: Settings) -> list[str]:
     return [j for j in candidates if os.path.basename(j).startswith(("delta-spark", "delta-core"))]
 
 
+def worker_daemon_applies() -> bool:
+    """Whether local Python workers should start through :mod:`medallion.worker_daemon`:
+    only where their interpreter can import medallion (this one, with medallion installed)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    if os.path.realpath(os.environ.get("PYSPARK_PYTHON", "")) != os.path.realpath(sys.executable):
+        return False
+    try:
+        distribution("medallion")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
 def get_spark(settings: Settings):
     """The active SparkSession if there is one, else a local session built from ``settings``."""
     from pyspark.sql import SparkSession
@@ -115,6 +129,8 @@ def get_spark(settings: Settings):
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
+    if worker_daemon_applies():
+        conf["spark.python.daemon.module"] = "medallion.worker_daemon"
     jars = delta_jars(settings)
     if settings.delta.engine == "spark" or (settings.delta.engine == "auto" and jars):
         conf["spark.sql.extensions"] = DELTA_EXTENSION
