@@ -2,8 +2,8 @@
 
     spark-submit jobs/reconcile.py --env local [--set key=value ...] [options of `medallion reconcile --help`]
 
-Under spark-submit the session (master, confs, jars) belongs to spark-submit; medallion
-uses it as is.
+Under spark-submit the master, memory, confs and jars are spark-submit's; medallion's
+settings fill in only the confs it left unset.
 """
 
 import sys

@@ -10,8 +10,10 @@ Usage::
     with session_conf(spark, {"spark.sql.shuffle.partitions": "8"}):
         ...                                  # actions here plan with the override
 
-Under spark-submit or on Databricks a session already exists and owns the master and the
-cluster's confs: it is returned untouched. Otherwise a local session is built from conf.
+Where a session is already active (Databricks, a pyspark shell) it is returned untouched.
+Under spark-submit the master, driver memory and every conf given to spark-submit are
+kept, and medallion's settings fill in only what it left unset. Otherwise a local session
+is built from the settings.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def worker_daemon_applies() -> bool:
 
 
 def get_spark(settings: Settings):
-    """The active SparkSession if there is one, else a local session built from ``settings``."""
+    """The active SparkSession if there is one, else a session built from ``settings``
+    (under spark-submit, on spark-submit's master and confs)."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -129,7 +132,12 @@ def get_spark(settings: Settings):
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
-    if worker_daemon_applies():
+    # spark-submit starts the JVM and hands its port to this process.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    given = _submitted_conf() if submitted else {}
+    master = given.get("spark.master", settings.spark.master)
+    # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
+    if master.startswith("local") and worker_daemon_applies():
         conf["spark.python.daemon.module"] = "medallion.worker_daemon"
     jars = delta_jars(settings)
     if settings.delta.engine == "spark" or (settings.delta.engine == "auto" and jars):
@@ -137,12 +145,27 @@ def get_spark(settings: Settings):
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
     conf.update(settings.spark.conf)
 
-    builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
+    if submitted:
+        builder = SparkSession.builder
+        # The driver JVM is already running: its memory and options are spark-submit's.
+        launch_only = {"spark.driver.memory", "spark.driver.extraJavaOptions"}
+        conf = {key: value for key, value in conf.items() if key not in given and key not in launch_only}
+    else:
+        builder = SparkSession.builder.master(settings.spark.master).appName(settings.spark.app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.spark.log_level)
     return spark
+
+
+def _submitted_conf() -> dict[str, str]:
+    """The confs spark-submit gave the JVM it started (its master, memory, --conf ...)."""
+    from pyspark import SparkConf, SparkContext
+
+    # A SparkConf reads the JVM's system properties only once the gateway is connected.
+    SparkContext._ensure_initialized()
+    return dict(SparkConf().getAll())
 
 
 def jvm_class_available(spark, class_name: str) -> bool:
