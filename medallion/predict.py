@@ -9,6 +9,10 @@ Usage::
 
 ``scorer`` is a :class:`medallion.model.scoring.Scorer`: an ``mlflow.pyfunc.spark_udf``
 (Arrow batches through a pandas UDF) plus the registered name, version and run id it loaded.
+
+On a local master the rows are scored in at most one task per core: there, mlflow's UDF
+loads the model in every task (on a cluster it keeps one per executor process), about
+70 ms each, and a day read from many files would otherwise pay it per file.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from medallion.schemas import FEATURE_COLUMNS
 def with_scores(features: DataFrame, scorer, threshold: float) -> DataFrame:
     """Add ``score``, ``decision``, ``model_name``, ``model_version`` and ``run_id`` columns."""
     score = scorer.udf(*[F.col(name) for name in FEATURE_COLUMNS])
+    context = features.sparkSession.sparkContext
+    if context.master.startswith("local") and not features.isStreaming:
+        # Never more tasks than cores, never a shuffle: coalesce only merges partitions.
+        # (A continuous query's plan may not coalesce; its tasks never end anyway.)
+        features = features.coalesce(context.defaultParallelism)
     return (
         features.withColumn("score", score)
         .withColumn("decision", F.col("score") >= F.lit(threshold))

@@ -145,3 +145,22 @@ def test_champion_with_another_signature_is_one_line(spark, lake_with_champion):
         f"fraud_model v{info.registered_model_version} does not take the gold features "
         f"(missing ['{FEATURE_COLUMNS[0]}'], unexpected ['legacy_score']): retrain with medallion train"
     )
+
+
+def test_udf_scores_in_one_task_per_core_on_a_local_master(trained, spark):
+    # Locally mlflow's UDF loads the model in each task: a day read from many files must not
+    # pay that per file. The scores themselves do not depend on the layout.
+    from medallion.model.scoring import load_champion
+    from medallion.predict import with_scores
+
+    settings, store, _ = trained
+    scorer = load_champion(spark, settings)
+    features = store.table("features").read().orderBy("event_id").limit(400)
+    many_files = features.repartition(8, "card_id")
+    scored = with_scores(many_files, scorer, threshold=0.5)
+    assert scored.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism
+    by_layout = [
+        {row.event_id: row.score for row in frame.select("event_id", "score").collect()}
+        for frame in (scored, with_scores(features.coalesce(1), scorer, threshold=0.5))
+    ]
+    assert by_layout[0] == by_layout[1]
