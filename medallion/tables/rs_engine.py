@@ -172,7 +172,7 @@ class RsTable(Table, engine="rs"):
 
     @property
     def partition_by(self) -> list[str]:
-        return list(self._delta().metadata().partition_columns)
+        return _partition_columns(self._delta())
 
     def version(self) -> int:
         return self._delta().version()
@@ -251,13 +251,18 @@ class RsTable(Table, engine="rs"):
         import pyarrow as pa
         from deltalake.exceptions import CommitFailedError
 
-        if self._already_committed(self._delta(), txn):
+        # One snapshot answers the replay check and the schema; each commit loads its own.
+        dt = self._delta()
+        if self._already_committed(dt, txn):
             return False
         if isinstance(df, pa.Table):
-            return self._append_from_driver(arrow_in_table_order(self.path, self.schema, df), txn)
-        df = self._conform(df, merge_schema)
+            schema = _spark_schema(dt)
+            return self._append_from_driver(arrow_in_table_order(self.path, schema, df), txn, schema)
+        df = self._conform(df, merge_schema, dt)
         if expected_rows is not None and expected_rows <= DRIVER_WRITE_ROWS:
-            return self._append_from_driver(df.toArrow(), txn)
+            # Evolving the schema made a new version: its schema is the one to check against.
+            schema = self.schema if merge_schema else _spark_schema(dt)
+            return self._append_from_driver(df.toArrow(), txn, schema)
         staged = self._stage(df)
 
         def attempt() -> bool:
@@ -278,15 +283,18 @@ class RsTable(Table, engine="rs"):
 
         return self._committing("append", attempt, CommitFailedError, staged)
 
-    def _append_from_driver(self, rows: pa.Table, txn: Txn | None) -> bool:
-        """Append rows already on the driver: delta-rs writes the files and commits them."""
+    def _append_from_driver(self, rows: pa.Table, txn: Txn | None, schema: StructType | None = None) -> bool:
+        """Append rows already on the driver: delta-rs writes the files and commits them.
+
+        ``schema``: the table's, if the caller has it at hand (else it is read).
+        """
         from deltalake import write_deltalake
         from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import CommitProperties, Transaction
 
         nulls = {
             field.name: rows.column(field.name).null_count
-            for field in self.schema.fields
+            for field in (schema or self.schema).fields
             if not field.nullable and rows.column(field.name).null_count
         }
         self._refuse_nulls(nulls)
@@ -300,7 +308,7 @@ class RsTable(Table, engine="rs"):
                 self._commit(dt, [], "append", txn, {"writeOperation": "APPEND"}, retries=None)
                 return True
             apps = [Transaction(txn[0], int(txn[1]))] if txn else None
-            params = {"writeOperation": "APPEND", "partitionBy": json.dumps(self.partition_by)}
+            params = {"writeOperation": "APPEND", "partitionBy": json.dumps(_partition_columns(dt))}
             with _translated(self.path):
                 write_deltalake(
                     dt,
@@ -553,11 +561,14 @@ class RsTable(Table, engine="rs"):
         done = dt.transaction_version(txn[0])
         return done is not None and done >= int(txn[1])
 
-    def _conform(self, df: DataFrame, merge_schema: bool) -> DataFrame:
-        """``df`` with the table's columns in the table's order; evolves the schema if asked."""
+    def _conform(self, df: DataFrame, merge_schema: bool, dt: DeltaTable | None = None) -> DataFrame:
+        """``df`` with the table's columns in the table's order; evolves the schema if asked.
+
+        ``dt``: a snapshot of the table to take its schema from, if the caller holds one.
+        """
         from pyspark.sql import functions as F
 
-        table = self.schema
+        table = _spark_schema(dt) if dt is not None else self.schema
         missing, extra, changed = schema_differences(table, df.schema)
         if changed or ((missing or extra) and not merge_schema):
             raise SchemaMismatchError(describe_mismatch(self.path, missing, extra, changed, "the frame"))
@@ -690,13 +701,14 @@ class RsTable(Table, engine="rs"):
         from deltalake.transaction import CommitProperties, Transaction
 
         apps = [Transaction(txn[0], int(txn[1]))] if txn else None
-        params = {**parameters, "partitionBy": json.dumps(self.partition_by)}
+        partition_by = _partition_columns(dt)
+        params = {**parameters, "partitionBy": json.dumps(partition_by)}
         props = CommitProperties(
             custom_metadata={"operationParameters": params}, max_commit_retries=retries, app_transactions=apps
         )
         with _translated(self.path):
             dt.create_write_transaction(
-                actions, mode, dt.schema(), partition_by=self.partition_by or None, commit_properties=props
+                actions, mode, dt.schema(), partition_by=partition_by or None, commit_properties=props
             )
 
     def _committing(self, operation: str, attempt, conflict, staged: list[StagedFile]):
@@ -740,6 +752,10 @@ def _translated(path: str) -> Iterator[None]:
         raise  # a conflict: the retry loop decides
     except FileNotFoundError as exc:
         raise TableNotFoundError(f"no Delta table at {path}: {_one_line(exc)}") from None
+
+
+def _partition_columns(dt: DeltaTable) -> list[str]:
+    return list(dt.metadata().partition_columns)
 
 
 def _spark_schema(dt: DeltaTable) -> StructType:
