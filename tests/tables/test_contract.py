@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 from conftest import SCHEMA
@@ -296,3 +297,12 @@ def test_arrow_rows_on_the_driver_append_and_merge_like_frames(events, frame):
     with pytest.raises(SchemaMismatchError, match="extra"):
         events.append(frame([9]).withColumn("extra", F.lit(1)).toArrow())
     assert events.read().count() == 4
+
+
+def test_the_log_is_checkpointed_every_ten_commits(events, frame):
+    # Readers replay the JSON commits after the last checkpoint: they must not pile up.
+    for batch in range(11):
+        events.append(frame([batch]).toArrow())
+    log = Path(events.path) / "_delta_log"
+    assert sorted(log.glob("*.checkpoint.parquet"))
+    assert events.read().count() == 11
