@@ -200,6 +200,9 @@ def main() -> None:
     try:
         spark = get_spark(settings_for(workdir / "train"))
         spark.sparkContext.setLogLevel("ERROR")
+        # Commit times come from each query's recent progress, which keeps 100 batches by
+        # default: a run longer than that would lose its first batches' times.
+        spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
         print("training a champion on a small history ...", flush=True)
         registry = train_champion(spark, workdir / "train")
         run = 0
