@@ -261,14 +261,13 @@ class RsTable(Table, engine="rs"):
         dt = self._delta()
         if self._already_committed(dt, txn):
             return False
+        schema = _spark_schema(dt)
         if isinstance(df, pa.Table):
-            schema = _spark_schema(dt)
             return self._append_from_driver(arrow_in_table_order(self.path, schema, df), txn, schema)
-        df = self._conform(df, merge_schema, dt)
+        df = self._conform(df, merge_schema, schema)
         if expected_rows is not None and expected_rows <= DRIVER_WRITE_ROWS:
             # Evolving the schema made a new version: its schema is the one to check against.
-            schema = self.schema if merge_schema else _spark_schema(dt)
-            return self._append_from_driver(df.toArrow(), txn, schema)
+            return self._append_from_driver(df.toArrow(), txn, self.schema if merge_schema else schema)
         staged = self._stage(df)
 
         def attempt() -> bool:
@@ -289,18 +288,16 @@ class RsTable(Table, engine="rs"):
 
         return self._committing("append", attempt, CommitFailedError, staged)
 
-    def _append_from_driver(self, rows: pa.Table, txn: Txn | None, schema: StructType | None = None) -> bool:
-        """Append rows already on the driver: delta-rs writes the files and commits them.
-
-        ``schema``: the table's, if the caller has it at hand (else it is read).
-        """
+    def _append_from_driver(self, rows: pa.Table, txn: Txn | None, schema: StructType) -> bool:
+        """Append rows already on the driver (``schema``: the table's): delta-rs writes the
+        files and commits them."""
         from deltalake import write_deltalake
         from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import CommitProperties, Transaction
 
         nulls = {
             field.name: rows.column(field.name).null_count
-            for field in (schema or self.schema).fields
+            for field in schema.fields
             if not field.nullable and rows.column(field.name).null_count
         }
         self._refuse_nulls(nulls)
@@ -567,14 +564,14 @@ class RsTable(Table, engine="rs"):
         done = dt.transaction_version(txn[0])
         return done is not None and done >= int(txn[1])
 
-    def _conform(self, df: DataFrame, merge_schema: bool, dt: DeltaTable | None = None) -> DataFrame:
+    def _conform(self, df: DataFrame, merge_schema: bool, schema: StructType | None = None) -> DataFrame:
         """``df`` with the table's columns in the table's order; evolves the schema if asked.
 
-        ``dt``: a snapshot of the table to take its schema from, if the caller holds one.
+        ``schema``: the table's, if the caller has it at hand (else it is read).
         """
         from pyspark.sql import functions as F
 
-        table = _spark_schema(dt) if dt is not None else self.schema
+        table = schema if schema is not None else self.schema
         missing, extra, changed = schema_differences(table, df.schema)
         if changed or ((missing or extra) and not merge_schema):
             raise SchemaMismatchError(describe_mismatch(self.path, missing, extra, changed, "the frame"))
