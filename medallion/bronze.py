@@ -42,11 +42,17 @@ def read_landing(
     )
 
 
-def to_bronze(landed: DataFrame, batch_id: int | Column, ingested_at: datetime | None = None) -> DataFrame:
+def to_bronze(
+    landed: DataFrame,
+    batch_id: int | Column,
+    ingested_at: datetime | None = None,
+    carry: Sequence[str] = (),
+) -> DataFrame:
     """Landed lines as bronze rows: ``raw``, ``source_file``, ``ingested_at``, ``batch_id``.
 
     Pass ``ingested_at`` when several queries read the same batch: a literal time is the same
-    in each of them, where ``current_timestamp()`` is fixed per query.
+    in each of them, where ``current_timestamp()`` is fixed per query. ``carry``: columns of
+    ``landed`` to keep after the bronze ones (such as ``landed_at``), for the caller's use.
     """
     batch = batch_id if isinstance(batch_id, Column) else F.lit(batch_id)
     when = F.current_timestamp() if ingested_at is None else F.lit(ingested_at).cast("timestamp")
@@ -55,4 +61,5 @@ def to_bronze(landed: DataFrame, batch_id: int | Column, ingested_at: datetime |
         "source_file",
         when.alias("ingested_at"),
         batch.cast("long").alias("batch_id"),
+        *carry,
     )

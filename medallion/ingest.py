@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
 from medallion.bronze import read_landing, to_bronze
@@ -31,7 +31,7 @@ from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
 from medallion.observation import observed
 from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
-from medallion.silver import dedupe_events, parse_events, parse_labels
+from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labels
 from medallion.spark import session_conf
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
@@ -81,6 +81,8 @@ class IngestedBatch:
     silver_rows: DataFrame | None
     cached: list[DataFrame]
     valid: int = 0  # rows that passed every check, before deduplication
+    # When each of the batch's files landed (microseconds), if the landed lines had ``landed_at``.
+    landed_us: dict[str, int] = field(default_factory=dict)
 
     def counted(self, silver: int) -> None:
         """Record the silver row count; every valid row that is not in silver is a duplicate."""
@@ -125,17 +127,17 @@ def _landing_files(folder: str) -> list[str]:
     )
 
 
-def batch_files(landed: DataFrame) -> list[str]:
-    """The files a batch of landed lines came from, named as ``_metadata.file_path`` names them.
+def _listed_files(landed: DataFrame) -> list[str]:
+    """The files a batch read of landed lines lists, named as ``_metadata.file_path`` names them.
 
-    A batch read knows its files without a job; a streaming micro-batch does not expose them
-    (``inputFiles`` is empty there), so they are read off its rows.
+    Empty for a streaming micro-batch (its ``inputFiles`` is empty): :meth:`Ingestor.process`
+    then takes them from the batch's summary, without a job of their own.
     """
-    listed = landed.inputFiles()
-    if listed:
-        # Spark lists local files as file:///a/b but names them file:/a/b in _metadata.
-        return ["file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri for uri in listed]
-    return [row.source_file for row in landed.select("source_file").distinct().collect()]
+    # Spark lists local files as file:///a/b but names them file:/a/b in _metadata.
+    return [
+        "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
+        for uri in landed.inputFiles()
+    ]
 
 
 def _local_path(uri: str) -> str:
@@ -181,6 +183,7 @@ class Ingestor:
         batch_id: int,
         count_silver: bool = True,
         files: Sequence[str] | None = None,
+        landed_times: bool = False,
     ) -> IngestedBatch:
         """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
 
@@ -190,30 +193,30 @@ class Ingestor:
         caller that goes on to use the silver rows (the stream scores each one): they are
         cached, and the caller counts them and calls :meth:`IngestedBatch.counted`. Otherwise
         they are counted while written and not cached. ``files``: the files the batch came
-        from, if the caller knows them (see :func:`batch_files`). A ``fail`` expectation that
-        any row breaks stops the batch before it writes anything. Call
-        :meth:`IngestedBatch.release` when done with the returned rows.
+        from, if the caller knows them (a batch read lists them itself; a micro-batch's come
+        with its counts). ``landed_times``: also report when each file landed
+        (:attr:`IngestedBatch.landed_us`, from the lines' ``landed_at``) in the same job. A
+        ``fail`` expectation that any row breaks stops the batch before it writes anything.
+        Call :meth:`IngestedBatch.release` when done with the returned rows.
         """
         writer = f"{app_id}:{feed}"
         txn = (writer, batch_id)
-        landed = self._not_ingested_elsewhere(feed, landed, writer, batch_id, files)
+        listed = list(files) if files is not None else _listed_files(landed)
+        if listed:
+            landed = self._without(landed, self._ingested_elsewhere(feed, listed, writer, batch_id))
         # One ingest time for the batch, whichever query reads it (a replay gets a new one).
-        bronze_rows = (
-            to_bronze(landed, batch_id, ingested_at=datetime.now(UTC))
-            .withColumn("ingest_app", F.lit(writer))
-            .select(*BRONZE_SCHEMA.fieldNames())
-        )
-        parse = parse_events if feed == "events" else parse_labels
-        # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
-        # built by the first action, so the conf covers that action.
-        with session_conf(self.spark, UNCOMPRESSED_CACHE):
-            parsed = parse(bronze_rows, self.expectations[feed]).persist()
-            # One job for every count and the file list: per-batch jobs are the stream's latency.
-            summary = parsed.rows.agg(
-                F.count("*").alias("rows"),
-                F.collect_set("source_file").alias("files"),
-                *parsed.summary_columns(),
-            ).first()
+        ingested_at = datetime.now(UTC)
+        carried = ["landed_at"] if landed_times else []
+        parsed, summary = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
+        if not listed and summary.rows:
+            # A micro-batch names its files only in its rows: they come with the summary, and
+            # the rare batch holding files another query ingested first is parsed again without them.
+            elsewhere = self._ingested_elsewhere(feed, list(summary.files), writer, batch_id)
+            if elsewhere:
+                parsed.unpersist()
+                landed = self._without(landed, elsewhere)
+                parsed, summary = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
+        bronze_rows = self._bronze_rows(landed, batch_id, writer, ingested_at)
         counts = FeedCounts(feed, bronze=summary.rows)
         if counts.bronze == 0:
             parsed.unpersist()
@@ -228,6 +231,7 @@ class Ingestor:
         counts.files = len(batch_files)
         counts.quarantined = summary.quarantined
         counts.dropped = summary.dropped
+        landed_us = {f.source_file: f.landed_us for f in summary["landed"]} if carried else {}
         # Bronze reads the landed lines again rather than caching them all: a text scan is
         # cheaper than holding every raw line in memory.
         counts.skipped_replay = not self.bronze[feed].append(
@@ -254,10 +258,12 @@ class Ingestor:
             # Counted while written: the rows are not needed again, so they are not cached.
             counted = Observation()
             silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
-            ingested = IngestedBatch(counts, silver_rows, [parsed.rows], valid=summary.valid)
+            ingested = IngestedBatch(counts, silver_rows, [parsed.rows], summary.valid, landed_us)
         else:
             silver_rows = silver_rows.persist()  # the caller scores them
-            ingested = IngestedBatch(counts, silver_rows, [parsed.rows, silver_rows], valid=summary.valid)
+            ingested = IngestedBatch(
+                counts, silver_rows, [parsed.rows, silver_rows], summary.valid, landed_us
+            )
         appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
         if count_silver:
             figures = observed(counted) if appended else None  # a replay skips the write
@@ -269,30 +275,66 @@ class Ingestor:
         )
         return ingested
 
-    def _not_ingested_elsewhere(
-        self, feed: str, landed: DataFrame, writer: str, batch_id: int, files: Sequence[str] | None = None
-    ) -> DataFrame:
-        """Drop lines of files bronze already holds from another writer or batch.
+    def _bronze_rows(self, landed: DataFrame, batch_id: int, writer: str, ingested_at: datetime) -> DataFrame:
+        return (
+            to_bronze(landed, batch_id, ingested_at=ingested_at)
+            .withColumn("ingest_app", F.lit(writer))
+            .select(*BRONZE_SCHEMA.fieldNames())
+        )
+
+    def _parsed(
+        self,
+        feed: str,
+        landed: DataFrame,
+        batch_id: int,
+        writer: str,
+        ingested_at: datetime,
+        carried: Sequence[str] = (),
+    ) -> tuple[ParsedFeed, Row]:
+        """The batch's lines parsed and cached, and one row of figures: ``rows``, ``files``,
+        ``landed`` ((source_file, landed_us) pairs, if ``landed_at`` is carried) and the counts
+        of :meth:`ParsedFeed.summary_columns`."""
+        parse = parse_events if feed == "events" else parse_labels
+        figures = [F.count("*").alias("rows"), F.collect_set("source_file").alias("files")]
+        if carried:
+            landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
+            figures.append(F.collect_set(landed_us).alias("landed"))
+        lines = to_bronze(landed, batch_id, ingested_at=ingested_at, carry=carried).withColumn(
+            "ingest_app", F.lit(writer)
+        )
+        # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
+        # built by the first action, so the conf covers that action.
+        with session_conf(self.spark, UNCOMPRESSED_CACHE):
+            parsed = parse(lines, self.expectations[feed]).persist()
+            # One job for every count and the file list: per-batch jobs are the stream's latency.
+            summary = parsed.rows.agg(*figures, *parsed.summary_columns()).first()
+        return parsed, summary
+
+    def _ingested_elsewhere(self, feed: str, files: Sequence[str], writer: str, batch_id: int) -> list[str]:
+        """Those of ``files`` bronze already holds from another writer or batch.
 
         A file lands in bronze once, whoever reads it first (the nightly run or the stream);
-        the rows this very (writer, batch) committed before a crash are kept, so a replay
-        rebuilds the same batch. Bronze is looked up for this batch's files only, so parquet
-        statistics skip the rest: the cost does not grow with bronze's age.
+        the rows this very (writer, batch) committed before a crash do not count, so a replay
+        rebuilds the same batch. The log's file statistics usually show that bronze cannot
+        hold the files (names grow with time); otherwise bronze is read for these files
+        only, so parquet statistics skip the rest: the cost does not grow with bronze's age.
         """
-        files = batch_files(landed) if files is None else list(files)
-        if not files:
-            return landed
-        elsewhere = [
+        if not files or not self.bronze[feed].may_hold("source_file", files):
+            return []
+        return [
             row.source_file
             for row in self.bronze[feed]
             .read()
-            .where(F.col("source_file").isin(files))
+            .where(F.col("source_file").isin(list(files)))
             .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
             .select("source_file")
             .distinct()
             .collect()
         ]
-        return landed.where(~F.col("source_file").isin(elsewhere)) if elsewhere else landed
+
+    @staticmethod
+    def _without(landed: DataFrame, files: Sequence[str]) -> DataFrame:
+        return landed.where(~F.col("source_file").isin(list(files))) if files else landed
 
     # ------------------------------------------------------------------ batch
 

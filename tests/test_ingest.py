@@ -161,6 +161,28 @@ def test_a_file_another_writer_ingested_is_not_ingested_again(spark, settings):
     assert sorted(r.event_id for r in lake.table("silver", "events").read().collect()) == ["a", "b", "c"]
 
 
+def test_a_micro_batch_names_its_files_and_landing_times_in_its_counting_job(spark, settings):
+    """The stream takes the files and their landing times from ingest's one summary job."""
+    import os
+
+    from medallion.bronze import read_landing
+
+    folder = settings.storage.landing_events
+    land(folder, "events-0001.jsonl", [json.dumps(event("a")), json.dumps(event("b"))])
+    land(folder, "events-0002.jsonl", [json.dumps(event("c"))])
+    landed = read_landing(spark, folder)
+    micro_batch = spark.createDataFrame(landed.collect(), landed.schema)  # lists no files
+    ingestor = Ingestor(settings, spark)
+    batch = ingestor.process("events", micro_batch, "stream:q1", 0, landed_times=True)
+    batch.release()
+    expected = {
+        f"file:{Path(folder, name).resolve()}": int(os.stat(Path(folder, name)).st_mtime * 1_000_000) // 1000
+        for name in ("events-0001.jsonl", "events-0002.jsonl")
+    }
+    assert {path: micros // 1000 for path, micros in batch.landed_us.items()} == expected
+    assert (batch.counts.files, batch.counts.bronze, batch.counts.silver) == (2, 3, 3)
+
+
 def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
     """The same landed files through the streaming path give exactly the batch path's silver."""
     from chispa import assert_df_equality

@@ -179,18 +179,13 @@ class SpeedLayer:
         tables = self._tables
         app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
         txn = (app_id, batch_id)
-        # One small job names the batch's files and when each landed: ingest looks them up in
-        # bronze, and the predictions carry their landing time without reading them again.
-        file_times = {
-            row.source_file: row.landed_us
-            for row in landed.select("source_file", F.unix_micros("landed_at").alias("landed_us"))
-            .distinct()
-            .collect()
-        }
         # Silver is counted by the scoring job below (every silver row is scored): one job fewer.
+        # Ingest's own summary job names the batch's files and when each landed, so the
+        # predictions carry their landing time without reading the files again.
         ingested = self._ingestor.process(
-            "events", landed.drop("landed_at"), app_id, batch_id, count_silver=False, files=list(file_times)
+            "events", landed, app_id, batch_id, count_silver=False, landed_times=True
         )
+        file_times = ingested.landed_us
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts

@@ -231,6 +231,31 @@ class RsTable(Table, engine="rs"):
             .select(*[_quoted(name) for name in schema.fieldNames()])
         )
 
+    def may_hold(self, column: str, values: Sequence[Any]) -> bool:
+        """From the log's file statistics: False when every file's min/max of ``column``
+        excludes every value. A file without both bounds (a long string's max is left out or
+        truncated upwards) may hold anything."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not values:
+            return False
+        dt = self._delta()
+        if column in _partition_columns(dt):
+            return True
+        files = pa.table(dt.get_add_actions(flatten=True))
+        if files.num_rows == 0:
+            return False
+        if f"min.{column}" not in files.column_names or f"max.{column}" not in files.column_names:
+            return True
+        low, high = files.column(f"min.{column}"), files.column(f"max.{column}")
+        if low.null_count or high.null_count:
+            return True
+        return any(
+            pc.any(pc.and_(pc.less_equal(low, value), pc.greater_equal(high, value))).as_py()
+            for value in set(values)
+        )
+
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None
     ) -> DataFrame:

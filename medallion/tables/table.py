@@ -165,6 +165,18 @@ class Table(abc.ABC):
         rows = self.read().where(F.col(column).isin(list(values)))
         return (rows.select(*columns) if columns else rows).toArrow()
 
+    def may_hold(self, column: str, values: Sequence[Any]) -> bool:
+        """False only if the table provably holds no row whose ``column`` is one of ``values``.
+
+        A cheap pre-check before a lookup job: an engine that keeps file statistics answers
+        from them without reading data; one that cannot tell says True. A True is no promise
+        that a row exists::
+
+            if bronze.may_hold("source_file", batch_files):
+                ...  # look the files up with Spark
+        """
+        return bool(values)
+
     @abc.abstractmethod
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None

@@ -306,3 +306,20 @@ def test_the_log_is_checkpointed_every_ten_commits(events, frame):
     log = Path(events.path) / "_delta_log"
     assert sorted(log.glob("*.checkpoint.parquet"))
     assert events.read().count() == 11
+
+
+def test_may_hold_says_false_only_when_no_row_can_match(events, engine, frame):
+    assert not events.may_hold("event_id", [])
+    events.append(frame(range(1, 4)))  # e1..e3, in one file
+    events.append(frame([7]).toArrow())  # e7, written from the driver
+    # Never False for a value the table holds: callers skip their lookup on a False.
+    assert events.may_hold("event_id", ["e2"])
+    assert events.may_hold("event_id", ["nowhere", "e7"])
+    if engine == "rs":
+        # The log's min/max per file rule these out without reading a row.
+        assert not events.may_hold("event_id", ["e0", "e5", "e9"])
+        assert not events.may_hold("n", [2])
+        # A file without both bounds (a long string's max is left out) may hold anything.
+        long_key = "k" * 40
+        events.append(frame([8]).withColumn("event_id", F.lit(long_key)))
+        assert events.may_hold("event_id", ["e5"])
