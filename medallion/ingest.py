@@ -303,8 +303,9 @@ class Ingestor:
             "ingest_app", F.lit(writer)
         )
         # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
-        # built by the first action, so the conf covers that action.
-        with session_conf(self.spark, UNCOMPRESSED_CACHE):
+        # built by the first action, so the conf covers that action, in the lines' own session
+        # (a micro-batch runs in its query's clone of self.spark).
+        with session_conf(lines.sparkSession, UNCOMPRESSED_CACHE):
             parsed = parse(lines, self.expectations[feed]).persist()
             # One job for every count and the file list: per-batch jobs are the stream's latency.
             summary = parsed.rows.agg(*figures, *parsed.summary_columns()).first()

@@ -26,10 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import to_arrow_schema
 
 from medallion.config import Settings
 from medallion.observation import observed
@@ -42,6 +40,7 @@ from medallion.schemas import (
 )
 from medallion.spark import session_conf
 from medallion.tables import Lakehouse, Table
+from medallion.tables.table import driver_rows
 
 SPEED_COMPARED = ("event_id", "event_date", "score", "decision", "model_version", "scored_at", "batch_id")
 
@@ -266,11 +265,7 @@ class Reconciler:
 
     def _write_audit(self, figures: dict[str, object]) -> None:
         # One row, built on the driver: no Spark job to make it.
-        row = {**figures, "reconciled_at": datetime.now(UTC)}
-        audit = pa.Table.from_pylist(
-            [{name: row[name] for name in RECONCILIATION_AUDIT_SCHEMA.fieldNames()}],
-            schema=to_arrow_schema(RECONCILIATION_AUDIT_SCHEMA, timestamp_utc=True),
-        )
+        audit = driver_rows(RECONCILIATION_AUDIT_SCHEMA, [{**figures, "reconciled_at": datetime.now(UTC)}])
         # Keyed on the input versions: the same inputs reconciled twice give one audit row.
         self.audit.merge(audit, on=["event_date", "batch_version", "speed_version"], update=False)
 

@@ -20,7 +20,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark import SparkContext
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion.expectations import Expectation
@@ -157,7 +158,7 @@ class _FeedChecks:
     """The Column trees that parse, type and check one feed, one dict per projection.
 
     Building them takes a couple of thousand py4j calls (a fifth of a second), so they are
-    built once per session and set of expectations and reused by every batch.
+    built once per SparkContext and set of expectations and reused by every batch.
     """
 
     parse: dict[str, Column]
@@ -231,12 +232,13 @@ def _checked(
 def parse_events(bronze: DataFrame, expectations: Sequence[Expectation] = ()) -> ParsedFeed:
     """Bronze event lines -> typed silver events, quarantined lines with reasons, dropped lines."""
     rules = tuple(expectations)
-    return _checked(bronze, "events", _event_checks(bronze.sparkSession, rules), rules)
+    return _checked(bronze, "events", _event_checks(bronze.sparkSession.sparkContext, rules), rules)
 
 
 @functools.lru_cache(maxsize=32)
-def _event_checks(session: SparkSession, expectations: tuple[Expectation, ...]) -> _FeedChecks:
-    """Built once per session (a Column belongs to its session's JVM) and set of expectations."""
+def _event_checks(context: SparkContext, expectations: tuple[Expectation, ...]) -> _FeedChecks:
+    """Built once per JVM and set of expectations. Keyed on the SparkContext, not the session:
+    a Column is the JVM's, and foreachBatch hands every micro-batch a new session object."""
     text = {name: F.col(f"_text_{name}") for name in EVENT_FIELDS}
     amount = text["amount"].try_cast("decimal(18,2)")
     event_ts = text["event_ts"].try_cast("timestamp")
@@ -274,12 +276,12 @@ def _event_checks(session: SparkSession, expectations: tuple[Expectation, ...]) 
 def parse_labels(bronze: DataFrame, expectations: Sequence[Expectation] = ()) -> ParsedFeed:
     """Bronze label lines -> typed silver labels, quarantined lines with reasons, dropped lines."""
     rules = tuple(expectations)
-    return _checked(bronze, "labels", _label_checks(bronze.sparkSession, rules), rules)
+    return _checked(bronze, "labels", _label_checks(bronze.sparkSession.sparkContext, rules), rules)
 
 
 @functools.lru_cache(maxsize=32)
-def _label_checks(session: SparkSession, expectations: tuple[Expectation, ...]) -> _FeedChecks:
-    """Built once per session (a Column belongs to its session's JVM) and set of expectations."""
+def _label_checks(context: SparkContext, expectations: tuple[Expectation, ...]) -> _FeedChecks:
+    """Built once per JVM and set of expectations (see :func:`_event_checks`)."""
     text = {name: F.col(f"_text_{name}") for name in LABEL_FIELDS}
     is_fraud = F.when(F.lower(text["is_fraud"]) == "true", True).when(
         F.lower(text["is_fraud"]) == "false", False

@@ -28,6 +28,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from medallion.schemas import STREAM_METRICS_SCHEMA
 from medallion.tables import Table
+from medallion.tables.table import driver_rows
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class StreamProgress(StreamingQueryListener):
         # Spark's numInputRows counts every read of the foreachBatch frame, not landed lines.
         duration_ms = (progress.durationMs or {}).get("triggerExecution")
         rows_per_s = figures.landed * 1000 / duration_ms if duration_ms else None
-        row = (
+        values = (
             self.query_name,
             batch_id,
             datetime.now(UTC),
@@ -150,8 +151,11 @@ class StreamProgress(StreamingQueryListener):
             int(figures.quarantined),
             figures.model_version,
         )
+        # Built on the driver: a Spark job per metrics row cost the next batch ~150 ms of CPU.
         self.metrics.append(
-            self.spark.createDataFrame([row], STREAM_METRICS_SCHEMA),
+            driver_rows(
+                STREAM_METRICS_SCHEMA, [dict(zip(STREAM_METRICS_SCHEMA.fieldNames(), values, strict=True))]
+            ),
             txn=(f"{self.app_id}:metrics", batch_id),
             expected_rows=1,
         )

@@ -365,6 +365,22 @@ def arrow_in_table_order(path: str, table: StructType, rows: pa.Table) -> pa.Tab
     return rows.select(names)
 
 
+def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """A few rows built on the driver as Arrow in ``schema``, ready for :meth:`Table.append`
+    or :meth:`Table.merge`: no Spark job to make them (``createDataFrame`` runs one)::
+
+        audit.append(driver_rows(AUDIT_SCHEMA, [{"event_date": day, "rows": 7}]))
+    """
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    names = schema.fieldNames()
+    return pa.Table.from_pylist(
+        [{name: row[name] for name in names} for row in rows],
+        schema=to_arrow_schema(schema, timestamp_utc=True),
+    )
+
+
 def describe_mismatch(path: str, missing: list[str], extra: list[str], changed: list[str], what: str) -> str:
     parts = []
     if missing:
