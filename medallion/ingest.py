@@ -20,9 +20,10 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 
@@ -35,8 +36,12 @@ from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labe
 from medallion.spark import session_conf
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
+from medallion.tables.table import may_match
 
 FEEDS = ("events", "labels")
+
+# How far a file's modification time (the file system's clock) may run ahead of the driver's.
+CLOCK_SKEW = timedelta(minutes=10)
 
 # Spark's cache gathers statistics for every compression scheme over every value it stores.
 # The parsed rows are read back twice and then dropped: compressing them cost more than it
@@ -211,7 +216,12 @@ class Ingestor:
         if not listed and summary.rows:
             # A micro-batch names its files only in its rows: they come with the summary, and
             # the rare batch holding files another query ingested first is parsed again without them.
-            elsewhere = self._ingested_elsewhere(feed, list(summary.files), writer, batch_id)
+            landed_since = (
+                datetime.fromtimestamp(min(f.landed_us for f in summary["landed"]) / 1e6, UTC)
+                if carried
+                else None
+            )
+            elsewhere = self._ingested_elsewhere(feed, list(summary.files), writer, batch_id, landed_since)
             if elsewhere:
                 parsed.unpersist()
                 landed = self._without(landed, elsewhere)
@@ -311,21 +321,32 @@ class Ingestor:
             summary = parsed.rows.agg(*figures, *parsed.summary_columns()).first()
         return parsed, summary
 
-    def _ingested_elsewhere(self, feed: str, files: Sequence[str], writer: str, batch_id: int) -> list[str]:
+    def _ingested_elsewhere(
+        self,
+        feed: str,
+        files: Sequence[str],
+        writer: str,
+        batch_id: int,
+        landed_since: datetime | None = None,
+    ) -> list[str]:
         """Those of ``files`` bronze already holds from another writer or batch.
 
         A file lands in bronze once, whoever reads it first (the nightly run or the stream);
         the rows this very (writer, batch) committed before a crash do not count, so a replay
-        rebuilds the same batch. The log's file statistics usually show that bronze cannot
-        hold the files (names grow with time); otherwise bronze is read for these files
-        only, so parquet statistics skip the rest: the cost does not grow with bronze's age.
+        rebuilds the same batch. Bronze is read only if the log's file statistics leave a
+        file that may hold them (see :func:`_may_hold_elsewhere`; ``landed_since``: when the
+        earliest of ``files`` landed), and then for these files only, so parquet statistics
+        skip the rest: the cost does not grow with bronze's age.
         """
-        if not files or not self.bronze[feed].may_hold("source_file", files):
+        if not files:
+            return []
+        bronze = self.bronze[feed]
+        stats = bronze.file_statistics(["source_file", "ingest_app", "ingested_at"])
+        if stats is not None and not _may_hold_elsewhere(stats, files, writer, landed_since):
             return []
         return [
             row.source_file
-            for row in self.bronze[feed]
-            .read()
+            for row in bronze.read()
             .where(F.col("source_file").isin(list(files)))
             .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
             .select("source_file")
@@ -399,7 +420,7 @@ class Ingestor:
                 compaction: Compaction = compaction,
             ) -> None:
                 app_id = f"stream:{checkpoint_query_id(checkpoint)}"
-                self.process(feed, batch, app_id, batch_id).release()
+                self.process(feed, batch, app_id, batch_id, landed_times=True).release()
                 compaction.after(batch_id)
 
             query = (
@@ -414,6 +435,33 @@ class Ingestor:
             for query in queries:
                 query.awaitTermination()
         return queries
+
+
+def _may_hold_elsewhere(
+    stats: pa.Table, files: Sequence[str], writer: str, landed_since: datetime | None
+) -> bool:
+    """Whether some bronze file, by its statistics, may hold one of ``files`` from another writer.
+
+    Ruled out: a file only ``writer`` wrote (a query never reads a file in two batches, and
+    its own replayed batch does not count), a file ingested before ``landed_since`` less
+    :data:`CLOCK_SKEW` (a writer stamps ingested_at after listing the files it reads), and a
+    file whose ``source_file`` bounds enclose none of ``files``.
+    """
+    import pyarrow.compute as pc
+
+    if stats.num_rows == 0:
+        return False
+    candidates = may_match(stats, "source_file", files)
+    low, high = stats.column("min.ingest_app"), stats.column("max.ingest_app")
+    if not pa.types.is_null(low.type):
+        own = pc.fill_null(pc.and_(pc.equal(low, writer), pc.equal(high, writer)), False)
+        candidates &= ~own.to_numpy(zero_copy_only=False)
+    newest = stats.column("max.ingested_at")
+    if landed_since is not None and not pa.types.is_null(newest.type):
+        since = pa.scalar(landed_since - CLOCK_SKEW, pa.timestamp("us", "UTC")).cast(newest.type)
+        recent = pc.fill_null(pc.greater_equal(newest, since), True)
+        candidates &= recent.to_numpy(zero_copy_only=False)
+    return bool(candidates.any())
 
 
 def checkpoint_query_id(checkpoint: str) -> str:

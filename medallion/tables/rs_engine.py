@@ -231,29 +231,14 @@ class RsTable(Table, engine="rs"):
             .select(*[_quoted(name) for name in schema.fieldNames()])
         )
 
-    def may_hold(self, column: str, values: Sequence[Any]) -> bool:
-        """From the log's file statistics: False when every file's min/max of ``column``
-        excludes every value. A file without both bounds (a long string's max is left out or
-        truncated upwards) may hold anything."""
+    def file_statistics(self, columns: Sequence[str]) -> pa.Table:
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        if not values:
-            return False
-        dt = self._delta()
-        if column in _partition_columns(dt):
-            return True
-        files = pa.table(dt.get_add_actions(flatten=True))
-        if files.num_rows == 0:
-            return False
-        if f"min.{column}" not in files.column_names or f"max.{column}" not in files.column_names:
-            return True
-        low, high = files.column(f"min.{column}"), files.column(f"max.{column}")
-        if low.null_count or high.null_count:
-            return True
-        return any(
-            pc.any(pc.and_(pc.less_equal(low, value), pc.greater_equal(high, value))).as_py()
-            for value in set(values)
+        files = pa.table(self._delta().get_add_actions(flatten=True))
+        names = [f"{side}.{column}" for column in columns for side in ("min", "max")]
+        return pa.table(
+            [files.column(n) if n in files.column_names else pa.nulls(files.num_rows) for n in names],
+            names=names,
         )
 
     def read_stream(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
@@ -165,17 +166,30 @@ class Table(abc.ABC):
         rows = self.read().where(F.col(column).isin(list(values)))
         return (rows.select(*columns) if columns else rows).toArrow()
 
+    def file_statistics(self, columns: Sequence[str]) -> pa.Table | None:
+        """The log's ``min.<column>`` and ``max.<column>`` of every current data file (null
+        where the log keeps no bound), or None from an engine that cannot read them cheaply::
+
+            stats = bronze.file_statistics(["ingested_at"])
+            stats.column("max.ingested_at")
+        """
+        return None
+
     def may_hold(self, column: str, values: Sequence[Any]) -> bool:
         """False only if the table provably holds no row whose ``column`` is one of ``values``.
 
-        A cheap pre-check before a lookup job: an engine that keeps file statistics answers
-        from them without reading data; one that cannot tell says True. A True is no promise
-        that a row exists::
+        A cheap pre-check before a lookup job, from :meth:`file_statistics` (no data is read);
+        an engine without them says True. A True is no promise that a row exists::
 
             if bronze.may_hold("source_file", batch_files):
                 ...  # look the files up with Spark
         """
-        return bool(values)
+        if not values:
+            return False
+        stats = None if column in self.partition_by else self.file_statistics([column])
+        if stats is None:
+            return True
+        return bool(may_match(stats, column, values).any())
 
     @abc.abstractmethod
     def read_stream(
@@ -379,6 +393,27 @@ def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Tab
         [{name: row[name] for name in names} for row in rows],
         schema=to_arrow_schema(schema, timestamp_utc=True),
     )
+
+
+def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:
+    """Per file of :meth:`Table.file_statistics`: whether its bounds of ``column`` may enclose one of
+    ``values``. A file without both bounds (a long string's max is left out) may hold anything."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    low, high = stats.column(f"min.{column}"), stats.column(f"max.{column}")
+    if pa.types.is_null(low.type) or pa.types.is_null(high.type):
+        return np.ones(stats.num_rows, dtype=bool)
+    unbounded = pc.or_(pc.is_null(low), pc.is_null(high))
+    hits = [
+        pc.and_(pc.less_equal(low, pa.scalar(v, low.type)), pc.greater_equal(high, pa.scalar(v, high.type)))
+        for v in set(values)
+    ]
+    found = np.zeros(stats.num_rows, dtype=bool)
+    for hit in hits:
+        found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+    return found | unbounded.to_numpy(zero_copy_only=False)
 
 
 def describe_mismatch(path: str, missing: list[str], extra: list[str], changed: list[str], what: str) -> str:
