@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,6 +88,7 @@ class IngestedBatch:
     valid: int = 0  # rows that passed every check, before deduplication
     # When each of the batch's files landed (microseconds), if the landed lines had ``landed_at``.
     landed_us: dict[str, int] = field(default_factory=dict)
+    event_dates: list[date] = field(default_factory=list)  # the event_date values of an events batch
 
     def counted(self, silver: int) -> None:
         """Record the silver row count; every valid row that is not in silver is a duplicate."""
@@ -242,6 +243,7 @@ class Ingestor:
         counts.quarantined = summary.quarantined
         counts.dropped = summary.dropped
         landed_us = {f.source_file: f.landed_us for f in summary["landed"]} if carried else {}
+        event_dates = sorted(summary["event_dates"]) if feed == "events" else []
         # Bronze reads the landed lines again rather than caching them all: a text scan is
         # cheaper than holding every raw line in memory.
         counts.skipped_replay = not self.bronze[feed].append(
@@ -268,11 +270,13 @@ class Ingestor:
             # Counted while written: the rows are not needed again, so they are not cached.
             counted = Observation()
             silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
-            ingested = IngestedBatch(counts, silver_rows, [parsed.rows], summary.valid, landed_us)
+            ingested = IngestedBatch(
+                counts, silver_rows, [parsed.rows], summary.valid, landed_us, event_dates
+            )
         else:
             silver_rows = silver_rows.persist()  # the caller scores them
             ingested = IngestedBatch(
-                counts, silver_rows, [parsed.rows, silver_rows], summary.valid, landed_us
+                counts, silver_rows, [parsed.rows, silver_rows], summary.valid, landed_us, event_dates
             )
         appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
         if count_silver:
@@ -302,10 +306,12 @@ class Ingestor:
         carried: Sequence[str] = (),
     ) -> tuple[ParsedFeed, Row]:
         """The batch's lines parsed and cached, and one row of figures: ``rows``, ``files``,
-        ``landed`` ((source_file, landed_us) pairs, if ``landed_at`` is carried) and the counts
-        of :meth:`ParsedFeed.summary_columns`."""
+        ``event_dates`` (events only), ``landed`` ((source_file, landed_us) pairs, if
+        ``landed_at`` is carried) and the counts of :meth:`ParsedFeed.summary_columns`."""
         parse = parse_events if feed == "events" else parse_labels
         figures = [F.count("*").alias("rows"), F.collect_set("source_file").alias("files")]
+        if feed == "events":
+            figures.append(F.collect_set("event_date").alias("event_dates"))
         if carried:
             landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
             figures.append(F.collect_set(landed_us).alias("landed"))

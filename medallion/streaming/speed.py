@@ -191,8 +191,12 @@ class SpeedLayer:
             rows, counts = ingested.silver_rows, ingested.counts
             scored_rows, latencies = 0, (None, None)
             if rows is not None and ingested.valid > 0:
+                # Only the profiles of the batch's event dates: a partition filter, not a scan
+                # of every day's profiles per batch.
                 profiles = (
-                    self.lake.table("gold", "card_profiles").read()
+                    self.lake.table("gold", "card_profiles")
+                    .read()
+                    .where(F.col("profile_date").isin(ingested.event_dates))
                     if self.lake.exists("gold", "card_profiles")
                     else None
                 )
