@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,9 @@ from medallion.tables import Lakehouse, Table
 from medallion.tables.table import may_match
 
 FEEDS = ("events", "labels")
+
+# At most this many lines in a batch: processed in one partition after parsing (see process).
+ONE_PARTITION_ROWS = 50_000
 
 # How far a file's modification time (the file system's clock) may run ahead of the driver's.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -238,6 +241,13 @@ class Ingestor:
         except ExpectationFailed:
             parsed.unpersist()
             raise
+        persisted = parsed.rows
+        if counts.bronze <= ONE_PARTITION_ROWS:
+            # A small batch (a stream's micro-batch) goes on in one partition: every shuffle
+            # (deduplication, the profile join) would be a Spark stage of its own for a few
+            # thousand rows. Coalescing the cached rows moves no data.
+            parsed = replace(parsed, rows=parsed.rows.coalesce(1))
+            bronze_rows = bronze_rows.coalesce(1)
         batch_files = list(summary.files)
         counts.files = len(batch_files)
         counts.quarantined = summary.quarantined
@@ -270,13 +280,11 @@ class Ingestor:
             # Counted while written: the rows are not needed again, so they are not cached.
             counted = Observation()
             silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
-            ingested = IngestedBatch(
-                counts, silver_rows, [parsed.rows], summary.valid, landed_us, event_dates
-            )
+            ingested = IngestedBatch(counts, silver_rows, [persisted], summary.valid, landed_us, event_dates)
         else:
             silver_rows = silver_rows.persist()  # the caller scores them
             ingested = IngestedBatch(
-                counts, silver_rows, [parsed.rows, silver_rows], summary.valid, landed_us, event_dates
+                counts, silver_rows, [persisted, silver_rows], summary.valid, landed_us, event_dates
             )
         appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
         if count_silver:

@@ -216,6 +216,20 @@ def test_bronze_statistics_rule_out_files_no_other_writer_can_hold(spark, settin
     batch.release()
 
 
+def test_a_small_batch_goes_on_in_one_partition(spark, settings):
+    """A micro-batch's few rows are deduplicated and scored without a shuffle stage per step."""
+    from medallion.bronze import read_landing
+
+    folder = settings.storage.landing_events
+    for n in range(3):
+        land(folder, f"events-000{n}.jsonl", [json.dumps(event(f"e{n}")), json.dumps(event(f"e{n}"))])
+    landed = read_landing(spark, folder).repartition(3)
+    batch = Ingestor(settings, spark).process("events", landed, "stream:q1", 0, count_silver=False)
+    assert batch.silver_rows.rdd.getNumPartitions() == 1
+    assert sorted(r.event_id for r in batch.silver_rows.collect()) == ["e0", "e1", "e2"]
+    batch.release()
+
+
 def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
     """The same landed files through the streaming path give exactly the batch path's silver."""
     from chispa import assert_df_equality
