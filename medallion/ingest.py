@@ -297,11 +297,18 @@ class Ingestor:
         )
         return ingested
 
-    def _bronze_rows(self, landed: DataFrame, batch_id: int, writer: str, ingested_at: datetime) -> DataFrame:
+    def _bronze_rows(
+        self,
+        landed: DataFrame,
+        batch_id: int,
+        writer: str,
+        ingested_at: datetime,
+        carried: Sequence[str] = (),
+    ) -> DataFrame:
         return (
-            to_bronze(landed, batch_id, ingested_at=ingested_at)
+            to_bronze(landed, batch_id, ingested_at=ingested_at, carry=carried)
             .withColumn("ingest_app", F.lit(writer))
-            .select(*BRONZE_SCHEMA.fieldNames())
+            .select(*BRONZE_SCHEMA.fieldNames(), *carried)
         )
 
     def _parsed(
@@ -323,9 +330,7 @@ class Ingestor:
         if carried:
             landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
             figures.append(F.collect_set(landed_us).alias("landed"))
-        lines = to_bronze(landed, batch_id, ingested_at=ingested_at, carry=carried).withColumn(
-            "ingest_app", F.lit(writer)
-        )
+        lines = self._bronze_rows(landed, batch_id, writer, ingested_at, carried)
         # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
         # built by the first action, so the conf covers that action, in the lines' own session
         # (a micro-batch runs in its query's clone of self.spark).

@@ -175,22 +175,6 @@ class Table(abc.ABC):
         """
         return None
 
-    def may_hold(self, column: str, values: Sequence[Any]) -> bool:
-        """False only if the table provably holds no row whose ``column`` is one of ``values``.
-
-        A cheap pre-check before a lookup job, from :meth:`file_statistics` (no data is read);
-        an engine without them says True. A True is no promise that a row exists::
-
-            if bronze.may_hold("source_file", batch_files):
-                ...  # look the files up with Spark
-        """
-        if not values:
-            return False
-        stats = None if column in self.partition_by else self.file_statistics([column])
-        if stats is None:
-            return True
-        return bool(may_match(stats, column, values).any())
-
     @abc.abstractmethod
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None
@@ -397,7 +381,13 @@ def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Tab
 
 def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:
     """Per file of :meth:`Table.file_statistics`: whether its bounds of ``column`` may enclose one of
-    ``values``. A file without both bounds (a long string's max is left out) may hold anything."""
+    ``values`` (False: the file holds none of them). A file without both bounds (a long string's
+    max is left out or truncated) may hold anything::
+
+        stats = bronze.file_statistics(["source_file"])
+        if may_match(stats, "source_file", batch_files).any():
+            ...  # look the files up with Spark
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -14,6 +14,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from medallion.errors import ConcurrentWriteError, SchemaMismatchError, TableNotFoundError
 from medallion.tables import Table
+from medallion.tables.table import may_match
 
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 
@@ -308,18 +309,23 @@ def test_the_log_is_checkpointed_every_ten_commits(events, frame):
     assert events.read().count() == 11
 
 
-def test_may_hold_says_false_only_when_no_row_can_match(events, engine, frame):
-    assert not events.may_hold("event_id", [])
+def test_file_statistics_bound_every_file(events, engine, frame):
     events.append(frame(range(1, 4)))  # e1..e3, in one file
-    events.append(frame([7]).toArrow())  # e7, written from the driver
-    # Never False for a value the table holds: callers skip their lookup on a False.
-    assert events.may_hold("event_id", ["e2"])
-    assert events.may_hold("event_id", ["nowhere", "e7"])
-    if engine == "rs":
-        # The log's min/max per file rule these out without reading a row.
-        assert not events.may_hold("event_id", ["e0", "e5", "e9"])
-        assert not events.may_hold("n", [2])
-        # A file without both bounds (a long string's max is left out) may hold anything.
-        long_key = "k" * 40
-        events.append(frame([8]).withColumn("event_id", F.lit(long_key)))
-        assert events.may_hold("event_id", ["e5"])
+    events.append(frame([7], n=2).toArrow())  # e7, written from the driver
+    stats = events.file_statistics(["event_id", "n"])
+    if stats is None:
+        assert engine == "spark"  # delta-spark keeps its statistics on the JVM
+        return
+    assert sorted(
+        zip(stats.column("min.event_id").to_pylist(), stats.column("max.event_id").to_pylist(), strict=True)
+    ) == [
+        ("e1", "e3"),
+        ("e7", "e7"),
+    ]
+    # Never False for a file holding a value: callers skip their lookup on a False.
+    assert may_match(stats, "event_id", ["nowhere", "e2"]).sum() == 1
+    assert not may_match(stats, "event_id", ["e0", "e5", "e9"]).any()
+    assert may_match(stats, "n", [2]).sum() == 1
+    # A file without both bounds (a long string's max is left out) may hold anything.
+    events.append(frame([8]).withColumn("event_id", F.lit("k" * 40)))
+    assert may_match(events.file_statistics(["event_id"]), "event_id", ["e5"]).sum() == 1
