@@ -310,7 +310,7 @@ def test_the_log_is_checkpointed_every_ten_commits(events, frame):
 
 
 def test_file_statistics_bound_every_file(events, engine, frame):
-    events.append(frame(range(1, 4)))  # e1..e3, in one file
+    events.append(frame(range(1, 4)).coalesce(1))  # e1..e3, in one file
     events.append(frame([7], n=2).toArrow())  # e7, written from the driver
     stats = events.file_statistics(["event_id", "n"])
     if stats is None:
