@@ -353,9 +353,9 @@ class Ingestor:
         A file lands in bronze once, whoever reads it first (the nightly run or the stream);
         the rows this very (writer, batch) committed before a crash do not count, so a replay
         rebuilds the same batch. Bronze is read only if the log's file statistics leave a
-        file that may hold them (see :func:`_may_hold_elsewhere`; ``landed_since``: when the
-        earliest of ``files`` landed), and then for these files only, so parquet statistics
-        skip the rest: the cost does not grow with bronze's age.
+        file that may hold them (see :func:`_may_hold_elsewhere`; ``landed_since``: when a
+        micro-batch's earliest file landed), and then for these files only, so parquet
+        statistics skip the rest: the cost does not grow with bronze's age.
         """
         if not files:
             return []
@@ -461,22 +461,25 @@ def _may_hold_elsewhere(
 ) -> bool:
     """Whether some bronze file, by its statistics, may hold one of ``files`` from another writer.
 
-    Ruled out: a file only ``writer`` wrote (a query never reads a file in two batches, and
-    its own replayed batch does not count), a file ingested before ``landed_since`` less
-    :data:`CLOCK_SKEW` (a writer stamps ingested_at after listing the files it reads), and a
-    file whose ``source_file`` bounds enclose none of ``files``.
+    Ruled out: a file whose ``source_file`` bounds enclose none of ``files``. For a stream's
+    micro-batch (``landed_since``: when its earliest file landed) also a file only ``writer``
+    wrote (the file source hands a query each file once; its own replayed batch does not
+    count) and a file ingested before ``landed_since`` less :data:`CLOCK_SKEW` (a writer
+    stamps ingested_at after listing the files it reads).
     """
     import pyarrow.compute as pc
 
     if stats.num_rows == 0:
         return False
     candidates = may_match(stats, "source_file", files)
+    if landed_since is None:
+        return bool(candidates.any())
     low, high = stats.column("min.ingest_app"), stats.column("max.ingest_app")
     if not pa.types.is_null(low.type):
         own = pc.fill_null(pc.and_(pc.equal(low, writer), pc.equal(high, writer)), False)
         candidates &= ~own.to_numpy(zero_copy_only=False)
     newest = stats.column("max.ingested_at")
-    if landed_since is not None and not pa.types.is_null(newest.type):
+    if not pa.types.is_null(newest.type):
         since = pa.scalar(landed_since - CLOCK_SKEW, pa.timestamp("us", "UTC")).cast(newest.type)
         recent = pc.fill_null(pc.greater_equal(newest, since), True)
         candidates &= recent.to_numpy(zero_copy_only=False)

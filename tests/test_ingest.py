@@ -203,6 +203,8 @@ def test_bronze_statistics_rule_out_files_no_other_writer_can_hold(spark, settin
     just_now = datetime.now(UTC)
     # This query wrote every bronze file: it never reads one file in two batches.
     assert not _may_hold_elsewhere(stats, [new_file], "stream:q1:events", just_now)
+    # A batch read (no landing times) is ruled out by its file names only.
+    assert _may_hold_elsewhere(stats, [new_file], "stream:q1:events", None)
     # Another query might have read the new file, unless bronze's files are older than it.
     assert _may_hold_elsewhere(stats, [new_file], "stream:q2:events", just_now)
     assert _may_hold_elsewhere(stats, [new_file], "stream:q2:events", None)
