@@ -382,7 +382,7 @@ def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Tab
 def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:
     """Per file of :meth:`Table.file_statistics`: whether its bounds of ``column`` may enclose one of
     ``values`` (False: the file holds none of them). A file without both bounds (a long string's
-    max is left out or truncated) may hold anything::
+    max is left out) may hold anything; a truncated bound still bounds (delta-rs rounds a max up)::
 
         stats = bronze.file_statistics(["source_file"])
         if may_match(stats, "source_file", batch_files).any():
@@ -396,12 +396,12 @@ def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray
     if pa.types.is_null(low.type) or pa.types.is_null(high.type):
         return np.ones(stats.num_rows, dtype=bool)
     unbounded = pc.or_(pc.is_null(low), pc.is_null(high))
-    hits = [
-        pc.and_(pc.less_equal(low, pa.scalar(v, low.type)), pc.greater_equal(high, pa.scalar(v, high.type)))
-        for v in set(values)
-    ]
     found = np.zeros(stats.num_rows, dtype=bool)
-    for hit in hits:
+    for value in set(values):
+        hit = pc.and_(
+            pc.less_equal(low, pa.scalar(value, low.type)),
+            pc.greater_equal(high, pa.scalar(value, high.type)),
+        )
         found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
     return found | unbounded.to_numpy(zero_copy_only=False)
 
