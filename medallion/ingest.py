@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from medallion.bronze import read_landing, to_bronze
 from medallion.config import Settings
@@ -216,7 +218,7 @@ class Ingestor:
         # One ingest time for the batch, whichever query reads it (a replay gets a new one).
         ingested_at = datetime.now(UTC)
         carried = ["landed_at"] if landed_times else []
-        parsed, summary = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
+        parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
         if not listed and summary.rows:
             # A micro-batch names its files only in its rows: they come with the summary, and
             # the rare batch holding files another query ingested first is parsed again without them.
@@ -227,21 +229,20 @@ class Ingestor:
             )
             elsewhere = self._ingested_elsewhere(feed, list(summary.files), writer, batch_id, landed_since)
             if elsewhere:
-                parsed.unpersist()
+                cached.unpersist()
                 landed = self._without(landed, elsewhere)
-                parsed, summary = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
+                parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
         bronze_rows = self._bronze_rows(landed, batch_id, writer, ingested_at)
         counts = FeedCounts(feed, bronze=summary.rows)
         if counts.bronze == 0:
-            parsed.unpersist()
+            cached.unpersist()
             return IngestedBatch(counts, None, [])
         counts.expectations = {rule.name: summary[f"broken_{rule.name}"] for rule in parsed.expectations}
         try:
             fail_if_broken(feed, parsed.expectations, counts.expectations)
         except ExpectationFailed:
-            parsed.unpersist()
+            cached.unpersist()
             raise
-        persisted = parsed.rows
         if counts.bronze <= ONE_PARTITION_ROWS:
             # A small batch (a stream's micro-batch) goes on in one partition: every shuffle
             # (deduplication, the profile join) would be a Spark stage of its own for a few
@@ -254,12 +255,6 @@ class Ingestor:
         counts.dropped = summary.dropped
         landed_us = {f.source_file: f.landed_us for f in summary["landed"]} if carried else {}
         event_dates = sorted(summary["event_dates"]) if feed == "events" else []
-        # Bronze reads the landed lines again rather than caching them all: a text scan is
-        # cheaper than holding every raw line in memory.
-        counts.skipped_replay = not self.bronze[feed].append(
-            bronze_rows, txn=txn, expected_rows=counts.bronze
-        )
-
         if feed == "events":
             # Ids silver got from other files; this batch's own files may already be there on a replay.
             # A re-sent event carries its event_ts, so only the batch's event dates are looked
@@ -276,25 +271,43 @@ class Ingestor:
         else:
             silver_rows = parsed.valid
         silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames())
-        if count_silver:
-            # Counted while written: the rows are not needed again, so they are not cached.
-            counted = Observation()
-            silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
-            ingested = IngestedBatch(counts, silver_rows, [persisted], summary.valid, landed_us, event_dates)
-        else:
-            silver_rows = silver_rows.persist()  # the caller scores them
-            ingested = IngestedBatch(
-                counts, silver_rows, [persisted, silver_rows], summary.valid, landed_us, event_dates
+        quarantine_rows = parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames())
+        # The writer threads carry this thread's Spark job properties (a micro-batch's among them).
+        inherited = inheritable_thread_target(landed.sparkSession)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-write") as writers:
+            # The three writes are independent (each is keyed by the same txn): bronze and
+            # quarantine go on beside silver. A micro-batch's writes are mostly driver-side
+            # waits (planning, the log, the commit), which overlap where jobs would queue.
+            # Bronze reads the landed lines again rather than caching them all: a text scan
+            # is cheaper than holding every raw line in memory.
+            bronze_written = writers.submit(
+                inherited(self.bronze[feed].append),
+                bronze_rows,
+                txn=txn,
+                expected_rows=counts.bronze,
             )
-        appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
-        if count_silver:
-            figures = observed(counted) if appended else None  # a replay skips the write
-            ingested.counted(figures["rows"] if figures else silver_rows.count())
-        self.quarantine.append(
-            parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames()),
-            txn=txn,
-            expected_rows=counts.quarantined,
-        )
+            quarantine_written = writers.submit(
+                inherited(self.quarantine.append),
+                quarantine_rows,
+                txn=txn,
+                expected_rows=counts.quarantined,
+            )
+            if count_silver:
+                # Counted while written: the rows are not needed again, so they are not cached.
+                counted = Observation()
+                silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
+                ingested = IngestedBatch(counts, silver_rows, [cached], summary.valid, landed_us, event_dates)
+            else:
+                silver_rows = silver_rows.persist()  # the caller scores them
+                ingested = IngestedBatch(
+                    counts, silver_rows, [cached, silver_rows], summary.valid, landed_us, event_dates
+                )
+            appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
+            if count_silver:
+                figures = observed(counted) if appended else None  # a replay skips the write
+                ingested.counted(figures["rows"] if figures else silver_rows.count())
+            counts.skipped_replay = not bronze_written.result()
+            quarantine_written.result()
         return ingested
 
     def _bronze_rows(
@@ -319,10 +332,11 @@ class Ingestor:
         writer: str,
         ingested_at: datetime,
         carried: Sequence[str] = (),
-    ) -> tuple[ParsedFeed, Row]:
-        """The batch's lines parsed and cached, and one row of figures: ``rows``, ``files``,
+    ) -> tuple[ParsedFeed, Row, DataFrame]:
+        """The batch's lines parsed and cached; one row of figures: ``rows``, ``files``,
         ``event_dates`` (events only), ``landed`` ((source_file, landed_us) pairs, if
-        ``landed_at`` is carried) and the counts of :meth:`ParsedFeed.summary_columns`."""
+        ``landed_at`` is carried) and the counts of :meth:`ParsedFeed.summary_columns`; and
+        the cached frame, to unpersist."""
         parse = parse_events if feed == "events" else parse_labels
         figures = [F.count("*").alias("rows"), F.collect_set("source_file").alias("files")]
         if feed == "events":
@@ -330,15 +344,26 @@ class Ingestor:
         if carried:
             landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
             figures.append(F.collect_set(landed_us).alias("landed"))
-        lines = self._bronze_rows(landed, batch_id, writer, ingested_at, carried)
+        rules = self.expectations[feed]
+        if any("ingested_at" in rule.check or "batch_id" in rule.check for rule in rules):
+            lines = self._bronze_rows(landed, batch_id, writer, ingested_at, carried)
+        else:
+            # The batch's ingest time joins the rows after the cache. A value in a Spark plan
+            # is compiled into its generated code: with it, the parse (a batch's largest code)
+            # was compiled anew every micro-batch, and ran before the JIT had optimised it.
+            lines = landed.select("raw", "source_file", *carried)
         # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
         # built by the first action, so the conf covers that action, in the lines' own session
         # (a micro-batch runs in its query's clone of self.spark).
         with session_conf(lines.sparkSession, UNCOMPRESSED_CACHE):
-            parsed = parse(lines, self.expectations[feed]).persist()
+            cached = parse(lines, rules).persist()
+            parsed = cached
+            if "ingested_at" not in lines.columns:
+                ingested = F.lit(ingested_at).cast("timestamp")
+                parsed = replace(cached, rows=cached.rows.withColumn("ingested_at", ingested))
             # One job for every count and the file list: per-batch jobs are the stream's latency.
             summary = parsed.rows.agg(*figures, *parsed.summary_columns()).first()
-        return parsed, summary
+        return parsed, summary, cached.rows
 
     def _ingested_elsewhere(
         self,

@@ -62,6 +62,23 @@ def upsert_serving(serving: Table, predictions: pa.Table) -> None:
     serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
 
 
+# Stamped on the driver once scored. A value in a Spark plan is compiled into its generated
+# code: the scoring stage, with the batch id and a timestamp in it, was compiled anew (and run
+# before the JIT had optimised it) every micro-batch.
+STAMPS = ("scored_at", "batch_id")
+UNSTAMPED_COLUMNS = [name for name in PREDICTIONS_SPEED_SCHEMA.fieldNames() if name not in STAMPS]
+
+
+def stamped(rows: pa.Table, batch_id: int) -> pa.Table:
+    """Scored rows (:data:`UNSTAMPED_COLUMNS`) as gold.predictions_speed rows: ``scored_at``
+    (now) and ``batch_id`` added."""
+    n = rows.num_rows
+    rows = rows.append_column(
+        "scored_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
+    ).append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
+    return rows.select(PREDICTIONS_SPEED_SCHEMA.fieldNames())
+
+
 def landed_seconds(predictions: pa.Table) -> np.ndarray:
     """Epoch seconds at which each prediction's event landed (rows without a landing time left out)."""
     landed = predictions.column("landed_at").drop_null()
@@ -200,9 +217,9 @@ class SpeedLayer:
                     if self.lake.exists("gold", "card_profiles")
                     else None
                 )
-                scored = self._score(rows, profiles, champion, batch_id, file_times, ingested.valid)
+                scored = self._score(rows, profiles, champion, file_times, ingested.valid)
                 # One job scores the batch and brings it to the driver, for the counts and both commits.
-                predictions = scored.select(*PREDICTIONS_SPEED_SCHEMA.fieldNames()).toArrow()
+                predictions = stamped(scored.select(*UNSTAMPED_COLUMNS).toArrow(), batch_id)
                 scored_rows = predictions.num_rows
                 ingested.counted(scored_rows)
                 tables["speed"].append(predictions, txn=txn)
@@ -241,7 +258,10 @@ class SpeedLayer:
     ) -> None:
         """The challenger scores the same rows beside the champion; never served."""
         challenger = self.scorer(self.settings.model.aliases.challenger)
-        shadow = self._score(rows, profiles, challenger, batch_id, file_times, silver, variant="challenger")
+        shadow = self._score(rows, profiles, challenger, file_times, silver, variant="challenger")
+        shadow = shadow.withColumns(
+            {"scored_at": F.current_timestamp(), "batch_id": F.lit(batch_id).cast("long")}
+        )
         table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn, expected_rows=silver)
 
     def _score(
@@ -249,7 +269,6 @@ class SpeedLayer:
         rows,
         profiles,
         scorer,
-        batch_id,
         file_times: dict[str, int],
         silver: int,
         variant: str = "champion",
@@ -271,11 +290,8 @@ class SpeedLayer:
         else:
             scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
         landed_at = F.create_map(*[F.lit(value) for pair in file_times.items() for value in pair])
-        return (
-            scored.withColumn("landed_at", F.timestamp_micros(landed_at[F.col("source_file")]))
-            .withColumn("scored_at", F.current_timestamp())
-            .withColumn("batch_id", F.lit(batch_id).cast("long"))
-        )
+        # A map literal is a reference in Spark's generated code, so it does not change the code.
+        return scored.withColumn("landed_at", F.timestamp_micros(landed_at[F.col("source_file")]))
 
     # ------------------------------------------------------------------ continuous
 
