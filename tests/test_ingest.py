@@ -232,6 +232,34 @@ def test_a_small_batch_goes_on_in_one_partition(spark, settings):
     batch.release()
 
 
+def test_the_parse_of_a_second_batch_compiles_no_new_code(spark, settings):
+    """Only the batch id and ingest time differ between micro-batches; they must stay out of
+    the parse's generated code, or every batch compiles (and runs unoptimised) the largest
+    stage again."""
+    from datetime import UTC, datetime, timedelta
+
+    from medallion.bronze import read_landing
+
+    folder = settings.storage.landing_events
+    land(folder, "events-0001.jsonl", [json.dumps(event("e1")), "not json"])
+    ingestor = Ingestor(settings, spark)
+    metrics = getattr(spark._jvm.org.apache.spark.metrics.source, "CodegenMetrics$").__getattr__("MODULE$")
+    compiled = metrics.METRIC_COMPILATION_TIME()
+    started = datetime.now(UTC)
+    for batch_id in range(3):
+        landed = read_landing(spark, folder)
+        at = started + timedelta(seconds=batch_id)
+        before = compiled.getCount()
+        parsed, summary, cached = ingestor._parsed("events", landed, batch_id, "stream:q1:events", at)
+        new_classes = compiled.getCount() - before
+        assert summary.rows == 2 and summary.quarantined == 1
+        stamps = parsed.rows.select("ingested_at").distinct().collect()
+        assert [r.ingested_at.replace(tzinfo=UTC) for r in stamps] == [at]
+        cached.unpersist()
+        if batch_id > 0:
+            assert new_classes == 0
+
+
 def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
     """The same landed files through the streaming path give exactly the batch path's silver."""
     from chispa import assert_df_equality
