@@ -26,7 +26,9 @@ def read_landing(
 
     A folder or a list of files for batch reads; a folder for streams. Files whose names
     start with ``.`` or ``_`` are still being written and are skipped (Spark's file source
-    ignores them), which is why the generator publishes by rename.
+    ignores them), which is why the generator publishes by rename. A stream's lines also
+    carry ``ingested_at``: their micro-batch's timestamp, which a replay of the batch keeps
+    (Spark records it with the batch's offsets).
     """
     if stream:
         reader = spark.readStream.format("text")
@@ -35,11 +37,16 @@ def read_landing(
         lines = reader.load(paths if isinstance(paths, str) else paths[0])
     else:
         lines = spark.read.format("text").load(paths if isinstance(paths, str) else list(paths))
-    return lines.select(
+    columns = [
         F.col("value").alias("raw"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_modification_time").alias("landed_at"),
-    )
+    ]
+    if stream:
+        # Spark gives each micro-batch this as a value of the batch, not a literal in the
+        # plans built on it: those compile to the same code every batch (see to_bronze).
+        columns.append(F.current_timestamp().alias("ingested_at"))
+    return lines.select(*columns)
 
 
 def to_bronze(
@@ -50,12 +57,16 @@ def to_bronze(
 ) -> DataFrame:
     """Landed lines as bronze rows: ``raw``, ``source_file``, ``ingested_at``, ``batch_id``.
 
-    Pass ``ingested_at`` when several queries read the same batch: a literal time is the same
-    in each of them, where ``current_timestamp()`` is fixed per query. ``carry``: columns of
-    ``landed`` to keep after the bronze ones (such as ``landed_at``), for the caller's use.
+    Lines that carry ``ingested_at`` (a stream's) keep it. Otherwise pass ``ingested_at`` when
+    several queries read the same batch: a literal time is the same in each of them, where
+    ``current_timestamp()`` is fixed per query. ``carry``: columns of ``landed`` to keep after
+    the bronze ones (such as ``landed_at``), for the caller's use.
     """
     batch = batch_id if isinstance(batch_id, Column) else F.lit(batch_id)
-    when = F.current_timestamp() if ingested_at is None else F.lit(ingested_at).cast("timestamp")
+    if "ingested_at" in landed.columns:
+        when = F.col("ingested_at")
+    else:
+        when = F.current_timestamp() if ingested_at is None else F.lit(ingested_at).cast("timestamp")
     return landed.select(
         "raw",
         "source_file",

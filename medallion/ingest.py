@@ -216,6 +216,7 @@ class Ingestor:
         if listed:
             landed = self._without(landed, self._ingested_elsewhere(feed, listed, writer, batch_id))
         # One ingest time for the batch, whichever query reads it (a replay gets a new one).
+        # A stream's lines bring their own: the micro-batch's timestamp (see read_landing).
         ingested_at = datetime.now(UTC)
         carried = ["landed_at"] if landed_times else []
         parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
@@ -348,10 +349,11 @@ class Ingestor:
         if any("ingested_at" in rule.check or "batch_id" in rule.check for rule in rules):
             lines = self._bronze_rows(landed, batch_id, writer, ingested_at, carried)
         else:
-            # The batch's ingest time joins the rows after the cache. A value in a Spark plan
-            # is compiled into its generated code: with it, the parse (a batch's largest code)
+            # A literal ingest time joins the rows after the cache. A value in a Spark plan is
+            # compiled into its generated code: with it, the parse (a batch's largest code)
             # was compiled anew every micro-batch, and ran before the JIT had optimised it.
-            lines = landed.select("raw", "source_file", *carried)
+            own_time = ["ingested_at"] if "ingested_at" in landed.columns else []
+            lines = landed.select("raw", "source_file", *own_time, *carried)
         # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
         # built by the first action, so the conf covers that action, in the lines' own session
         # (a micro-batch runs in its query's clone of self.spark).

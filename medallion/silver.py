@@ -82,7 +82,9 @@ class ParsedFeed:
             "raw",
             "source_file",
             "ingested_at",
-            F.current_timestamp().alias("quarantined_at"),
+            # When its batch was ingested: a replay keeps it, and a micro-batch's plan holds
+            # no literal time that would make it new code to compile every batch.
+            F.col("ingested_at").alias("quarantined_at"),
         )
 
     def summary_columns(self) -> list[Column]:
