@@ -203,3 +203,17 @@ def test_a_fail_expectation_stops_the_stream_with_its_one_line(spark, storage_ro
         "fix the data or set expectations.events.known_card.action to warn, drop or quarantine"
     )
     assert Lakehouse(settings, spark).table("silver", "events").read().count() == 0
+
+
+def test_an_expectation_may_check_the_ingest_time(spark, storage_root):
+    """The ingest time joins parsed rows late (it would make the parse new code every micro-batch),
+    but a rule that reads it still sees it."""
+    settings = settings_with(
+        storage_root,
+        "expectations.events.ingested_after_event.check=ingested_at >= event_ts",
+        "expectations.events.ingested_after_event.action=quarantine",
+    )
+    future = event("f1", event_ts="2999-01-01T00:00:00+00:00")
+    land(settings.storage.landing_events, "events-0001.jsonl", [json.dumps(event("a")), json.dumps(future)])
+    counts = Ingestor(settings, spark).run_batch().feeds["events"]
+    assert (counts.silver, counts.quarantined, counts.expectations) == (1, 1, {"ingested_after_event": 1})
