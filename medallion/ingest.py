@@ -273,6 +273,15 @@ class Ingestor:
             silver_rows = parsed.valid
         silver_rows = silver_rows.select(*self.silver[feed].schema.fieldNames())
         quarantine_rows = parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames())
+        held = [cached]
+        if count_silver:
+            # Counted while written: the rows are not needed again, so they are not cached.
+            counted = Observation()
+            silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
+        else:
+            silver_rows = silver_rows.persist()  # the caller scores them
+            held.append(silver_rows)
+        ingested = IngestedBatch(counts, silver_rows, held, summary.valid, landed_us, event_dates)
         # The writer threads carry this thread's Spark job properties (a micro-batch's among them).
         inherited = inheritable_thread_target(landed.sparkSession)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-write") as writers:
@@ -293,16 +302,6 @@ class Ingestor:
                 txn=txn,
                 expected_rows=counts.quarantined,
             )
-            if count_silver:
-                # Counted while written: the rows are not needed again, so they are not cached.
-                counted = Observation()
-                silver_rows = silver_rows.observe(counted, F.count(F.lit(1)).alias("rows"))
-                ingested = IngestedBatch(counts, silver_rows, [cached], summary.valid, landed_us, event_dates)
-            else:
-                silver_rows = silver_rows.persist()  # the caller scores them
-                ingested = IngestedBatch(
-                    counts, silver_rows, [cached, silver_rows], summary.valid, landed_us, event_dates
-                )
             appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
             if count_silver:
                 figures = observed(counted) if appended else None  # a replay skips the write
