@@ -45,7 +45,9 @@ def java_version() -> tuple[int, str] | None:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
     except (OSError, subprocess.TimeoutExpired):
         return None
-    banner = out.splitlines()[0] if out else "java"
+    # JAVA_TOOL_OPTIONS makes the JVM print "Picked up ..." before its version banner.
+    lines = [line for line in out.splitlines() if not line.startswith(("Picked up ", "NOTE: Picked up "))]
+    banner = lines[0] if lines else "java"
     quoted = banner.split('"')[1] if '"' in banner else "0"
     major = quoted.split(".")[1] if quoted.startswith("1.") else quoted.split(".")[0]
     return (int(major) if major.isdigit() else 0), banner
