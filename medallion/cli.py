@@ -314,7 +314,14 @@ def reconcile(
         "rejected_speed",
         "decision_flips",
     ]
-    console.print(_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits]))
+    if len(audits) <= 6:
+        # A figure per line, a date per column: eleven columns of figures fold into an
+        # unreadable grid on an 80-column terminal.
+        figures = [[c, *[a.figures[c] for a in audits]] for c in columns[1:]]
+        dates = [str(a.figures["event_date"]) for a in audits]
+        console.print(_table("reconciliation", ["figure", *dates], figures))
+    else:
+        console.print(_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits]))
     if compact:
         from datetime import UTC, datetime
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from medallion.config import Settings, load_settings
+from medallion.errors import TableNotFoundError
 from medallion.spark import get_spark
 from medallion.tables import Lakehouse
 
@@ -20,11 +21,19 @@ from medallion.tables import Lakehouse
 def get_score(event_id: str, settings: Settings | None = None, spark=None) -> dict[str, Any] | None:
     """The serving row of ``event_id`` at the table's latest version, or None if it has none.
 
+    Raises :class:`~medallion.errors.TableNotFoundError` where nothing has served yet.
+
     A point lookup (:meth:`medallion.tables.Table.lookup`). Timestamps are timezone-aware
     UTC datetimes.
     """
     settings = settings or load_settings()
     spark = spark or get_spark(settings)
-    serving = Lakehouse(settings, spark).table("gold", "predictions")
+    lake = Lakehouse(settings, spark)
+    if not lake.exists("gold", "predictions"):
+        raise TableNotFoundError(
+            f"gold.predictions does not exist under {settings.storage.root} yet: the stream "
+            "(medallion stream) and the nightly reconcile (medallion batch) write it"
+        )
+    serving = lake.table("gold", "predictions")
     found = serving.lookup("event_id", [event_id])
     return found.slice(0, 1).to_pylist()[0] if found.num_rows else None

@@ -200,6 +200,17 @@ def test_serve_lookup_command_prints_the_row_or_says_why_not(settings, lake, cap
     assert "no serving row for event_id 'rejected'" in capsys.readouterr().err
 
 
+def test_a_lookup_before_anything_served_says_what_writes_serving(spark, settings, capsys):
+    from medallion.cli import main
+    from medallion.errors import TableNotFoundError
+
+    with pytest.raises(TableNotFoundError, match=r"gold.predictions does not exist .*\(medallion stream\)"):
+        get_score("evt-1", settings=settings, spark=spark)
+    assert main(["serve", "lookup", "evt-1", "--set", f"storage.root={settings.storage.root}"]) != 0
+    err = capsys.readouterr().err
+    assert "gold.predictions does not exist" in err and "Traceback" not in err
+
+
 def test_reconciled_speed_rows_past_retention_are_compacted_away(spark, settings, lake):
     lake.run(DAY)
     newer = DAY + timedelta(days=5)
@@ -303,5 +314,8 @@ def test_reconcile_command_reconciles_prints_the_audit_and_compacts(settings, la
     )
     out = capsys.readouterr().out
     assert "reconciliation" in out and "compacted gold.predictions_speed: 0 reconciled rows" in out
+    # A figure per line, the date as a column: readable on an 80-column terminal.
+    lines = {line.split()[1]: line.split()[3] for line in out.splitlines() if line.count("│") == 3}
+    assert DAY.isoformat() in out and lines["batch_rows"] == "4" and lines["rejected_speed"] == "1"
     assert serving_rows(lake)["batch_only"] == (0.30, "2", "batch", True)
     assert lake.audit.read().count() == 1
