@@ -28,12 +28,11 @@ def get_score(event_id: str, settings: Settings | None = None, spark=None) -> di
     """
     settings = settings or load_settings()
     spark = spark or get_spark(settings)
-    lake = Lakehouse(settings, spark)
-    if not lake.exists("gold", "predictions"):
+    try:
+        found = Lakehouse(settings, spark).table("gold", "predictions").lookup("event_id", [event_id])
+    except TableNotFoundError:
         raise TableNotFoundError(
             f"gold.predictions does not exist under {settings.storage.root} yet: the stream "
             "(medallion stream) and the nightly reconcile (medallion batch) write it"
-        )
-    serving = lake.table("gold", "predictions")
-    found = serving.lookup("event_id", [event_id])
+        ) from None
     return found.slice(0, 1).to_pylist()[0] if found.num_rows else None

@@ -53,13 +53,3 @@ def test_overlapping_session_conf_blocks_restore_what_was_there_before_the_first
     with session_conf(spark, {key: "false"}), session_conf(spark, {key: "false"}):
         pass
     assert spark.conf.get(key) == default
-
-
-def test_the_java_check_reads_past_what_java_tool_options_prints(monkeypatch):
-    """A JVM with JAVA_TOOL_OPTIONS set prints "Picked up ..." before its version banner."""
-    from medallion.spark import java_version, require_java
-
-    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Dmedallion.test=1")
-    major, banner = java_version()
-    assert major >= 17 and "version" in banner
-    require_java()  # does not mistake the notice for an old Java
