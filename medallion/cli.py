@@ -237,6 +237,10 @@ def features(
         f"features {build.days}: {build.features} rows (gold.features v{build.features_version}), "
         f"{build.profiles} profiles; training set {rows} rows (v{version})"
     )
+    if build.events == 0:
+        console.print(
+            f"silver holds no events for {build.days}: run medallion ingest first, or check the date"
+        )
 
 
 @app.command()

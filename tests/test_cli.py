@@ -123,3 +123,12 @@ def test_a_backward_range_is_one_line_before_any_work(command, tmp_path, capsys)
     assert main(args) == 2
     assert capsys.readouterr().err.strip() == "error: --to 2026-11-19 is before --from 2026-11-20"
     assert not (tmp_path / "tables").exists()
+
+
+def test_features_for_a_day_silver_lacks_says_so(tmp_path, capsys):
+    from medallion.cli import main
+
+    assert main(["features", "--date", "2026-11-20", "--set", f"storage.root={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "features 2026-11-20: 0 rows" in out
+    assert "silver holds no events for 2026-11-20: run medallion ingest first" in out
