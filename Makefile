@@ -12,14 +12,19 @@ PYTEST_ARGS ?=
 
 setup: java $(STAMP)
 
+# The java Spark launches: $JAVA_HOME's if set, else the one on PATH.
+JAVA := $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java,java)
+
 java:
-	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
-	  echo "error: Java 17+ is required by Spark 4 and was not found on PATH."; \
+	@command -v $(JAVA) >/dev/null 2>&1 || { \
+	  echo "error: Java 17+ is required by Spark 4 and was not found ($(JAVA))."; \
 	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
 	  echo "  macOS:         brew install openjdk@17"; \
 	  echo "  or set JAVA_HOME to a JDK 17+"; exit 1; }
-	@v=$$(java -version 2>&1 | head -1 | sed -E 's/.*"([0-9]+)(\.[^"]*)?".*/\1/'); \
-	  [ "$$v" -ge 17 ] 2>/dev/null || { echo "error: Java 17+ required, found: $$(java -version 2>&1 | head -1)"; exit 1; }
+	@# The banner is the first line that is not JAVA_TOOL_OPTIONS' "Picked up ..." notice.
+	@banner=$$($(JAVA) -version 2>&1 | grep -v 'Picked up' | head -1); \
+	  v=$$(echo "$$banner" | sed -E 's/.*"([0-9]+)(\.[^"]*)?".*/\1/'); \
+	  [ "$$v" -ge 17 ] 2>/dev/null || { echo "error: Java 17+ required, found: $$banner"; exit 1; }
 
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml

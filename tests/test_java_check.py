@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 from medallion.spark import java_version, require_java
 
 
@@ -11,3 +15,18 @@ def test_the_java_check_reads_past_what_java_tool_options_prints(monkeypatch):
     major, banner = java_version()
     assert major >= 17 and "version" in banner
     require_java()  # does not mistake the notice for an old Java
+
+
+def test_make_checks_java_as_spark_finds_it(tmp_path):
+    """`make setup` checks the java Spark launches ($JAVA_HOME's first), past the notice."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "JAVA_TOOL_OPTIONS": "-Dmedallion.test=1"}
+    env.pop("JAVA_HOME", None)
+    passed = subprocess.run(["make", "-s", "java"], cwd=repo, env=env, capture_output=True, text=True)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+    missing = subprocess.run(
+        ["make", "-s", "java", f"JAVA_HOME={tmp_path}"], cwd=repo, capture_output=True, text=True
+    )
+    assert missing.returncode != 0
+    assert f"not found ({tmp_path}/bin/java)" in missing.stdout
