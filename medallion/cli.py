@@ -32,10 +32,14 @@ config_app = typer.Typer(help="Inspect the merged configuration.", no_args_is_he
 app.add_typer(config_app, name="config")
 
 EnvOption = Annotated[
-    str | None, typer.Option("--env", help="conf overlay: conf/<env>.yaml (default: $MEDALLION_ENV or local)")
+    str | None,
+    typer.Option(
+        "--env", metavar="NAME", help="conf overlay: conf/<env>.yaml (default: $MEDALLION_ENV or local)"
+    ),
 ]
 SetOption = Annotated[
-    list[str] | None, typer.Option("--set", help="override one setting: section.key=value (repeatable)")
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="override one setting: section.key=value (repeatable)"),
 ]
 
 
@@ -52,7 +56,9 @@ def settings_from(env: str | None, overrides: list[str] | None) -> Settings:
 @app.callback()
 def _main(
     env: EnvOption = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override one setting (repeatable)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="override one setting (repeatable)")
+    ] = None,
 ) -> None:
     _Globals.env = env
     _Globals.overrides = list(set_ or [])
@@ -105,12 +111,16 @@ def doctor(env: EnvOption = None, set_: SetOption = None) -> None:
 
 # --------------------------------------------------------------------------- pipeline commands
 
-DateOption = Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday, UTC)")]
-FromOption = Annotated[str | None, typer.Option("--from", help="first day of a backfill")]
-ToOption = Annotated[str | None, typer.Option("--to", help="last day of a backfill")]
+DateOption = Annotated[
+    str | None, typer.Option("--date", metavar="YYYY-MM-DD", help="the day (default: yesterday, UTC)")
+]
+FromOption = Annotated[
+    str | None, typer.Option("--from", metavar="YYYY-MM-DD", help="first day of a backfill")
+]
+ToOption = Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD", help="last day of a backfill")]
 
 
-def _day(text: str | None):
+def _day(text: str | None, option: str = "--date"):
     from datetime import date
 
     from medallion.batch import yesterday_utc
@@ -121,7 +131,7 @@ def _day(text: str | None):
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--date {text!r}: expected YYYY-MM-DD, e.g. 2026-11-20") from None
+        raise ConfigError(f"{option} {text!r}: expected YYYY-MM-DD, e.g. 2026-11-20") from None
 
 
 def _days(date_: str | None, from_: str | None, to: str | None):
@@ -132,7 +142,7 @@ def _days(date_: str | None, from_: str | None, to: str | None):
         raise ConfigError("--from and --to go together, e.g. --from 2026-11-01 --to 2026-11-07")
     if not from_:
         return _day(date_), _day(date_)
-    first, last = _day(from_), _day(to)
+    first, last = _day(from_, "--from"), _day(to, "--to")
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
     return first, last
@@ -161,7 +171,10 @@ def datagen(
     days: Annotated[int | None, typer.Option(help="days of history (default: datagen.days)")] = None,
     events_per_day: Annotated[int | None, typer.Option("--events-per-day")] = None,
     end_date: Annotated[
-        str | None, typer.Option("--end-date", help="last day of history (default: yesterday, UTC)")
+        str | None,
+        typer.Option(
+            "--end-date", metavar="YYYY-MM-DD", help="last day of history (default: yesterday, UTC)"
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (default: datagen.seed)")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="drip new files live until stopped")] = False,
@@ -179,7 +192,7 @@ def datagen(
             settings,
             days=days,
             events_per_day=events_per_day,
-            end_date=_day(end_date) if end_date else None,
+            end_date=_day(end_date, "--end-date") if end_date else None,
             seed=seed,
         )
     console.print(summary.table())
@@ -292,19 +305,24 @@ def reconcile(
     set_: SetOption = None,
     date_: DateOption = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="reconcile every day from this one to --date")
+        str | None,
+        typer.Option("--since", metavar="YYYY-MM-DD", help="reconcile every day from this one to --date"),
     ] = None,
     compact: Annotated[
         bool, typer.Option(help="then drop reconciled speed rows older than reconcile.speed_retention_days")
     ] = True,
 ) -> None:
     """Fold gold.predictions_speed into gold.predictions (batch wins) and audit the agreement."""
+    from medallion.errors import ConfigError
     from medallion.reconcile import Reconciler
 
     settings = settings_from(env, set_)
-    reconciler = Reconciler(settings, _spark(settings))
     last = _day(date_)
-    audits = reconciler.run_since(_day(since), last) if since else [reconciler.run(last)]
+    first = _day(since, "--since") if since else last
+    if first > last:
+        raise ConfigError(f"--since {first} is after --date {last} (default: yesterday, UTC)")
+    reconciler = Reconciler(settings, _spark(settings))
+    audits = reconciler.run_since(first, last)
     columns = [
         "event_date",
         "batch_rows",

@@ -125,6 +125,28 @@ def test_a_backward_range_is_one_line_before_any_work(command, tmp_path, capsys)
     assert not (tmp_path / "tables").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["reconcile", "--since", "2026-11-21", "--date", "2026-11-20"],
+            "--since 2026-11-21 is after --date 2026-11-20",
+        ),
+        (["reconcile", "--since", "2026-11-1"], "--since '2026-11-1': expected YYYY-MM-DD"),
+        (
+            ["features", "--from", "20-11-2026", "--to", "2026-11-21"],
+            "--from '20-11-2026': expected YYYY-MM-DD",
+        ),
+    ],
+)
+def test_a_bad_day_names_its_option_before_any_work(args, error, tmp_path, capsys):
+    from medallion.cli import main
+
+    assert main([*args, "--set", f"storage.root={tmp_path}"]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {error}")
+    assert not (tmp_path / "tables").exists()
+
+
 def test_features_for_a_day_silver_lacks_says_so(tmp_path, capsys):
     from medallion.cli import main
 
