@@ -56,9 +56,7 @@ def settings_from(env: str | None, overrides: list[str] | None) -> Settings:
 @app.callback()
 def _main(
     env: EnvOption = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="override one setting (repeatable)")
-    ] = None,
+    set_: SetOption = None,
 ) -> None:
     _Globals.env = env
     _Globals.overrides = list(set_ or [])
