@@ -203,13 +203,14 @@ class RsTable(Table, engine="rs"):
         dt = self._delta()
         if timestamp is not None:
             when = as_utc(timestamp)
+            # By the commit timestamps history() reports. delta-rs would go by the commit
+            # files' modification times, which trail them: reading as of a commit's own
+            # timestamp could give the version before it.
+            versions = [e["version"] for e in self.history() if e["timestamp"] <= when]
+            if not versions:
+                raise MedallionError(f"{self.path} has no version at or before {when.isoformat()}")
             with _translated(self.path):
-                try:
-                    dt.load_as_version(when)
-                except Exception as exc:
-                    raise MedallionError(
-                        f"{self.path} has no version at or before {when.isoformat()}: {_one_line(exc)}"
-                    ) from None
+                dt.load_as_version(max(versions))
         elif version is not None:
             latest = dt.version()
             if not 0 <= version <= latest:

@@ -12,7 +12,7 @@ from conftest import SCHEMA
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from medallion.errors import ConcurrentWriteError, SchemaMismatchError, TableNotFoundError
+from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError, TableNotFoundError
 from medallion.tables import Table
 from medallion.tables.table import may_match
 
@@ -41,6 +41,20 @@ def test_missing_table_names_the_path(spark, engine, storage_root):
         Table.at(spark, path, engine=engine)
 
 
+def test_time_travel_goes_by_the_timestamps_history_shows(spark, table_path, frame):
+    """rs: a commit file written after its commit's timestamp (a slow disk, a busy machine)
+    is still the version as of that timestamp."""
+    import os
+
+    events = Table.create(spark, table_path, SCHEMA, engine="rs")
+    events.append(frame(range(3)))
+    committed = events.history()[0]["timestamp"]
+    log = Path(table_path) / "_delta_log" / f"{1:020d}.json"
+    later = committed.timestamp() + 2
+    os.utime(log, (later, later))
+    assert ids(events.read(timestamp=committed)) == ["e0", "e1", "e2"]
+
+
 def test_append_read_and_time_travel(events, frame):
     assert events.append(frame(range(3)))
     before = events.history()[0]["timestamp"]
@@ -51,6 +65,8 @@ def test_append_read_and_time_travel(events, frame):
     assert ids(events.read(version=1)) == ["e0", "e1", "e2"]
     assert events.read(version=0).count() == 0
     assert ids(events.read(timestamp=before)) == ["e0", "e1", "e2"]
+    with pytest.raises(MedallionError, match="has no version at or before"):
+        events.read(timestamp="2000-01-01T00:00:00Z")
     row = events.read().where("event_id = 'e3'").first()
     assert row.event_date == DAY2 and str(row.amount) == "3.50"
     history = events.history()
