@@ -8,9 +8,9 @@ neither side pays the JVM's warm-up alone):
 
 - baseline: read batch and speed parquet, full outer join (plus the silver ids), pick the
   serving row per event, write it as parquet;
-- medallion: ``Reconciler.run(day)``: the same comparison, the audit row, serving merges.
+- medallion: ``Reconciler.run(day)``: the same comparison, the audit row, serving's day rebuilt.
   Serving and the audit are restored to their pre-night state between rounds, so every
-  round does the whole merge.
+  round does the whole rebuild.
 
     .venv/bin/python bench/reconcile.py --events 2000000
 
@@ -170,7 +170,7 @@ def main() -> None:
 
         ratio = medallion_s / baseline_s
         print(f"baseline  parquet full outer join -> parquet  {baseline_s:8.1f}s (best of {args.rounds})")
-        print(f"medallion reconcile (audit + serving merges)  {medallion_s:8.1f}s (best of {args.rounds})")
+        print(f"medallion reconcile (audit + serving rebuild) {medallion_s:8.1f}s (best of {args.rounds})")
         print(
             f"audit: agreed {audit.agreed}, other version {audit.disagreed_other_version}, batch only "
             f"{audit.batch_only}, speed only {audit.speed_only}, rejected {audit.rejected_speed}"

@@ -307,7 +307,7 @@ def reconcile(
         typer.Option("--since", metavar="YYYY-MM-DD", help="reconcile every day from this one to --date"),
     ] = None,
     compact: Annotated[
-        bool, typer.Option(help="then drop reconciled speed rows older than reconcile.speed_retention_days")
+        bool, typer.Option(help="then drop superseded speed rows older than reconcile.speed_retention_days")
     ] = True,
 ) -> None:
     """Fold gold.predictions_speed into gold.predictions (batch wins) and audit the agreement."""
@@ -348,7 +348,7 @@ def reconcile(
         deleted = reconciler.compact_speed(datetime.now(UTC).date())
         days = settings.reconcile.speed_retention_days
         console.print(
-            f"compacted gold.predictions_speed: {deleted} reconciled rows older than {days} days removed"
+            f"compacted gold.predictions_speed: {deleted} superseded rows older than {days} days removed"
         )
 
 

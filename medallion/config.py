@@ -223,7 +223,9 @@ class ReconcileSettings(_Section):
     """Folding the speed layer back into the batch layer."""
 
     tolerance: float = Field(default=1e-6, ge=0, description="|batch - speed| score still 'agreed'")
-    speed_retention_days: int = Field(default=7, ge=0, description="keep reconciled speed rows this long")
+    speed_retention_days: int = Field(
+        default=7, ge=0, description="keep speed rows the batch superseded this long"
+    )
 
 
 class ExpectationSettings(_Section):

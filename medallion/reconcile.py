@@ -15,10 +15,22 @@ For one ``event_date``, gold.predictions (serving, one row per ``event_id``) end
 - nothing for speed rows whose event silver does not hold (quarantined or a duplicate):
   they are removed and counted as ``rejected_speed``.
 
-Serving is changed only by one keyed merge per run, confined to the day, never by a
-partition overwrite: a stream upserting speed rows into that day at the same time loses
-nothing (the merge is planned again on the new snapshot), and the stream's commits to
-other days do not disturb it.
+Serving's day is derived from batch, speed and silver alone, so it is rebuilt whole rather
+than merged into (the merge read and joined every served row of the day: 1.8x the time of a
+plain join, against 1.4x). That is safe because:
+
+- the stream appends to gold.predictions_speed *before* it upserts serving, and the
+  rebuild reads speed only after taking serving's snapshot: every row that snapshot serves
+  is in the speed version read;
+- a commit to the day after the snapshot (the stream upserting a late event) makes the
+  rebuild conflict and run again on newer versions: nothing is lost, nothing doubled;
+  commits to other days are stepped over;
+- :meth:`Reconciler.compact_speed` keeps the speed rows of speed-only events, which serve
+  until the batch scores them.
+
+``updated_at`` is when the reconcile (or the stream) last wrote the row. Where the Delta
+engine cannot pin a snapshot that way (delta-spark), serving is changed by one keyed merge
+confined to the day instead, with the same result.
 """
 
 from __future__ import annotations
@@ -192,8 +204,34 @@ class Reconciler:
         )
 
     def run(self, day: date) -> AuditRow:
-        """Reconcile one ``event_date``; re-running with unchanged inputs changes nothing."""
-        batch_version, speed_version = self.batch.version(), self.speed.version()
+        """Reconcile one ``event_date``; re-running with unchanged inputs serves the same rows
+        and writes the same single audit row."""
+        read: dict[str, object] = {}
+
+        def compared() -> DataFrame:
+            # Called once serving's snapshot is taken (see the module's docstring): the
+            # versions read here hold every speed row that snapshot serves.
+            read["batch_version"], read["speed_version"] = self.batch.version(), self.speed.version()
+            read["audited"] = Observation()
+            read["compared"] = self._compared(day, read["batch_version"], read["speed_version"])
+            return read["compared"]
+
+        with session_conf(self.spark, NO_PARTIAL_DEDUPE):
+            if self.serving.replaces_partitions:
+                self.serving.replace_partition(
+                    lambda: self._serving_day(compared(), read["audited"]), {"event_date": day}
+                )
+            else:
+                self._merge_serving(day, compared(), read["audited"])
+        observed_audit = observed(read["audited"])
+        figures = audit_figures(observed_audit) if observed_audit is not None else audit_row(read["compared"])
+        figures.update(
+            event_date=day, batch_version=read["batch_version"], speed_version=read["speed_version"]
+        )
+        self._write_audit(figures)
+        return AuditRow(figures)
+
+    def _compared(self, day: date, batch_version: int, speed_version: int) -> DataFrame:
         on_day = F.col("event_date") == F.lit(day)
         batch = self.batch.read(version=batch_version).where(on_day)
         # Canary rows were served like champion rows, so they are reconciled like them.
@@ -202,25 +240,15 @@ class Reconciler:
             self.speed.read(version=speed_version).where(on_day).select(*SPEED_COMPARED)
         )
         silver_ids = self.silver.read().where(on_day).select("event_id")
-        compared = compare(batch, speed, silver_ids, self.settings.reconcile.tolerance)
-        audited = Observation()
-        with session_conf(self.spark, NO_PARTIAL_DEDUPE):
-            self._update_serving(day, compared, audited)
-            observed_audit = observed(audited)
-            figures = audit_figures(observed_audit) if observed_audit is not None else audit_row(compared)
-        figures.update(event_date=day, batch_version=batch_version, speed_version=speed_version)
-        self._write_audit(figures)
-        return AuditRow(figures)
+        return compare(batch, speed, silver_ids, self.settings.reconcile.tolerance)
 
     def run_since(self, first: date, last: date) -> list[AuditRow]:
         days = (last - first).days
         return [self.run(first + timedelta(days=offset)) for offset in range(days + 1)]
 
-    def _update_serving(self, day: date, compared: DataFrame, audited: Observation) -> None:
-        """One merge: batch rows replace, speed-only rows fill gaps, rejected speed rows go.
-
-        ``audited`` gets the audit's figures, counted as the merge reads its source.
-        """
+    @staticmethod
+    def _served(compared: DataFrame) -> DataFrame:
+        """Serving's row for every compared event, with the audited columns."""
         now = F.current_timestamp()
         has_batch = F.col("batch_score").isNotNull()
 
@@ -228,7 +256,7 @@ class Reconciler:
             return F.when(has_batch, F.col(batch_column)).otherwise(F.col(speed_column))
 
         # Every compared event is in it: one without a batch row is speed_only or rejected.
-        served = compared.select(
+        return compared.select(
             "event_id",
             "event_date",
             pick("batch_score", "speed_score").alias("score"),
@@ -243,6 +271,20 @@ class Reconciler:
             now.alias("updated_at"),
             *AUDITED_COLUMNS,
         )
+
+    def _serving_day(self, compared: DataFrame, audited: Observation) -> DataFrame:
+        """Serving's rows of the day: batch rows, speed rows where the batch has none, no
+        rejected rows. ``audited`` gets the audit's figures, counted as they are written."""
+        # Counted before the rejected rows are left out: the audit counts them.
+        served = self._served(compared).observe(audited, *audit_metrics())
+        return served.where(F.col("source") != "rejected").select(*SERVING_SCHEMA.fieldNames())
+
+    def _merge_serving(self, day: date, compared: DataFrame, audited: Observation) -> None:
+        """Where serving cannot be rebuilt (delta-spark), one merge: batch rows replace, speed-only
+        rows fill gaps, rejected speed rows go. ``audited`` gets the audit's figures, counted as
+        the merge reads its source.
+        """
+        served = self._served(compared)
         # The audit is counted over these narrow rows, not over the wider compared ones, and
         # not by a pass of its own.
         rows = served.observe(audited, *audit_metrics()).select(*SERVING_SCHEMA.fieldNames())
@@ -270,20 +312,57 @@ class Reconciler:
         self.audit.merge(audit, on=["event_date", "batch_version", "speed_version"], update=False)
 
     def compact_speed(self, today: date) -> int:
-        """Delete reconciled speed rows older than the retention, then optimize and vacuum."""
+        """Delete the speed rows serving no longer derives from, in reconciled days older than
+        the retention, then optimize and vacuum.
+
+        Those are the rows of events the batch scored (batch wins) or silver rejected. A
+        speed-only row stays: serving's day is rebuilt from batch and speed, so it is the
+        served row's only source until the batch scores its event.
+        """
         cutoff = today - timedelta(days=self.settings.reconcile.speed_retention_days)
-        reconciled_days = [
-            row.event_date
-            for row in self.audit.read()
+        audits = latest_audits(self.audit.read().where(F.col("event_date") < F.lit(cutoff)))
+        # Only days whose speed rows cover more events than their speed-only ones: a day
+        # compacted before is not merged again every run.
+        speed_events = (
+            self.speed.read()
             .where(F.col("event_date") < F.lit(cutoff))
+            .groupBy("event_date")
+            .agg(F.count_distinct("event_id").alias("events"))
+        )
+        days = [
+            row.event_date
+            for row in speed_events.join(audits, "event_date")
+            .where(F.col("events") > F.col("speed_only"))
             .select("event_date")
-            .distinct()
             .collect()
         ]
-        if not reconciled_days:
+        if not days:
             return 0
-        days = ", ".join(f"DATE'{day.isoformat()}'" for day in reconciled_days)
-        deleted = self.speed.delete(f"event_date IN ({days})")
+        deleted = 0
+        for day in days:
+            on_day = F.col("event_date") == F.lit(day)
+            served_by_speed = (
+                self.silver.read()
+                .where(on_day)
+                .select("event_id")
+                .join(self.batch.read().where(on_day).select("event_id"), "event_id", "left_anti")
+            )
+            # One source row per event (a replayed event has several speed rows, all deleted).
+            superseded = (
+                self.speed.read()
+                .where(on_day)
+                .dropDuplicates(["event_id"])
+                .join(served_by_speed, "event_id", "left_anti")
+            )
+            merged = self.speed.merge(
+                superseded,
+                on=["event_date", "event_id"],
+                update=False,
+                insert=False,
+                delete_condition="true",
+                partition={"event_date": day},
+            )
+            deleted += merged["deleted"]
         self.speed.optimize()
         self.speed.vacuum(retention_hours=24 * max(self.settings.reconcile.speed_retention_days, 1))
         return deleted

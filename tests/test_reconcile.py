@@ -101,7 +101,10 @@ def serving_rows(reconciler):
     }
 
 
-def test_each_case_ends_as_the_expected_serving_row_and_audit_figures(lake):
+@pytest.mark.parametrize("rebuilt", [True, False], ids=["rebuilt", "merged"])
+def test_each_case_ends_as_the_expected_serving_row_and_audit_figures(lake, rebuilt):
+    # The embedded engine rebuilds serving's day; delta-spark's path merges into it instead.
+    lake.serving.replaces_partitions = rebuilt
     audit = lake.run(DAY)
 
     assert serving_rows(lake) == {
@@ -133,7 +136,9 @@ def test_each_case_ends_as_the_expected_serving_row_and_audit_figures(lake):
     assert len(written) == 1 and written[0].rejected_speed == 1
 
 
-def test_rerunning_with_the_same_inputs_changes_nothing(lake):
+@pytest.mark.parametrize("rebuilt", [True, False], ids=["rebuilt", "merged"])
+def test_rerunning_with_the_same_inputs_changes_nothing(lake, rebuilt):
+    lake.serving.replaces_partitions = rebuilt
     lake.run(DAY)
     serving_before, audit_before = serving_rows(lake), lake.audit.read().drop("reconciled_at").collect()
     serving_version = lake.serving.version()
@@ -143,7 +148,7 @@ def test_rerunning_with_the_same_inputs_changes_nothing(lake):
     assert serving_rows(lake) == serving_before
     assert lake.audit.read().drop("reconciled_at").collect() == audit_before
     assert lake.serving.read().count() == lake.serving.read().select("event_id").distinct().count() == 5
-    # Nothing to change, so nothing committed but the no-op merges' bookkeeping.
+    # The same rows (a merge commits nothing new; a rebuilt day is a new version of the same rows).
     assert (
         lake.serving.read(version=serving_version)
         .drop("updated_at")
@@ -226,16 +231,29 @@ def test_reconciled_speed_rows_past_retention_are_compacted_away(spark, settings
 
     deleted = lake.compact_speed(today=DAY + timedelta(days=settings.reconcile.speed_retention_days + 1))
 
-    assert deleted == 5
-    # The newer day is not reconciled yet: kept, and compacted into one file.
-    assert sorted(r.event_id for r in lake.speed.read().collect()) == ["fresh-1", "fresh-2", "fresh-3"]
-    assert files() == 1
+    # The batch-scored events' speed rows and the rejected one go; "late" is served from
+    # its speed row (no batch row yet), so it stays. The newer day is not reconciled yet: kept.
+    assert deleted == 4
+    remaining = sorted(r.event_id for r in lake.speed.read().collect())
+    assert remaining == ["fresh-1", "fresh-2", "fresh-3", "late"]
+    assert files() == 2  # one per day after optimize
     assert lake.serving.read().count() == 5  # serving keeps what it serves
+
+    # Reconciling the compacted day again serves every event as before, "late" included.
+    # (missing_in_speed then turns true: the batch-scored events' speed rows are gone.)
+    def served():
+        return {event: row[:3] for event, row in serving_rows(lake).items()}
+
+    before = served()
+    lake.run(DAY)
+    assert served() == before and "late" in before
+    # Compacting again finds nothing more to delete.
+    assert lake.compact_speed(today=DAY + timedelta(days=settings.reconcile.speed_retention_days + 1)) == 0
     operations = [
         (h.get("operationParameters") or {}).get("writeOperation") or h.get("operation")
         for h in lake.speed.history()
     ]
-    assert "DELETE" in operations and "OPTIMIZE" in operations
+    assert "MERGE" in operations and "OPTIMIZE" in operations
 
 
 def test_a_stream_and_a_reconcile_running_together_leave_every_event_once(
@@ -313,7 +331,7 @@ def test_reconcile_command_reconciles_prints_the_audit_and_compacts(settings, la
         main(["reconcile", "--date", DAY.isoformat(), "--set", f"storage.root={settings.storage.root}"]) == 0
     )
     out = capsys.readouterr().out
-    assert "reconciliation" in out and "compacted gold.predictions_speed: 0 reconciled rows" in out
+    assert "reconciliation" in out and "compacted gold.predictions_speed: 0 superseded rows" in out
     # A figure per line, the date as a column: readable on an 80-column terminal.
     lines = {line.split()[1]: line.split()[3] for line in out.splitlines() if line.count("│") == 3}
     assert DAY.isoformat() in out and lines["batch_rows"] == "4" and lines["rejected_speed"] == "1"

@@ -38,7 +38,7 @@ import math
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -115,6 +115,8 @@ class RsTable(Table, engine="rs"):
         t.append(df, txn=("ingest:events", 3))
         t.last_txn_version("ingest:events")   # 3
     """
+
+    replaces_partitions = True
 
     # ------------------------------------------------------------------ construction
 
@@ -512,6 +514,46 @@ class RsTable(Table, engine="rs"):
             return counts
 
         return self._retrying("merge", attempt, CommitFailedError)
+
+    def replace_partition(self, build: Callable[[], DataFrame], partition: Mapping[str, Any]) -> int:
+        """See :meth:`Table.replace_partition`: Spark writes the new files, delta-rs commits
+        the swap on top of the snapshot ``build`` ran after."""
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import RemoveAction
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        from medallion.observation import observed
+
+        check_partition(self.path, partition, self.partition_by)
+        where = " AND ".join(f"{_quoted(k)} = '{partition_text(v)}'" for k, v in partition.items())
+
+        def attempt() -> int:
+            dt = self._delta()
+            files, _ = _files_in(dt, partition)
+            outside = Observation()
+            rows = self._conform(build(), merge_schema=False)
+            rows = rows.observe(outside, F.count_if(~F.coalesce(F.expr(where), F.lit(False))).alias("rows"))
+            staged = self._stage(rows)
+            if not staged and not files:
+                return 0
+            with self._discarded_on_failure(staged):
+                figures = observed(outside)
+                if figures is None or figures["rows"]:
+                    self._check_rows_match(staged, where)  # raises, naming the predicate
+                now = int(time.time() * 1000)
+                actions = [RemoveAction(rel, True, now, size) for rel, size in files.items()]
+                actions += [f.add_action() for f in staged]
+                params = {
+                    "predicate": where,
+                    "partition": json.dumps({k: partition_text(v) for k, v in partition.items()}),
+                }
+                self._commit_over_other_partitions(
+                    dt, actions, None, {"writeOperation": "OVERWRITE", **params}, partition
+                )
+            return sum(f.num_records for f in staged)
+
+        return self._retrying("replace", attempt, CommitFailedError)
 
     def _commit_over_other_partitions(
         self, dt: DeltaTable, actions: list, txn: Txn | None, params: dict[str, str], partition

@@ -57,6 +57,8 @@ class Table(abc.ABC):
     #: Attempts for a write that conflicts with a concurrent commit (overwrite, merge,
     #: delete; an append only conflicts on its txn). Backoff doubles from 50 ms.
     max_attempts: int = 5
+    #: Whether :meth:`replace_partition` is available (the embedded engine's).
+    replaces_partitions: ClassVar[bool] = False
     _engines: ClassVar[dict[str, type[Table]]] = {}
 
     def __init__(self, spark: SparkSession, path: str) -> None:
@@ -252,6 +254,18 @@ class Table(abc.ABC):
             t.merge(audit, on=["event_date", "batch_version"], update=False)   # insert-only
             t.merge(day_rows, on="event_id", partition={"event_date": date(2026, 11, 20)})
         """
+
+    def replace_partition(self, build: Callable[[], DataFrame], partition: Mapping[str, Any]) -> int:
+        """Make ``partition`` hold exactly the rows ``build()`` returns; returns how many.
+
+        ``build`` is called after the table's snapshot is taken, so whatever else it reads was
+        committed before that snapshot. A commit that touches the partition after it makes
+        this one conflict, and ``build`` runs again on the newer state; commits to other
+        partitions are stepped over. Only where :attr:`replaces_partitions`::
+
+            serving.replace_partition(lambda: day_rows(), {"event_date": date(2026, 11, 20)})
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot replace a partition: use merge")
 
     @abc.abstractmethod
     def delete(self, where: str) -> int:

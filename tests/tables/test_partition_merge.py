@@ -201,3 +201,35 @@ def test_which_concurrent_commits_conflict_with_rewriting_a_partition(spark, sto
     widened = frame([3], DAY2).withColumn("extra", F.lit("x"))
     events.append(widened, merge_schema=True)
     assert "metadata" in partition_conflict(fs, root, read, events.version(), {"event_date": DAY1})
+
+
+def test_replace_partition_rebuilds_when_the_partition_changes_under_it(spark, storage_root, frame):
+    """rs engine: ``build`` runs after the snapshot; a commit to the partition meanwhile makes
+    it run again on the new state, and a commit to another day is stepped over."""
+    table = Table.create(spark, str(storage_root / "r"), SCHEMA, partition_by=["event_date"], engine="rs")
+    table.append(frame(range(3), DAY1, n=1).unionByName(frame(range(2), DAY2, n=1)))
+    calls = []
+
+    def build():
+        calls.append(table.version())
+        if len(calls) == 1:
+            table.append(frame([7], DAY1, n=1))  # a concurrent writer into the same day
+            table.append(frame([8], DAY2, n=1))  # and into another
+        # The day rebuilt from what the table held when build was called.
+        return table.read().where(F.col("event_date") == F.lit(DAY1)).withColumn("n", F.lit(2).cast("long"))
+
+    assert table.replace_partition(build, {"event_date": DAY1}) == 4
+    assert len(calls) == 2
+    assert contents(table) == {
+        **{(f"e{i}", DAY1): 2 for i in (0, 1, 2, 7)},
+        **{(f"e{i}", DAY2): 1 for i in (0, 1, 8)},
+    }
+
+
+def test_replace_partition_refuses_rows_outside_it(spark, storage_root, frame):
+    table = Table.create(spark, str(storage_root / "r"), SCHEMA, partition_by=["event_date"], engine="rs")
+    table.append(frame(range(2), DAY1))
+    version = table.version()
+    with pytest.raises(MedallionError, match="do not match"):
+        table.replace_partition(lambda: frame([5], DAY2), {"event_date": DAY1})
+    assert table.version() == version
