@@ -342,6 +342,11 @@ def reconcile(
         console.print(_table("reconciliation", ["figure", *dates], figures))
     else:
         console.print(_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits]))
+    empty = [str(a.figures["event_date"]) for a in audits if not (a.batch_rows or a.speed_rows)]
+    if empty:
+        console.print(
+            f"no predictions for {', '.join(empty)} yet: medallion batch and medallion stream write them"
+        )
     if compact:
         from datetime import UTC, datetime
 

@@ -147,6 +147,14 @@ def test_a_bad_day_names_its_option_before_any_work(args, error, tmp_path, capsy
     assert not (tmp_path / "tables").exists()
 
 
+def test_reconcile_of_a_day_nothing_scored_says_so(tmp_path, capsys):
+    from medallion.cli import main
+
+    assert main(["reconcile", "--date", "2026-11-20", "--set", f"storage.root={tmp_path}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as read, whatever the terminal's width
+    assert "no predictions for 2026-11-20 yet: medallion batch and medallion stream write them" in out
+
+
 def test_features_for_a_day_silver_lacks_says_so(tmp_path, capsys):
     from medallion.cli import main
 
