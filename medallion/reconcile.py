@@ -247,8 +247,12 @@ class Reconciler:
         return [self.run(first + timedelta(days=offset)) for offset in range(days + 1)]
 
     @staticmethod
-    def _served(compared: DataFrame) -> DataFrame:
-        """Serving's row for every compared event, with the audited columns."""
+    def _served(compared: DataFrame, audited: Observation) -> DataFrame:
+        """Serving's row for every compared event (rejected ones marked ``source = 'rejected'``).
+
+        ``audited`` gets the audit's figures, counted as the rows are read: over these narrow
+        rows, not over the wider compared ones, and not by a pass of its own.
+        """
         now = F.current_timestamp()
         has_batch = F.col("batch_score").isNotNull()
 
@@ -256,7 +260,7 @@ class Reconciler:
             return F.when(has_batch, F.col(batch_column)).otherwise(F.col(speed_column))
 
         # Every compared event is in it: one without a batch row is speed_only or rejected.
-        return compared.select(
+        served = compared.select(
             "event_id",
             "event_date",
             pick("batch_score", "speed_score").alias("score"),
@@ -271,23 +275,19 @@ class Reconciler:
             now.alias("updated_at"),
             *AUDITED_COLUMNS,
         )
+        return served.observe(audited, *audit_metrics()).select(*SERVING_SCHEMA.fieldNames())
 
     def _serving_day(self, compared: DataFrame, audited: Observation) -> DataFrame:
         """Serving's rows of the day: batch rows, speed rows where the batch has none, no
-        rejected rows. ``audited`` gets the audit's figures, counted as they are written."""
-        # Counted before the rejected rows are left out: the audit counts them.
-        served = self._served(compared).observe(audited, *audit_metrics())
-        return served.where(F.col("source") != "rejected").select(*SERVING_SCHEMA.fieldNames())
+        rejected rows (left out after the audit counted them)."""
+        return self._served(compared, audited).where(F.col("source") != "rejected")
 
     def _merge_serving(self, day: date, compared: DataFrame, audited: Observation) -> None:
         """Where serving cannot be rebuilt (delta-spark), one merge: batch rows replace, speed-only
         rows fill gaps, rejected speed rows go. ``audited`` gets the audit's figures, counted as
         the merge reads its source.
         """
-        served = self._served(compared)
-        # The audit is counted over these narrow rows, not over the wider compared ones, and
-        # not by a pass of its own.
-        rows = served.observe(audited, *audit_metrics()).select(*SERVING_SCHEMA.fieldNames())
+        rows = self._served(compared, audited)
         # Batch rows replace whatever is there, skipping rows already equal so a re-run
         # commits no changes; speed rows only fill gaps; a speed row whose event silver
         # rejected (marked source = 'rejected' here, never inserted) leaves serving.
