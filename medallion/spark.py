@@ -135,7 +135,10 @@ def get_spark(settings: Settings):
         "spark.ui.showConsoleProgress": "true",
         "spark.ui.enabled": "false",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        # The throughput collector: a local session's batch work (parsing, caching, Arrow
+        # batches for the model) allocates fast and keeps little; G1's concurrent bookkeeping
+        # cost 9% of a 2M-event ingest (64.7 s against 58.9 s).
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
     # spark-submit starts the JVM and hands its port to this process.
