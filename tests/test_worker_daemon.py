@@ -71,22 +71,64 @@ def test_only_jars_without_python_leave_the_path(tmp_path: Path):
     assert path == [str(python_inside), str(tmp_path / "pyspark.zip")]
 
 
+@pytest.fixture
+def remembered_versions():
+    import importlib_metadata
+
+    original = importlib_metadata.version
+    worker_daemon.remember_installed_versions()
+    yield importlib_metadata
+    importlib_metadata.version = original
+
+
+def test_a_package_version_is_looked_up_once_per_worker(remembered_versions, monkeypatch):
+    # mlflow checks the model's requirements with it every time a task loads the model.
+    import importlib_metadata
+
+    first = importlib_metadata.version("pyspark")
+    lookups = []
+    from_name = importlib_metadata.Distribution.from_name
+    monkeypatch.setattr(
+        importlib_metadata.Distribution,
+        "from_name",
+        classmethod(lambda cls, name: lookups.append(name) or from_name(name)),
+    )
+    assert importlib_metadata.version("pyspark") == first
+    assert lookups == []
+    importlib_metadata.version.__wrapped__("pyspark")  # what an uncached lookup does
+    assert lookups == ["pyspark"]
+
+
+def test_a_missing_package_is_still_missing(remembered_versions):
+    import importlib_metadata
+
+    for _ in range(2):
+        with pytest.raises(importlib_metadata.PackageNotFoundError):
+            importlib_metadata.version("medallion-no-such-package")
+
+
 def _worker_view(_):
     import sys
     import zipimport
+
+    import importlib_metadata
 
     yield (
         sys.modules["__main__"].__spec__.name,
         [entry for entry in sys.path if entry.endswith(".jar")],
         getattr(zipimport.zipimporter.invalidate_caches, "medallion_lazy", False),
+        getattr(importlib_metadata.version, "medallion_remembered", False),
     )
 
 
 def test_the_session_workers_start_through_the_medallion_daemon(spark):
-    (main, jars, lazy), *_ = spark.sparkContext.parallelize([0], 1).mapPartitions(_worker_view).collect()
+    (main, jars, lazy, remembered), *_ = (
+        spark.sparkContext.parallelize([0], 1).mapPartitions(_worker_view).collect()
+    )
     assert main == "medallion.worker_daemon"
     assert jars == []
     assert lazy == worker_daemon.lazy_zip_invalidation_needed()
+    assert remembered
 
 
 def test_workers_of_another_interpreter_keep_pysparks_daemon(monkeypatch):
