@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion.schemas import FEATURE_COLUMNS
+from medallion.spark import task_slots
 
 
 def with_scores(features: DataFrame, scorer, threshold: float) -> DataFrame:
@@ -30,7 +31,7 @@ def with_scores(features: DataFrame, scorer, threshold: float) -> DataFrame:
     if context.master.startswith("local") and not features.isStreaming:
         # Never more tasks than cores, never a shuffle: coalesce only merges partitions.
         # (A continuous query's plan may not coalesce; its tasks never end anyway.)
-        features = features.coalesce(context.defaultParallelism)
+        features = features.coalesce(task_slots(context))
     return (
         features.withColumn("score", score)
         .withColumn("decision", F.col("score") >= F.lit(threshold))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,25 @@ def _submitted_conf() -> dict[str, str]:
     # A SparkConf reads the JVM's system properties only once the gateway is connected.
     SparkContext._ensure_initialized()
     return dict(SparkConf().getAll())
+
+
+_LOCAL_MASTER = re.compile(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?$")
+
+
+def task_slots(context) -> int:
+    """How many tasks the session runs at once.
+
+    On a local master that is its thread count (``local[2]`` -> 2), whatever
+    ``spark.default.parallelism`` says (medallion sets it to the shuffle partitions);
+    elsewhere Spark's default parallelism, the executors' total cores.
+    """
+    local = _LOCAL_MASTER.match(context.master)
+    if local is None:
+        return context.defaultParallelism
+    threads = local.group(1)
+    if threads is None:
+        return 1
+    return (os.cpu_count() or 1) if threads == "*" else int(threads)
 
 
 def jvm_class_available(spark, class_name: str) -> bool:

@@ -182,6 +182,29 @@ def test_rejected_combinations_end_before_start_in_one_line(spark, settings, ove
     assert not spark.streams.active
 
 
+def test_continuous_rate_partitions_may_not_hold_every_core(spark, settings):
+    # Continuous tasks never end: on local[2] two of them would starve every other job.
+    # spark.default.parallelism (4 here) is not the number of cores.
+    from medallion.config import load_settings
+    from tests.conftest import REPO
+
+    held = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[
+            f"storage.root={settings.storage.root}",
+            "stream.trigger.kind=continuous",
+            "stream.trigger.interval=1 second",
+            "stream.source=rate",
+            "stream.sink=memory",
+            "stream.rate.partitions=2",
+        ],
+    )
+    with pytest.raises(StreamConfigError, match=r"stream.rate.partitions=2 would hold all 2 cores"):
+        SpeedLayer(held, spark, log=lambda _: None).start()
+    assert not spark.streams.active
+
+
 @pytest.mark.parametrize("mode", ["shadow", "canary"])
 def test_challenger_in_the_stream_shadow_never_served_canary_served_for_its_cards(
     spark, lake_with_champion, mode

@@ -37,7 +37,7 @@ from medallion.schemas import (
     SERVING_SCHEMA,
     STREAM_METRICS_SCHEMA,
 )
-from medallion.spark import session_conf
+from medallion.spark import session_conf, task_slots
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
@@ -274,7 +274,7 @@ class SpeedLayer:
         variant: str = "champion",
     ) -> DataFrame:
         # Each scoring task loads the model once: a small batch scores in few tasks.
-        tasks = max(1, min(self.spark.sparkContext.defaultParallelism, -(-silver // ROWS_PER_SCORING_TASK)))
+        tasks = max(1, min(task_slots(self.spark.sparkContext), -(-silver // ROWS_PER_SCORING_TASK)))
         features = build_features(rows, profiles).coalesce(tasks)
         threshold = self.settings.model.decision_threshold
         if variant == "champion" and self.settings.stream.challenger == "canary":
@@ -300,7 +300,7 @@ class SpeedLayer:
         from medallion.features import profile_lookup_features
 
         stream = self.settings.stream
-        cores = self.spark.sparkContext.defaultParallelism
+        cores = task_slots(self.spark.sparkContext)
         if stream.source == "rate" and stream.rate.partitions >= cores:
             # Continuous tasks never finish: with every core held, no other job ever runs.
             raise StreamConfigError(
