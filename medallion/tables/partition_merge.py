@@ -199,24 +199,29 @@ def partition_text(value: Any) -> str:
     return str(value)
 
 
-def check_partition(path: str, partition: Mapping[str, Any], partition_by: Sequence[str]) -> None:
+def check_partition(
+    path: str, partition: Mapping[str, Any], partition_by: Sequence[str], operation: str = "merge into"
+) -> None:
     """A one-line error unless ``partition`` gives non-null values to partition columns.
 
     Values are compared with the log's text of them: dates, strings, integers and booleans.
     """
     if not partition or any(k not in partition_by or v is None for k, v in partition.items()):
         raise MedallionError(
-            f"merge into {path}: partition={{{_described(partition)}}} must give values to some of its "
+            f"{operation} {path}: partition={{{_described(partition)}}} must give values to some of its "
             f"partition columns ({', '.join(partition_by) or 'none'})"
         )
 
 
-def rows_outside_message(path: str, partition: Mapping[str, Any], rows: int | None = None) -> str:
+def rows_outside_message(
+    path: str,
+    partition: Mapping[str, Any],
+    rows: int | None = None,
+    operation: str = "merge into",
+    remedy: str = "filter the source to it or merge without partition=",
+) -> str:
     count = f"{rows} source row(s)" if rows is not None else "source rows"
-    return (
-        f"merge into {path}: {count} lie outside partition {_described(partition)}; "
-        "filter the source to it or merge without partition="
-    )
+    return f"{operation} {path}: {count} lie outside partition {_described(partition)}; {remedy}"
 
 
 def several_matches_message(path: str, keys: Sequence[str]) -> str:

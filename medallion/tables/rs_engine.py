@@ -525,7 +525,8 @@ class RsTable(Table, engine="rs"):
 
         from medallion.observation import observed
 
-        check_partition(self.path, partition, self.partition_by)
+        replacing = "replace partition of"
+        check_partition(self.path, partition, self.partition_by, operation=replacing)
         where = " AND ".join(f"{_quoted(k)} = '{partition_text(v)}'" for k, v in partition.items())
 
         def attempt() -> int:
@@ -539,8 +540,18 @@ class RsTable(Table, engine="rs"):
                 return 0
             with self._discarded_on_failure(staged):
                 figures = observed(outside)
-                if figures is None or figures["rows"]:
-                    self._check_rows_match(staged, where)  # raises, naming the predicate
+                if figures is None:  # no action reported it: look at what was written
+                    self._check_rows_match(staged, where)
+                elif figures["rows"]:
+                    raise MedallionError(
+                        rows_outside_message(
+                            self.path,
+                            partition,
+                            figures["rows"],
+                            replacing,
+                            "make build return only its rows",
+                        )
+                    )
                 now = int(time.time() * 1000)
                 actions = [RemoveAction(rel, True, now, size) for rel, size in files.items()]
                 actions += [f.add_action() for f in staged]

@@ -230,6 +230,14 @@ def test_replace_partition_refuses_rows_outside_it(spark, storage_root, frame):
     table = Table.create(spark, str(storage_root / "r"), SCHEMA, partition_by=["event_date"], engine="rs")
     table.append(frame(range(2), DAY1))
     version = table.version()
-    with pytest.raises(MedallionError, match="do not match"):
-        table.replace_partition(lambda: frame([5], DAY2), {"event_date": DAY1})
+    with pytest.raises(MedallionError) as err:
+        table.replace_partition(
+            lambda: frame([5, 6], DAY2).unionByName(frame([7], DAY1)), {"event_date": DAY1}
+        )
+    assert str(err.value) == (
+        f"replace partition of {table.path}: 2 source row(s) lie outside partition event_date={DAY1}; "
+        "make build return only its rows"
+    )
     assert table.version() == version
+    with pytest.raises(MedallionError, match=r"^replace partition of .*: partition=\{n=1\} must give values"):
+        table.replace_partition(lambda: frame([5], DAY1), {"n": 1})
