@@ -1,4 +1,4 @@
-"""PySpark's Python worker daemon, minus three fixed costs of every Python UDF task.
+"""PySpark's Python worker daemon, minus the fixed costs of every Python UDF task.
 
 Local sessions built by :func:`medallion.spark.get_spark` start their Python workers
 through this module (``spark.python.daemon.module``)::
@@ -10,18 +10,16 @@ path holds pyspark.zip, py4j's zip and the spark-core jar (5,000 entries, no Pyt
 
 - on Python 3.10 and 3.11 every zipimporter then reads its archive's whole directory again
   (python/cpython#103200, fixed in 3.12), once per package imported from it;
-- mlflow's ``spark_udf`` checks the model's requirements in every task, and each worker's
-  first lookup of an installed package lists every archive on the path, the jar included
-  (the metadata cache itself survives ``invalidate_caches`` on 3.11).
+- on a local master mlflow's ``spark_udf`` loads the model in every task, and loading checks
+  each of the model's requirements with ``importlib_metadata.version``; the
+  ``invalidate_caches`` call clears importlib_metadata's path cache too, so every task
+  lists every archive on the path (the jar included) and finds and parses eight METADATA
+  files again, about 100 ms of a scoring task's CPU.
 
-On a local master mlflow's UDF also loads the model in every task, and loading checks each
-of the model's requirements with ``importlib_metadata.version``: finding and parsing eight
-METADATA files, about 100 ms of a scoring task's CPU on each core.
-
-Together about 300 ms per task before the UDF sees a row, on a path where a streaming
+Together up to about 300 ms per task before the UDF sees a row, on a path where a streaming
 micro-batch scores in one task. Here the jar leaves the path, an archive is read again
 only when it changed on disk, and a package's version is looked up once per worker. The
-daemon forks every worker, so each one inherits all three.
+daemon forks every worker, so each one inherits these.
 """
 
 from __future__ import annotations
@@ -79,8 +77,8 @@ def _holds_python(archive: str) -> bool:
 def remember_installed_versions() -> None:
     """Answer ``importlib_metadata.version`` from memory after a package's first lookup.
 
-    A worker's answer cannot go stale in a way that matters: the modules it runs were
-    imported when it started, whatever is installed on disk later.
+    The answer does not go stale in a way that matters: a worker keeps running the modules
+    it has imported, whatever is installed on disk later.
     """
     try:
         import importlib_metadata
