@@ -59,6 +59,20 @@ def test_features_are_point_in_time(spark):
         assert features.schema[field.name].dataType == field.dataType
 
 
+def test_every_micro_batch_builds_its_features_from_columns_made_once(spark):
+    # foreachBatch hands each micro-batch a new session object; the Columns are the JVM's.
+    from medallion.features import _feature_columns
+
+    day = date(2026, 11, 20)
+    build_features(events(spark, HISTORY), None)
+    built = _feature_columns.cache_info().misses
+    for _ in range(3):
+        batch = spark.newSession()
+        features = build_features(events(batch, HISTORY).where(F.col("event_date") == day), None)
+        assert features.where("event_id = 'x1'").first().hour == 1.0
+    assert _feature_columns.cache_info().misses == built
+
+
 def test_map_only_lookup_equals_the_join(spark):
     silver = events(spark, HISTORY)
     days = [date(2026, 11, 20), date(2026, 11, 21)]
