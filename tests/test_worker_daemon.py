@@ -83,8 +83,7 @@ def remembered_versions():
 
 def test_a_package_version_is_looked_up_once_per_worker(remembered_versions, monkeypatch):
     # mlflow checks the model's requirements with it every time a task loads the model.
-    import importlib_metadata
-
+    importlib_metadata = remembered_versions
     first = importlib_metadata.version("pyspark")
     lookups = []
     from_name = importlib_metadata.Distribution.from_name
@@ -100,8 +99,7 @@ def test_a_package_version_is_looked_up_once_per_worker(remembered_versions, mon
 
 
 def test_a_missing_package_is_still_missing(remembered_versions):
-    import importlib_metadata
-
+    importlib_metadata = remembered_versions
     for _ in range(2):
         with pytest.raises(importlib_metadata.PackageNotFoundError):
             importlib_metadata.version("medallion-no-such-package")

@@ -548,8 +548,8 @@ class RsTable(Table, engine="rs"):
                             self.path,
                             partition,
                             figures["rows"],
-                            replacing,
-                            "make build return only its rows",
+                            operation=replacing,
+                            remedy="make build return only its rows",
                         )
                     )
                 now = int(time.time() * 1000)
