@@ -41,9 +41,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -56,6 +54,7 @@ from medallion.tables.partition_merge import (
     partition_text,
     rows_outside_message,
 )
+from medallion.tables.staged import StagedFile, describe_file, is_data_file
 from medallion.tables.table import (
     Table,
     Txn,
@@ -74,30 +73,9 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 STAGING_PREFIX = "staging-"
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-STRING_STATS_PREFIX = 32  # as delta-spark: longer max values are left out, not truncated
 # A Spark write job costs about 0.2 s however few its rows (job, commit protocol, renames):
 # an append known to be at most this small is collected and written by delta-rs instead.
 DRIVER_WRITE_ROWS = 50_000
-
-
-@dataclass(frozen=True)
-class StagedFile:
-    """A parquet file written for a commit: where it is and what its footer says."""
-
-    path: str  # relative to the table root, as the log records it
-    size: int
-    modification_time: int
-    partition_values: dict[str, str | None]
-    num_records: int
-    stats: str
-
-    def add_action(self, data_change: bool = True):
-        from deltalake.transaction import AddAction
-
-        return AddAction(
-            self.path, self.size, self.partition_values, self.modification_time, data_change, self.stats
-        )
 
 
 # delta-rs checkpoints every 100 commits, Delta Lake every 10. Every call here reads the log,
@@ -672,7 +650,7 @@ class RsTable(Table, engine="rs"):
         written = [
             info.path
             for info in fs.get_file_info(pafs.FileSelector(posixpath.join(root, staging), recursive=True))
-            if info.type == pafs.FileType.File and _is_data_file(info.path)
+            if info.type == pafs.FileType.File and is_data_file(info.path)
         ]
         moved = []
         for source in written:
@@ -684,7 +662,7 @@ class RsTable(Table, engine="rs"):
         fs.delete_dir(posixpath.join(root, staging))
         schema = self.schema
         with ThreadPoolExecutor(max_workers=8) as pool:
-            staged = list(pool.map(lambda rel: _describe(fs, root, rel, schema), moved))
+            staged = list(pool.map(lambda rel: describe_file(fs, root, rel, schema), moved))
         empty = [f for f in staged if f.num_records == 0]
         self._discard(empty)
         staged = [f for f in staged if f.num_records > 0]
@@ -844,93 +822,6 @@ def _use_micros_timestamps(spark: SparkSession) -> None:
     # delta-spark forces TIMESTAMP_MICROS the same way.
     if spark.conf.get("spark.sql.parquet.outputTimestampType") != "TIMESTAMP_MICROS":
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-
-
-def _is_data_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return name.endswith(".parquet") and not name.startswith((".", "_"))
-
-
-def _partition_values(relative: str) -> dict[str, str | None]:
-    values: dict[str, str | None] = {}
-    for segment in relative.split("/")[:-1]:
-        if "=" in segment:
-            key, _, value = segment.partition("=")
-            value = unquote(value)
-            values[unquote(key)] = None if value == HIVE_NULL else value
-    return values
-
-
-def _describe(fs: pafs.FileSystem, root: str, relative: str, schema: StructType) -> StagedFile:
-    import pyarrow.parquet as pq
-
-    full = posixpath.join(root, relative)
-    info = fs.get_file_info(full)
-    with fs.open_input_file(full) as handle:
-        meta = pq.read_metadata(handle)
-    return StagedFile(
-        path=relative,
-        size=info.size,
-        modification_time=int(info.mtime.timestamp() * 1000) if info.mtime else int(time.time() * 1000),
-        partition_values=_partition_values(relative),
-        num_records=meta.num_rows,
-        stats=json.dumps(_footer_stats(meta, schema)),
-    )
-
-
-def _footer_stats(meta, schema: StructType) -> dict[str, Any]:
-    """Delta file statistics from a parquet footer: numRecords, minValues, maxValues, nullCount."""
-    top_level = {f.name: f.dataType.typeName() for f in schema.fields}
-    mins: dict[str, Any] = {}
-    maxs: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for index in range(meta.num_columns):
-        name = meta.schema.column(index).path
-        kind = top_level.get(name)
-        if kind is None:  # nested or not in the table
-            continue
-        lows, highs, count, complete = [], [], 0, True
-        for group in range(meta.num_row_groups):
-            stats = meta.row_group(group).column(index).statistics
-            if stats is None:
-                complete = False
-                break
-            count += stats.null_count or 0
-            if stats.has_min_max:
-                lows.append(stats.min)
-                highs.append(stats.max)
-        if not complete:
-            continue
-        nulls[name] = count
-        if lows:
-            low, high = _stat_value(kind, min(lows), "min"), _stat_value(kind, max(highs), "max")
-            if low is not None and high is not None:
-                mins[name], maxs[name] = low, high
-    return {"numRecords": meta.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
-
-
-def _stat_value(kind: str, value: Any, side: str) -> Any:
-    """A footer min/max as Delta's JSON stats want it, or None where Delta would not keep it."""
-    if kind in ("integer", "long", "short", "byte"):
-        return int(value)
-    if kind in ("float", "double"):
-        return float(value) if math.isfinite(value) else None
-    if kind == "string" and isinstance(value, str):
-        if side == "min":
-            return value[:STRING_STATS_PREFIX]
-        return value if len(value) <= STRING_STATS_PREFIX else None
-    if kind == "date" and isinstance(value, date):
-        return value.isoformat()
-    if kind == "timestamp" and isinstance(value, datetime):
-        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        # Delta keeps milliseconds: widen the range so data skipping never drops a row.
-        floored = value.replace(microsecond=value.microsecond // 1000 * 1000)
-        if side == "max" and floored != value:
-            floored += timedelta(milliseconds=1)
-        return floored.strftime("%Y-%m-%dT%H:%M:%S.") + f"{floored.microsecond // 1000:03d}Z"
-    if isinstance(value, Decimal | bool):
-        return None  # JSON floats would round decimals; booleans carry no skipping value
-    return None
 
 
 def _plain(uri: str) -> str:
