@@ -7,7 +7,8 @@ Usage::
     staged.add_action()                 # what the commit records, with Delta's JSON stats
 
 Statistics follow delta-spark's: numRecords, per-column minValues / maxValues / nullCount for
-top-level columns, timestamps widened to milliseconds, long strings' max left out.
+top-level columns, timestamps widened to milliseconds. A column keeps both bounds or
+neither: a string max longer than the prefix, a decimal or a boolean leaves it without.
 """
 
 from __future__ import annotations
