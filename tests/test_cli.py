@@ -162,3 +162,34 @@ def test_features_for_a_day_silver_lacks_says_so(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "features 2026-11-20: 0 rows" in out
     assert "silver holds no events for 2026-11-20: run medallion ingest first" in out
+
+
+def test_a_backfill_scores_each_day_once_and_says_which_had_no_events(spark, lake_with_champion, capsys):
+    """``medallion batch --from --to``: every night of the range, one summary row per day."""
+    from datetime import date
+
+    from pyspark.sql import functions as F
+
+    from medallion.cli import main
+    from medallion.datagen import generate_history
+    from medallion.tables import Lakehouse
+
+    settings = lake_with_champion()
+    generate_history(settings, days=2, events_per_day=150, end_date=date(2026, 11, 21), progress=False)
+    capsys.readouterr()
+    conf = ["--set", f"storage.root={settings.storage.root}"]
+    conf += ["--set", f"storage.tracking_uri={settings.storage.mlflow_tracking_uri}"]
+
+    assert main(["batch", "--from", "2026-11-20", "--to", "2026-11-22", *conf]) == 0
+    out = capsys.readouterr().out
+
+    lake = Lakehouse(settings, spark)
+    silver = lake.table("silver", "events").read()
+    scored = lake.table("gold", "predictions_batch").read()
+    for day in (date(2026, 11, 20), date(2026, 11, 21)):
+        events = silver.where(F.col("event_date") == day).count()
+        assert scored.where(F.col("event_date") == day).count() == events > 100
+    assert scored.select("event_id").distinct().count() == scored.count()
+    assert "2026-11-22: no events, nothing scored" in out
+    summary = out[out.index("nightly batch") :]
+    assert all(day in summary for day in ("2026-11-20", "2026-11-21", "2026-11-22"))
