@@ -104,8 +104,8 @@ def main() -> None:
             return min(timings)
 
         # Best of five: Python workers and the model load in the first, as a night that scores
-        # many partitions pays them once. The in-process predict runs back to back, where its
-        # large arrays reuse memory the previous call freed: its fastest (see the README).
+        # many partitions pays them once. Run back to back, the in-process predict spends the
+        # least time in the kernel mapping pages for its large arrays: its fastest (README).
         udf_s = best_of(5, lambda: with_scores(cached, scorer, threshold).agg(F.sum("score")).collect())
         frame = pd.read_parquet(parquet)
         features_frame = frame[list(FEATURE_COLUMNS)]
