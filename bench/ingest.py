@@ -54,12 +54,11 @@ def bare_outputs(spark, landing: dict[str, str], gold: dict[str, DataFrame], out
     from medallion.schemas import EVENT_FIELDS, LABEL_FIELDS, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 
     typed = {
-        "events": ", ".join(
-            f"{name} {SILVER_EVENTS_SCHEMA[name].dataType.simpleString()}" for name in EVENT_FIELDS
-        ),
-        "labels": ", ".join(
-            f"{name} {SILVER_LABELS_SCHEMA[name].dataType.simpleString()}" for name in LABEL_FIELDS
-        ),
+        feed: ", ".join(f"{name} {schema[name].dataType.simpleString()}" for name in fields)
+        for feed, fields, schema in (
+            ("events", EVENT_FIELDS, SILVER_EVENTS_SCHEMA),
+            ("labels", LABEL_FIELDS, SILVER_LABELS_SCHEMA),
+        )
     }
     for feed, folder in landing.items():
         lines = spark.read.text(folder).select(
