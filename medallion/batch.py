@@ -48,12 +48,6 @@ class NightReport:
     no_events: bool = False
 
 
-def yesterday_utc() -> date:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).date() - timedelta(days=1)
-
-
 class NightlyBatch:
     """Runs one night; ``on_step`` is called with each finished step (the CLI prints a line)."""
 

@@ -48,18 +48,36 @@ class _Globals:
     overrides: list[str] = []
 
 
-def settings_from(env: str | None, overrides: list[str] | None) -> Settings:
-    """Settings for a command: its own --env/--set win over the ones given before it."""
-    return load_settings(env=env or _Globals.env, overrides=[*_Globals.overrides, *(overrides or [])])
+TodayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--today",
+        metavar="YYYY-MM-DD",
+        help="pin the business day (clock.today): defaults, retention and live data count from it",
+    ),
+]
+
+
+def _today_override(today: str | None) -> list[str]:
+    return [] if today is None else [f"clock.today={today}"]
+
+
+def settings_from(env: str | None, overrides: list[str] | None, today: str | None = None) -> Settings:
+    """Settings for a command: its own --env/--set/--today win over the ones given before it."""
+    return load_settings(
+        env=env or _Globals.env,
+        overrides=[*_Globals.overrides, *(overrides or []), *_today_override(today)],
+    )
 
 
 @app.callback()
 def _main(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
 ) -> None:
     _Globals.env = env
-    _Globals.overrides = list(set_ or [])
+    _Globals.overrides = [*(set_ or []), *_today_override(today)]
 
 
 @config_app.command("show")
@@ -110,7 +128,8 @@ def doctor(env: EnvOption = None, set_: SetOption = None) -> None:
 # --------------------------------------------------------------------------- pipeline commands
 
 DateOption = Annotated[
-    str | None, typer.Option("--date", metavar="YYYY-MM-DD", help="the day (default: yesterday, UTC)")
+    str | None,
+    typer.Option("--date", metavar="YYYY-MM-DD", help="the day (default: yesterday, by the clock)"),
 ]
 FromOption = Annotated[
     str | None, typer.Option("--from", metavar="YYYY-MM-DD", help="first day of a backfill")
@@ -118,29 +137,35 @@ FromOption = Annotated[
 ToOption = Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD", help="last day of a backfill")]
 
 
-def _day(text: str | None, option: str = "--date"):
+def _day(settings: Settings, text: str | None, option: str = "--date"):
+    """``text`` as a date, or the clock's yesterday when it is None."""
     from datetime import date
 
-    from medallion.batch import yesterday_utc
+    from medallion.clock import Clock
     from medallion.errors import ConfigError
 
+    yesterday = Clock.from_settings(settings).yesterday()
     if text is None:
-        return yesterday_utc()
+        return yesterday
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"{option} {text!r}: expected YYYY-MM-DD, e.g. 2026-11-20") from None
+        raise ConfigError(f"{option} {text!r}: expected YYYY-MM-DD, e.g. {yesterday}") from None
 
 
-def _days(date_: str | None, from_: str | None, to: str | None):
+def _days(settings: Settings, date_: str | None, from_: str | None, to: str | None):
     """``--date D`` or ``--from D1 --to D2`` -> (first, last), checked before any JVM starts."""
+    from datetime import timedelta
+
+    from medallion.clock import Clock
     from medallion.errors import ConfigError
 
     if bool(from_) != bool(to):
-        raise ConfigError("--from and --to go together, e.g. --from 2026-11-01 --to 2026-11-07")
+        last = Clock.from_settings(settings).yesterday()
+        raise ConfigError(f"--from and --to go together, e.g. --from {last - timedelta(days=6)} --to {last}")
     if not from_:
-        return _day(date_), _day(date_)
-    first, last = _day(from_, "--from"), _day(to, "--to")
+        return _day(settings, date_), _day(settings, date_)
+    first, last = _day(settings, from_, "--from"), _day(settings, to, "--to")
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
     return first, last
@@ -166,6 +191,7 @@ def _table(title: str, columns: list[str], rows) -> RichTable:
 def datagen(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     days: Annotated[int | None, typer.Option(help="days of history (default: datagen.days)")] = None,
     events_per_day: Annotated[int | None, typer.Option("--events-per-day")] = None,
     end_date: Annotated[
@@ -182,7 +208,7 @@ def datagen(
     """Write synthetic card transactions and labels into the landing zone."""
     from medallion import datagen as generator
 
-    settings = settings_from(env, set_)
+    settings = settings_from(env, set_, today)
     if follow:
         summary = generator.follow(settings, rate=rate, duration_s=duration, seed=seed)
     else:
@@ -190,7 +216,7 @@ def datagen(
             settings,
             days=days,
             events_per_day=events_per_day,
-            end_date=_day(end_date, "--end-date") if end_date else None,
+            end_date=_day(settings, end_date, "--end-date") if end_date else None,
             seed=seed,
         )
     console.print(summary.table())
@@ -232,6 +258,7 @@ def ingest(
 def features(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     date_: DateOption = None,
     from_: FromOption = None,
     to: ToOption = None,
@@ -239,8 +266,8 @@ def features(
     """Build gold card profiles and features for a day (or --from/--to in one pass), and refresh the training set."""
     from medallion.featurestore import FeatureStore
 
-    settings = settings_from(env, set_)
-    first, last = _days(date_, from_, to)
+    settings = settings_from(env, set_, today)
+    first, last = _days(settings, date_, from_, to)
     store = FeatureStore(settings, _spark(settings))
     build = store.build(first, last)
     rows, version = store.refresh_training_set()
@@ -258,6 +285,7 @@ def features(
 def batch(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     date_: DateOption = None,
     from_: FromOption = None,
     to: ToOption = None,
@@ -271,8 +299,8 @@ def batch(
     """The nightly batch layer for a day (or --from/--to): ingest, features, score, reconcile."""
     from medallion.batch import NightlyBatch
 
-    settings = settings_from(env, set_)
-    first, last = _days(date_, from_, to)
+    settings = settings_from(env, set_, today)
+    first, last = _days(settings, date_, from_, to)
     spark = _spark(settings)
 
     def show(step) -> None:
@@ -301,6 +329,7 @@ def batch(
 def reconcile(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     date_: DateOption = None,
     since: Annotated[
         str | None,
@@ -314,11 +343,11 @@ def reconcile(
     from medallion.errors import ConfigError
     from medallion.reconcile import Reconciler
 
-    settings = settings_from(env, set_)
-    last = _day(date_)
-    first = _day(since, "--since") if since else last
+    settings = settings_from(env, set_, today)
+    last = _day(settings, date_)
+    first = _day(settings, since, "--since") if since else last
     if first > last:
-        raise ConfigError(f"--since {first} is after --date {last} (default: yesterday, UTC)")
+        raise ConfigError(f"--since {first} is after --date {last} (default: yesterday, by the clock)")
     reconciler = Reconciler(settings, _spark(settings))
     audits = reconciler.run_since(first, last)
     columns = [
@@ -348,9 +377,9 @@ def reconcile(
             f"no predictions for {', '.join(empty)} yet: medallion batch and medallion stream write them"
         )
     if compact:
-        from datetime import UTC, datetime
+        from medallion.clock import Clock
 
-        deleted = reconciler.compact_speed(datetime.now(UTC).date())
+        deleted = reconciler.compact_speed(Clock.from_settings(settings).today())
         days = settings.reconcile.speed_retention_days
         console.print(
             f"compacted gold.predictions_speed: {deleted} superseded rows older than {days} days removed"
@@ -361,12 +390,13 @@ def reconcile(
 def stream(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     timeout: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
 ) -> None:
     """Start the speed layer's scoring query; SIGTERM or Ctrl-C stops it after the current batch."""
     from medallion.streaming.speed import SpeedLayer
 
-    settings = settings_from(env, set_)
+    settings = settings_from(env, set_, today)
     SpeedLayer(
         settings, _spark(settings), log=lambda line: console.print(line, highlight=False, markup=False)
     ).run(timeout)
@@ -493,6 +523,7 @@ def status(env: EnvOption = None, set_: SetOption = None) -> None:
 def report(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     output: Annotated[
         str | None, typer.Option(help="folder for the HTML file (default: <storage.root>/reports)")
     ] = None,
@@ -500,7 +531,7 @@ def report(
     """Write the HTML run report: layers, model curves, batch/speed agreement, stream, drift."""
     from medallion.report import RunReport
 
-    settings = settings_from(env, set_)
+    settings = settings_from(env, set_, today)
     path = RunReport(settings, _spark(settings)).build().write(output)
     console.print(f"report: {path}", highlight=False)
 
@@ -509,6 +540,7 @@ def report(
 def demo(
     env: EnvOption = None,
     set_: SetOption = None,
+    today: TodayOption = None,
     days: Annotated[int | None, typer.Option(help="days of history (default: datagen.days)")] = None,
     stream_seconds: Annotated[
         float, typer.Option("--stream-seconds", help="how long live events drip")
@@ -517,7 +549,7 @@ def demo(
     """The whole lambda loop on generated data: history, nights, live stream, reconcile, report."""
     from medallion.demo import run_demo
 
-    settings = settings_from(env, set_)
+    settings = settings_from(env, set_, today)
     summary = run_demo(
         settings,
         _spark(settings),

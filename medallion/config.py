@@ -20,6 +20,7 @@ import os
 import re
 import typing
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,6 +229,14 @@ class ReconcileSettings(_Section):
     )
 
 
+class ClockSettings(_Section):
+    """Which day it is for the pipeline (see :mod:`medallion.clock`)."""
+
+    today: date | None = Field(
+        default=None, description="pin the business day (YYYY-MM-DD); default: the real UTC date"
+    )
+
+
 class ExpectationSettings(_Section):
     """One declared row expectation (see :mod:`medallion.expectations`)."""
 
@@ -254,6 +263,7 @@ class Settings(_Section):
     datagen: DatagenSettings = Field(default_factory=DatagenSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
     expectations: ExpectationsSettings = Field(default_factory=ExpectationsSettings)
 
     # Not configuration: where each dotted key's value came from.
@@ -307,7 +317,8 @@ def _parse_scalar(text: str) -> Any:
     """``"4"`` -> 4, ``"true"`` -> True, ``"5 seconds"`` -> '5 seconds' (YAML's scalar rules)."""
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):
+        # ValueError: a date-shaped value that is no date ("2026-13-01"); validation names it.
         return text
     return text if value is None and text.strip() not in ("null", "~") else value
 

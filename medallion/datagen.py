@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
 
+from medallion.clock import Clock
 from medallion.config import Settings
 from medallion.schemas import (
     CHANNELS,
@@ -71,11 +72,14 @@ class GenerationSummary:
     labels: int = 0
     corrections: int = 0
     malformed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MALFORMED_KINDS, 0))
+    first_day: date | None = None
+    last_day: date | None = None
 
     def table(self):
         from rich.table import Table
 
-        table = Table(title="datagen")
+        days = f": {self.first_day} .. {self.last_day}" if self.first_day else ""
+        table = Table(title=f"datagen{days}")
         table.add_column("what")
         table.add_column("count", justify="right")
         for name in ("files", "events", "fraud", "duplicates", "late", "labels", "corrections"):
@@ -309,18 +313,18 @@ def generate_history(
     seed: int | None = None,
     progress: bool = True,
 ) -> GenerationSummary:
-    """Write ``days`` days of events (ending ``end_date``, default yesterday UTC) and their labels."""
+    """Write ``days`` days of events (ending ``end_date``, default the clock's yesterday) and their labels."""
     from rich.progress import Progress
 
     conf = settings.datagen
     days = days or conf.days
     per_day = events_per_day or conf.events_per_day
     seed = conf.seed if seed is None else seed
-    end_date = end_date or (datetime.now(UTC).date() - timedelta(days=1))
+    end_date = end_date or Clock.from_settings(settings).yesterday()
     first = end_date - timedelta(days=days - 1)
     rng = random.Random(seed)
     world = _World(settings, seed, first, days)
-    summary = GenerationSummary()
+    summary = GenerationSummary(first_day=first, last_day=end_date)
     sent: list[str] = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("generating landing files", total=days)
@@ -354,16 +358,17 @@ def follow(
     rate = rate or conf.follow_rate
     seed = (conf.seed if seed is None else seed) + 1_000_003
     rng = random.Random(seed)
-    today = datetime.now(UTC).date()
+    clock = Clock.from_settings(settings)
+    today = clock.today()
     world = _World(settings, conf.seed, today - timedelta(days=conf.days), conf.days + 1)
-    summary = GenerationSummary()
+    summary = GenerationSummary(first_day=today, last_day=today)
     sent: list[str] = []
     stop = stop or threading.Event()
     started = time.monotonic()
     tick = 0
     while not stop.is_set() and (duration_s is None or time.monotonic() - started < duration_s):
         count = max(1, int(rng.gauss(rate, rate**0.5)))
-        stamp = datetime.now(UTC)
+        stamp = clock.now()
         lines, _ = _day_lines(
             rng, world, settings, today, count, f"live-{stamp:%Y%m%d%H%M%S}-{tick:05d}-s{seed}", summary, sent
         )

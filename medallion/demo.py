@@ -24,11 +24,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from medallion.clock import Clock
 from medallion.config import Settings
 
 
@@ -59,7 +60,7 @@ def run_demo(
     from medallion.report import RunReport
     from medallion.streaming.speed import SpeedLayer
 
-    today = datetime.now(UTC).date()
+    today = Clock.from_settings(settings).today()
     days = days or settings.datagen.days
     yesterday = today - timedelta(days=1)
     first = yesterday - timedelta(days=days - 1)

@@ -1,23 +1,20 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # 05 · Reconcile and report
-# MAGIC Folds the speed layer into gold.predictions for `date` (default yesterday UTC), then
+# MAGIC Folds the speed layer into gold.predictions for `date` (default yesterday; widget `today` pins the clock), then
 # MAGIC writes the HTML run report.
 
 # COMMAND ----------
 
 from medallion.notebook import NotebookContext
 
-ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": "", "date": ""})
+ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": "", "date": "", "today": ""})
 
 # COMMAND ----------
 
-from datetime import date
-
-from medallion.batch import yesterday_utc
 from medallion.reconcile import Reconciler
 
-day = date.fromisoformat(ctx.widget("date")) if ctx.widget("date") else yesterday_utc()
+day = ctx.day()
 audit = Reconciler(ctx.settings, ctx.spark).run(day)
 print(audit.figures)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import CLOCK, HISTORY_END, REPO
+
+DAY = HISTORY_END.isoformat()
 
 
 def medallion(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -98,18 +100,19 @@ def test_every_command_accepts_env_and_set(command):
 
 def test_batch_without_a_champion_exits_2_with_what_to_run(spark, tmp_path, capsys):
     """In process (the shared session) rather than a subprocess: the same main(), no JVM start."""
-    from datetime import date
-
     from medallion.cli import main
     from medallion.config import load_settings
     from medallion.datagen import generate_history
 
     root = f"storage.root={tmp_path}"
-    settings = load_settings(environ={}, directory=REPO / "conf", overrides=[root, "datagen.cards=100"])
-    generate_history(settings, days=1, events_per_day=100, end_date=date(2026, 11, 20), progress=False)
+    settings = load_settings(
+        environ={}, directory=REPO / "conf", overrides=[root, "datagen.cards=100", CLOCK]
+    )
+    generate_history(settings, days=1, events_per_day=100, progress=False)
     capsys.readouterr()
 
-    assert main(["batch", "--date", "2026-11-20", "--set", root]) == 2
+    # No --date: the clock's yesterday, the day datagen's history ended.
+    assert main(["batch", "--set", root, "--set", CLOCK]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: no 'champion' alias on fraud_model: run medallion train, then medallion model promote"
     ]
@@ -150,23 +153,23 @@ def test_a_bad_day_names_its_option_before_any_work(args, error, tmp_path, capsy
 def test_reconcile_of_a_day_nothing_scored_says_so(tmp_path, capsys):
     from medallion.cli import main
 
-    assert main(["reconcile", "--date", "2026-11-20", "--set", f"storage.root={tmp_path}"]) == 0
+    assert main(["reconcile", "--date", DAY, "--set", f"storage.root={tmp_path}"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # as read, whatever the terminal's width
-    assert "no predictions for 2026-11-20 yet: medallion batch and medallion stream write them" in out
+    assert f"no predictions for {DAY} yet: medallion batch and medallion stream write them" in out
 
 
 def test_features_for_a_day_silver_lacks_says_so(tmp_path, capsys):
     from medallion.cli import main
 
-    assert main(["features", "--date", "2026-11-20", "--set", f"storage.root={tmp_path}"]) == 0
+    assert main(["features", "--date", DAY, "--set", f"storage.root={tmp_path}"]) == 0
     out = capsys.readouterr().out
-    assert "features 2026-11-20: 0 rows" in out
-    assert "silver holds no events for 2026-11-20: run medallion ingest first" in out
+    assert f"features {DAY}: 0 rows" in out
+    assert f"silver holds no events for {DAY}: run medallion ingest first" in out
 
 
 def test_a_backfill_scores_each_day_once_and_says_which_had_no_events(spark, lake_with_champion, capsys):
     """``medallion batch --from --to``: every night of the range, one summary row per day."""
-    from datetime import date
+    from datetime import timedelta
 
     from pyspark.sql import functions as F
 
@@ -175,21 +178,22 @@ def test_a_backfill_scores_each_day_once_and_says_which_had_no_events(spark, lak
     from medallion.tables import Lakehouse
 
     settings = lake_with_champion()
-    generate_history(settings, days=2, events_per_day=150, end_date=date(2026, 11, 21), progress=False)
+    first, last = HISTORY_END - timedelta(days=2), HISTORY_END - timedelta(days=1)
+    generate_history(settings, days=2, events_per_day=150, end_date=last, progress=False)
     capsys.readouterr()
     conf = ["--set", f"storage.root={settings.storage.root}"]
     conf += ["--set", f"storage.tracking_uri={settings.storage.mlflow_tracking_uri}"]
 
-    assert main(["batch", "--from", "2026-11-20", "--to", "2026-11-22", *conf]) == 0
+    assert main(["batch", "--from", str(first), "--to", str(HISTORY_END), *conf]) == 0
     out = capsys.readouterr().out
 
     lake = Lakehouse(settings, spark)
     silver = lake.table("silver", "events").read()
     scored = lake.table("gold", "predictions_batch").read()
-    for day in (date(2026, 11, 20), date(2026, 11, 21)):
+    for day in (first, last):
         events = silver.where(F.col("event_date") == day).count()
         assert scored.where(F.col("event_date") == day).count() == events > 100
     assert scored.select("event_id").distinct().count() == scored.count()
-    assert "2026-11-22: no events, nothing scored" in out
+    assert f"{HISTORY_END}: no events, nothing scored" in out
     summary = out[out.index("nightly batch") :]
-    assert all(day in summary for day in ("2026-11-20", "2026-11-21", "2026-11-22"))
+    assert all(str(day) in summary for day in (first, last, HISTORY_END))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,7 @@ import numpy as np
 from medallion.config import load_settings
 from medallion.datagen import MALFORMED_KINDS, follow, generate_history
 from medallion.schemas import RISKY_CATEGORIES
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import HISTORY_END, REPO
 
 
 def small(root: Path, *extra: str):
@@ -38,7 +36,7 @@ def landed(folder: str) -> dict[str, bytes]:
 def test_same_seed_same_bytes_and_no_temp_files(tmp_path):
     first, second = small(tmp_path / "a"), small(tmp_path / "b")
     for conf in (first, second):
-        generate_history(conf, days=3, events_per_day=200, end_date=date(2026, 11, 20), progress=False)
+        generate_history(conf, days=3, events_per_day=200, end_date=HISTORY_END, progress=False)
     assert landed(first.storage.landing_events) == landed(second.storage.landing_events)
     assert landed(first.storage.landing_labels) == landed(second.storage.landing_labels)
     assert not [n for n in landed(first.storage.landing_events) if n.startswith(".")]
@@ -53,7 +51,7 @@ def parse(line: str):
 
 def test_summary_matches_the_files(tmp_path):
     conf = small(tmp_path)
-    summary = generate_history(conf, days=3, events_per_day=300, end_date=date(2026, 11, 20), progress=False)
+    summary = generate_history(conf, days=3, events_per_day=300, end_date=HISTORY_END, progress=False)
     lines = [
         line
         for content in landed(conf.storage.landing_events).values()
@@ -90,7 +88,7 @@ def generated_events(conf, days: int, per_day: int):
     """The generated events with their labels and hand-made fraud traits, as pandas."""
     import pandas as pd
 
-    generate_history(conf, days=days, events_per_day=per_day, end_date=date(2026, 11, 20), progress=False)
+    generate_history(conf, days=days, events_per_day=per_day, end_date=HISTORY_END, progress=False)
     events = pd.DataFrame(
         [
             json.loads(line)

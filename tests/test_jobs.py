@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
 from medallion.datagen import generate_history
 from medallion.tables import Lakehouse
-from tests.conftest import REPO
+from tests.conftest import HISTORY_END, REPO
 
-DAY = date(2026, 11, 21)
+DAY = HISTORY_END
 
 
 def spark_submit(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
 
 from medallion.config import load_settings
 from medallion.errors import ModelNotReadyError
-from tests.conftest import REPO
+from tests.conftest import HISTORY_END, REPO
 
 
 def test_model_on_generated_data_passes_the_default_gate(trained):
@@ -85,7 +85,7 @@ def test_nightly_batch_replaces_its_day_and_reconciles(trained, spark):
 
     settings, _, _ = trained
     night = NightlyBatch(settings, spark)
-    day, other = date(2026, 11, 20), date(2026, 11, 19)
+    day, other = HISTORY_END, HISTORY_END - timedelta(days=1)
     lake = Lakehouse(settings, spark)
     predictions = lake.table("gold", "predictions_batch")
 
@@ -109,7 +109,7 @@ def test_nightly_batch_replaces_its_day_and_reconciles(trained, spark):
     serving = lake.table("gold", "predictions").read().where(F.col("event_date") == day)
     assert serving.count() == first.scored
     assert {row.source for row in serving.select("source").distinct().collect()} == {"batch"}
-    assert NightlyBatch(settings, spark).run(date(2030, 1, 1), ingest=False).no_events
+    assert NightlyBatch(settings, spark).run(HISTORY_END + timedelta(days=365), ingest=False).no_events
 
 
 def test_pyfunc_predictions_equal_the_sklearn_pipeline(trained):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import runpy
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,9 @@ from pyspark.sql import functions as F
 
 from medallion.datagen import generate_history
 from medallion.tables import Lakehouse
-from tests.conftest import REPO
+from tests.conftest import HISTORY_END, REPO
 
-DAY = date(2026, 11, 21)
+DAY = HISTORY_END
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,10 +13,11 @@ from medallion.reconcile import Reconciler
 from medallion.schemas import PREDICTIONS_BATCH_SCHEMA, PREDICTIONS_SPEED_SCHEMA, SILVER_EVENTS_SCHEMA
 from medallion.serving import get_score
 from medallion.streaming.speed import SpeedLayer, upsert_serving
+from tests.conftest import HISTORY_END, TODAY
 
-DAY = date(2026, 11, 20)
-NIGHT = datetime(2026, 11, 21, 2, 0)
-MORNING = datetime(2026, 11, 21, 9, 0)
+DAY = HISTORY_END
+NIGHT = datetime.combine(TODAY, time(2, 0))
+MORNING = datetime.combine(TODAY, time(9, 0))
 
 # event_id -> (batch score and version, speed score and version); None where that layer has no row.
 SCENARIO = {
@@ -267,7 +268,7 @@ def test_a_stream_and_a_reconcile_running_together_leave_every_event_once(
     from medallion.datagen import generate_history
     from medallion.tables import Lakehouse
 
-    day = date(2026, 11, 21)
+    day = HISTORY_END
     settings = lake_with_champion(
         "datagen.files_per_day=6",
         "datagen.late_fraction=0",
@@ -327,9 +328,9 @@ def test_a_stream_and_a_reconcile_running_together_leave_every_event_once(
 def test_reconcile_command_reconciles_prints_the_audit_and_compacts(settings, lake, capsys):
     from medallion.cli import main
 
-    assert (
-        main(["reconcile", "--date", DAY.isoformat(), "--set", f"storage.root={settings.storage.root}"]) == 0
-    )
+    root = f"storage.root={settings.storage.root}"
+    # The morning after: the day is inside the speed retention, nothing is compacted.
+    assert main(["reconcile", "--date", DAY.isoformat(), "--today", TODAY.isoformat(), "--set", root]) == 0
     out = capsys.readouterr().out
     assert "reconciliation" in out and "compacted gold.predictions_speed: 0 superseded rows" in out
     # A figure per line, the date as a column: readable on an 80-column terminal.
@@ -337,3 +338,9 @@ def test_reconcile_command_reconciles_prints_the_audit_and_compacts(settings, la
     assert DAY.isoformat() in out and lines["batch_rows"] == "4" and lines["rejected_speed"] == "1"
     assert serving_rows(lake)["batch_only"] == (0.30, "2", "batch", True)
     assert lake.audit.read().count() == 1
+
+    # Past the retention by the clock: the superseded and rejected speed rows go, "late" stays.
+    later = DAY + timedelta(days=settings.reconcile.speed_retention_days + 1)
+    assert main(["reconcile", "--date", DAY.isoformat(), "--today", later.isoformat(), "--set", root]) == 0
+    assert "compacted gold.predictions_speed: 4 superseded rows" in capsys.readouterr().out
+    assert sorted(r.event_id for r in lake.speed.read().collect()) == ["late"]

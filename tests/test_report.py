@@ -6,7 +6,7 @@ import base64
 import shutil
 import subprocess
 from collections import Counter
-from datetime import date, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import numpy as np
@@ -23,8 +23,9 @@ from medallion.report import (
     psi_from_counts,
     quantile_edges,
 )
+from tests.conftest import HISTORY_END
 
-DAY = date(2026, 11, 23)
+DAY = HISTORY_END
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,9 @@ from medallion.datagen import generate_history
 from medallion.errors import StreamConfigError
 from medallion.streaming.speed import SpeedLayer
 from medallion.tables import Lakehouse
+from tests.conftest import HISTORY_END
 
-DAY = date(2026, 11, 21)
+DAY = HISTORY_END
 
 
 def _register_copy_as(settings, alias: str) -> str:
@@ -97,7 +98,8 @@ def test_processing_time_scores_new_files_and_switches_model_on_promotion(spark,
         .distinct()
         .collect()
     }
-    assert versions == {("20261121", "1"), ("20261122", promoted)}
+    next_day = DAY + timedelta(days=1)
+    assert versions == {(f"{DAY:%Y%m%d}", "1"), (f"{next_day:%Y%m%d}", promoted)}
     assert speed_rows.count() == speed_rows.select("event_id").distinct().count()
     assert any(f"champion is fraud_model v{promoted}" in line for line in lines)
 

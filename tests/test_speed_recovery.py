@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 from pyspark.sql import functions as F
@@ -16,8 +15,9 @@ from pyspark.sql import functions as F
 from medallion.datagen import generate_history
 from medallion.silver import parse_events
 from medallion.tables import Lakehouse
+from tests.conftest import HISTORY_END
 
-DAY = date(2026, 11, 21)
+DAY = HISTORY_END
 
 
 def _stream_command(settings, trigger: str) -> list[str]:
