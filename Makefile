@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.setup-stamp
 CONF   ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint clean java
+.PHONY: setup test demo bench lint clean java jars kafka-up kafka-down
 
-setup: java $(STAMP)
+setup: java $(STAMP) jars
 
 # The java Spark launches: $JAVA_HOME's if set, else the one on PATH.
 JAVA := $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java,java)
@@ -30,9 +30,15 @@ java:
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e ".[dev]"
+	@$(BIN)/python -m pip install -q -e ".[local,dev]"
 	@touch $(STAMP)
 	@echo "setup: $(VENV) ready ($$($(BIN)/python --version))"
+
+# delta-spark's jars, Spark's Kafka connector and Kafka's broker, from Maven Central once,
+# cached outside the repo ($$MEDALLION_JARS_DIR, default ~/.cache/medallion/jars); quick when
+# cached. Offline this warns and goes on: the embedded Delta engine needs no jars.
+jars: $(STAMP)
+	@$(BIN)/python -m medallion.jvm fetch
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -43,6 +49,14 @@ demo: setup
 	$(BIN)/medallion --env $(CONF) doctor
 	$(BIN)/medallion --env $(CONF) demo
 	$(BIN)/medallion --env $(CONF) status
+
+# A local single-node Kafka (KRaft) on 127.0.0.1:stream.kafka.local_port, logs under <root>/kafka;
+# creates stream.kafka.topic and stream.kafka.scores_topic when they are set.
+kafka-up: setup
+	$(BIN)/python -m medallion.kafka.broker up --env $(CONF) $(KAFKA_ARGS)
+
+kafka-down:
+	$(BIN)/python -m medallion.kafka.broker down --env $(CONF) $(KAFKA_ARGS)
 
 bench: setup
 	@set -e; for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b; done

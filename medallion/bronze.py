@@ -4,12 +4,13 @@ Usage::
 
     landed = read_landing(spark, settings.storage.landing_events)             # batch
     landed = read_landing(spark, folder, stream=True, max_files_per_trigger=10)  # stream
+    landed = read_kafka(spark, {"kafka.bootstrap.servers": "127.0.0.1:9092"}, "events")
     bronze_rows = to_bronze(landed, batch_id=7)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -49,6 +50,40 @@ def read_landing(
     return lines.select(*columns)
 
 
+KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+
+
+def read_kafka(
+    spark: SparkSession,
+    options: Mapping[str, str],
+    topic: str,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int | None = None,
+) -> DataFrame:
+    """A Kafka topic's records as landed lines: each record's value is one line.
+
+    ``source_file`` names the record's partition (``kafka://<topic>/<partition>``); the
+    record's own coordinates and timestamp go to bronze's ``kafka_*`` columns. ``options``:
+    ``kafka.bootstrap.servers`` and any other ``kafka.`` client option (security, SASL).
+    """
+    reader = spark.readStream.format("kafka").options(**options).option("subscribe", topic)
+    reader = reader.option("startingOffsets", starting_offsets).option("failOnDataLoss", "true")
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
+    records = reader.load()
+    return records.select(
+        F.col("value").cast("string").alias("raw"),
+        F.concat(F.lit("kafka://"), "topic", F.lit("/"), F.col("partition").cast("string")).alias(
+            "source_file"
+        ),
+        F.current_timestamp().alias("ingested_at"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+    )
+
+
 def to_bronze(
     landed: DataFrame,
     batch_id: int | Column,
@@ -67,10 +102,15 @@ def to_bronze(
         when = F.col("ingested_at")
     else:
         when = F.current_timestamp() if ingested_at is None else F.lit(ingested_at).cast("timestamp")
+    kafka = [
+        F.col(name) if name in landed.columns else F.lit(None).cast(kind).alias(name)
+        for name, kind in zip(KAFKA_COLUMNS, ("string", "int", "long", "timestamp"), strict=True)
+    ]
     return landed.select(
         "raw",
         "source_file",
         when.alias("ingested_at"),
         batch.cast("long").alias("batch_id"),
+        *kafka,
         *carry,
     )

@@ -89,7 +89,7 @@ def config_show(
     """Print the merged settings (base <- env overlay <- MEDALLION__* <- --set)."""
     settings = settings_from(env, set_)
     if not explain:
-        console.print(yaml.safe_dump(settings.model_dump(), sort_keys=False).rstrip(), highlight=False)
+        console.print(yaml.safe_dump(settings.redacted(), sort_keys=False).rstrip(), highlight=False)
         return
     table = RichTable(title=f"medallion settings (env={settings.env})")
     table.add_column("key")
@@ -204,13 +204,16 @@ def datagen(
     follow: Annotated[bool, typer.Option("--follow", help="drip new files live until stopped")] = False,
     rate: Annotated[float | None, typer.Option(help="events per second with --follow")] = None,
     duration: Annotated[float | None, typer.Option(help="seconds to follow (default: until Ctrl-C)")] = None,
+    to: Annotated[
+        str, typer.Option("--to", help="landing (files) or kafka (records on stream.kafka.topic)")
+    ] = "landing",
 ) -> None:
     """Write synthetic card transactions and labels into the landing zone."""
     from medallion import datagen as generator
 
     settings = settings_from(env, set_, today)
     if follow:
-        summary = generator.follow(settings, rate=rate, duration_s=duration, seed=seed)
+        summary = generator.follow(settings, rate=rate, duration_s=duration, seed=seed, to=to)
     else:
         summary = generator.generate_history(
             settings,
@@ -218,6 +221,7 @@ def datagen(
             events_per_day=events_per_day,
             end_date=_day(settings, end_date, "--end-date") if end_date else None,
             seed=seed,
+            to=to,
         )
     console.print(summary.table())
 

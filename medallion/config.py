@@ -124,11 +124,35 @@ class TriggerSettings(_Section):
         return self
 
 
+# Option names whose values are secrets: shown as '***' by config show, --explain and logs.
+_SECRET = re.compile(r"password|secret|jaas|token|credential|(^|\.)key$", re.IGNORECASE)
+
+
+def is_secret(key: str) -> bool:
+    return bool(_SECRET.search(key))
+
+
 class KafkaSettings(_Section):
+    """The stream's Kafka source and sink, and the local development broker."""
+
     bootstrap_servers: str | None = None
-    topic: str | None = None
-    starting_offsets: str = "latest"
-    package: str = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1"
+    topic: str | None = Field(default=None, description="events topic the stream reads")
+    scores_topic: str | None = Field(default=None, description="topic stream.sink=kafka writes scores to")
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int | None = Field(default=None, ge=1, description="records per micro-batch")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kafka client options (security.protocol, sasl.*): passed as kafka.<option>",
+    )
+    local_port: int = Field(default=9092, ge=1, le=65535, description="make kafka-up's broker port")
+    local_partitions: int = Field(default=2, ge=1, description="partitions of topics make kafka-up creates")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
 
 
 class RateSettings(_Section):
@@ -274,8 +298,12 @@ class Settings(_Section):
         return dict(self._provenance)
 
     def flat(self) -> dict[str, Any]:
-        """The settings as ``{"stream.trigger.kind": "availableNow", ...}``."""
-        return dict(_flatten(self.model_dump()))
+        """The settings as ``{"stream.trigger.kind": "availableNow", ...}``, secrets as ``***``."""
+        return {key: "***" if is_secret(key) else value for key, value in _flatten(self.model_dump())}
+
+    def redacted(self) -> dict[str, Any]:
+        """:meth:`model_dump` with secret values (Kafka SASL passwords, JAAS configs) as ``***``."""
+        return _unflatten({tuple(_split_key(k, "settings")): v for k, v in self.flat().items()})
 
 
 # --------------------------------------------------------------------------- layers

@@ -23,6 +23,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import accumulate
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from medallion.clock import Clock
 from medallion.config import Settings
+from medallion.errors import ConfigError
 from medallion.schemas import (
     CHANNELS,
     COUNTRIES,
@@ -246,6 +248,23 @@ def _publish(folder: str, name: str, lines: list[str]) -> None:
     os.replace(hidden, os.path.join(folder, name))
 
 
+def events_sink(settings: Settings, to: str = "landing") -> Callable[[str, list[str]], None]:
+    """Where generated event lines go: ``landing`` (one file per call, published by rename)
+    or ``kafka`` (one record per line on ``stream.kafka.topic``, malformed lines included)."""
+    if to == "landing":
+        return lambda name, lines: _publish(settings.storage.landing_events, name, lines)
+    if to != "kafka":
+        raise ConfigError(f"--to {to!r}: expected landing or kafka")
+    from medallion.kafka.client import produce_lines
+
+    kafka = settings.stream.kafka
+    if not (kafka.bootstrap_servers and kafka.topic):
+        raise ConfigError(
+            "--to kafka needs stream.kafka.bootstrap_servers and stream.kafka.topic; set them in conf or with --set"
+        )
+    return lambda name, lines: produce_lines(kafka.bootstrap_servers, kafka.topic, lines, kafka.options)
+
+
 def _day_lines(rng, world, settings, day, count, prefix, summary, sent):
     """Events of one day as landed lines (malformed, duplicates and late events mixed in)."""
     conf = settings.datagen
@@ -312,10 +331,14 @@ def generate_history(
     end_date: date | None = None,
     seed: int | None = None,
     progress: bool = True,
+    to: str = "landing",
 ) -> GenerationSummary:
-    """Write ``days`` days of events (ending ``end_date``, default the clock's yesterday) and their labels."""
+    """Write ``days`` days of events (ending ``end_date``, default the clock's yesterday) and their
+    labels; ``to="kafka"`` produces the event lines to ``stream.kafka.topic`` instead (labels
+    always land as files: the nightly batch reads them)."""
     from rich.progress import Progress
 
+    publish = events_sink(settings, to)
     conf = settings.datagen
     days = days or conf.days
     per_day = events_per_day or conf.events_per_day
@@ -335,11 +358,7 @@ def generate_history(
             )
             chunk = max(1, -(-len(lines) // conf.files_per_day))
             for part, start in enumerate(range(0, len(lines), chunk)):
-                _publish(
-                    settings.storage.landing_events,
-                    f"events-{day:%Y%m%d}-{part:04d}-s{seed}.jsonl",
-                    lines[start : start + chunk],
-                )
+                publish(f"events-{day:%Y%m%d}-{part:04d}-s{seed}.jsonl", lines[start : start + chunk])
                 summary.files += 1
             _write_labels(rng, settings, day, labels, summary)
             bar.advance(task)
@@ -352,8 +371,11 @@ def follow(
     duration_s: float | None = None,
     stop: threading.Event | None = None,
     seed: int | None = None,
+    to: str = "landing",
 ) -> GenerationSummary:
-    """Drip today's events into the landing zone, one small file a second, until stopped."""
+    """Drip today's events into the landing zone (one small file a second) or onto the Kafka
+    topic (``to="kafka"``, the same lines as records), until stopped."""
+    publish = events_sink(settings, to)
     conf = settings.datagen
     rate = rate or conf.follow_rate
     seed = (conf.seed if seed is None else seed) + 1_000_003
@@ -374,9 +396,7 @@ def follow(
         )
         # Live events happen now, not at a random hour of today.
         lines = [_stamp_now(line, stamp) for line in lines]
-        _publish(
-            settings.storage.landing_events, f"events-live-{stamp:%Y%m%d%H%M%S%f}-{tick:05d}.jsonl", lines
-        )
+        publish(f"events-live-{stamp:%Y%m%d%H%M%S%f}-{tick:05d}.jsonl", lines)
         summary.files += 1
         tick += 1
         stop.wait(1.0)

@@ -69,16 +69,43 @@ def _storage(settings: Settings) -> Check:
     return Check("storage root", True, f"{root} writable")
 
 
+def _pair() -> Check:
+    from medallion import jvm
+
+    problem = jvm.check_pair()
+    pair = f"pyspark {jvm.spark_version()} with delta-spark {jvm.delta_version() or '(not installed)'}"
+    return Check("spark/delta pair", problem is None, problem or pair)
+
+
 def _jars(settings: Settings) -> Check:
     jars = delta_jars(settings)
     if jars:
-        return Check("delta-spark jars", True, ", ".join(Path(j).name for j in jars), required=False)
+        return Check("delta-spark jars", True, f"{len(jars)} jars, {Path(jars[0]).parent}", required=False)
+    from medallion import jvm
+
+    needed = settings.delta.engine == "spark"
     return Check(
         "delta-spark jars",
         False,
-        "not on the classpath (optional): the embedded rs engine is used; to get them add "
-        "io.delta:delta-spark_2.13:4.0.0 to spark.jars.packages or a local jar to spark.jars",
-        required=False,
+        f"not fetched ({jvm.bundles()['delta'].describe()}): the embedded rs engine serves; "
+        f"to get them {jvm.how_to_fetch('delta')}",
+        required=needed,
+    )
+
+
+def _kafka_jars(settings: Settings) -> Check:
+    from medallion import jvm
+
+    needed = "kafka" in (settings.stream.source, settings.stream.sink)
+    found = jvm.usable_jars("kafka")
+    if found:
+        return Check("kafka connector", True, f"{len(found)} jars, {Path(found[0]).parent}", required=False)
+    return Check(
+        "kafka connector",
+        False,
+        f"not fetched ({jvm.bundles()['kafka'].describe()}): stream.source kafka needs it; "
+        f"{jvm.how_to_fetch('kafka')}",
+        required=needed,
     )
 
 
@@ -111,7 +138,9 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         lambda: _package("delta-spark", "delta"),
         lambda: _package("deltalake"),
         lambda: _package("mlflow"),
+        _pair,
         lambda: _jars(settings),
+        lambda: _kafka_jars(settings),
         lambda: _storage(settings),
     ]
     results = []

@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
-from medallion.bronze import read_landing, to_bronze
+from medallion.bronze import read_kafka, read_landing, to_bronze
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
 from medallion.observation import observed
@@ -195,6 +195,7 @@ class Ingestor:
         count_silver: bool = True,
         files: Sequence[str] | None = None,
         landed_times: bool = False,
+        exclusive: bool = False,
     ) -> IngestedBatch:
         """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
 
@@ -208,11 +209,13 @@ class Ingestor:
         with its counts). ``landed_times``: also report when each file landed
         (:attr:`IngestedBatch.landed_us`, from the lines' ``landed_at``) in the same job. A
         ``fail`` expectation that any row breaks stops the batch before it writes anything.
-        Call :meth:`IngestedBatch.release` when done with the returned rows.
+        ``exclusive``: the source hands this writer each record once and no other writer reads
+        it (Kafka offsets kept in the query's checkpoint), so there is no file ownership to
+        settle. Call :meth:`IngestedBatch.release` when done with the returned rows.
         """
         writer = f"{app_id}:{feed}"
         txn = (writer, batch_id)
-        listed = list(files) if files is not None else _listed_files(landed)
+        listed = [] if exclusive else list(files) if files is not None else _listed_files(landed)
         if listed:
             landed = self._without(landed, self._ingested_elsewhere(feed, listed, writer, batch_id))
         # One ingest time for the batch, whichever query reads it (a replay gets a new one).
@@ -220,7 +223,7 @@ class Ingestor:
         ingested_at = datetime.now(UTC)
         carried = ["landed_at"] if landed_times else []
         parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
-        if not listed and summary.rows:
+        if not listed and summary.rows and not exclusive:
             # A micro-batch names its files only in its rows: they come with the summary, and
             # the rare batch holding files another query ingested first is parsed again without them.
             landed_since = (
@@ -440,6 +443,15 @@ class Ingestor:
 
     # ------------------------------------------------------------------ stream
 
+    def _landing_stream(self, feed: str) -> DataFrame:
+        Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
+        return read_landing(
+            self.spark,
+            self.landing_folder(feed),
+            stream=True,
+            max_files_per_trigger=self.settings.stream.max_files_per_trigger,
+        )
+
     def start_stream(
         self, trigger: dict[str, object], query_name: str = "ingest", await_termination: bool = False
     ):
@@ -451,13 +463,8 @@ class Ingestor:
                 [self.bronze[feed], self.silver[feed], self.quarantine], self.settings.stream.compact_every
             )
             checkpoint = self.settings.storage.checkpoint_path(name)
-            Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
-            landed = read_landing(
-                self.spark,
-                self.landing_folder(feed),
-                stream=True,
-                max_files_per_trigger=self.settings.stream.max_files_per_trigger,
-            )
+            from_kafka = feed == "events" and self.settings.stream.source == "kafka"
+            landed = landed_stream(self.spark, self.settings) if from_kafka else self._landing_stream(feed)
 
             def write_batch(
                 batch: DataFrame,
@@ -467,7 +474,8 @@ class Ingestor:
                 compaction: Compaction = compaction,
             ) -> None:
                 app_id = f"stream:{checkpoint_query_id(checkpoint)}"
-                self.process(feed, batch, app_id, batch_id, landed_times=True).release()
+                kafka = feed == "events" and self.settings.stream.source == "kafka"
+                self.process(feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka).release()
                 compaction.after(batch_id)
 
             query = (
@@ -512,6 +520,26 @@ def _may_hold_elsewhere(
         recent = pc.fill_null(pc.greater_equal(newest, since), True)
         candidates &= recent.to_numpy(zero_copy_only=False)
     return bool(candidates.any())
+
+
+def landed_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The events the stream reads, as landed lines: the landing folder (``stream.source:
+    files``) or the Kafka topic (``stream.source: kafka``)."""
+    stream = settings.stream
+    if stream.source == "kafka":
+        from medallion.streaming.plan import kafka_options
+
+        kafka = stream.kafka
+        return read_kafka(
+            spark, kafka_options(settings), kafka.topic, kafka.starting_offsets, kafka.max_offsets_per_trigger
+        )
+    Path(settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
+    return read_landing(
+        spark,
+        settings.storage.landing_events,
+        stream=True,
+        max_files_per_trigger=stream.max_files_per_trigger,
+    )
 
 
 def checkpoint_query_id(checkpoint: str) -> str:

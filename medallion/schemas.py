@@ -11,6 +11,7 @@ from pyspark.sql.types import (
     DateType,
     DecimalType,
     DoubleType,
+    IntegerType,
     LongType,
     StringType,
     StructField,
@@ -84,6 +85,11 @@ BRONZE_SCHEMA = StructType(
         # Which writer (a nightly run, or a stream's checkpoint) committed the row: lets a
         # replayed micro-batch recognise the files it wrote itself before a crash.
         StructField("ingest_app", StringType(), True),
+        # Where a Kafka record came from (null for a landing file's line).
+        StructField("kafka_topic", StringType(), True),
+        StructField("kafka_partition", IntegerType(), True),
+        StructField("kafka_offset", LongType(), True),
+        StructField("kafka_timestamp", TimestampType(), True),
     ]
 )
 

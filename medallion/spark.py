@@ -34,6 +34,7 @@ from medallion.errors import EnvironmentProblem
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+DELTA_TABLE_CLASS = "io.delta.tables.DeltaTable"
 
 
 def java_version() -> tuple[int, str] | None:
@@ -68,19 +69,32 @@ def require_java() -> None:
 
 
 def delta_jars(settings: Settings) -> list[str]:
-    """delta-spark jars a local session would have on its classpath (no Maven needed)."""
-    candidates: list[str] = []
-    for key in ("spark.jars",):
-        candidates += [j for j in settings.spark.conf.get(key, "").split(",") if j]
+    """delta-spark jars a local session would have on its classpath: given in ``spark.jars``,
+    shipped in ``$SPARK_HOME/jars``, or fetched into medallion's cache (:mod:`medallion.jvm`)."""
+    from medallion import jvm
+
+    candidates = [j for j in settings.spark.conf.get("spark.jars", "").split(",") if j]
     import pyspark
 
     for folder in (os.environ.get("SPARK_HOME"), os.path.dirname(pyspark.__file__)):
         if folder:
             candidates += glob.glob(os.path.join(folder, "jars", "*.jar"))
-    ivy = Path.home() / ".ivy2.5.2" / "jars", Path.home() / ".ivy2" / "jars"
-    for folder in ivy:
-        candidates += glob.glob(str(folder / "*.jar"))
-    return [j for j in candidates if os.path.basename(j).startswith(("delta-spark", "delta-core"))]
+    given = [j for j in candidates if os.path.basename(j).startswith(("delta-spark", "delta-core"))]
+    return given or jvm.usable_jars("delta")
+
+
+def cached_jars(settings: Settings) -> tuple[list[str], bool]:
+    """``(jars, delta)``: the cached jars a local session puts on ``spark.jars`` (Spark's Kafka
+    connector always; delta-spark's unless ``delta.engine=rs``), and whether delta-spark's
+    classes are among them (checked in the jar files, so the Delta extension is configured
+    only where its classes load)."""
+    from medallion import jvm
+
+    jars = list(jvm.usable_jars("kafka"))
+    delta = settings.delta.engine != "rs" and bool(jvm.usable_jars("delta"))
+    if delta:
+        jars += jvm.usable_jars("delta")
+    return jars, delta
 
 
 def worker_daemon_applies() -> bool:
@@ -149,11 +163,26 @@ def get_spark(settings: Settings):
     # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
     if master.startswith("local") and worker_daemon_applies():
         conf["spark.python.daemon.module"] = "medallion.worker_daemon"
-    jars = delta_jars(settings)
-    if settings.delta.engine == "spark" or (settings.delta.engine == "auto" and jars):
+    if master.startswith("local"):
+        # delta-spark replays a table's log in this many tasks (default 50): on one machine
+        # each small table's snapshot would be 50 tasks.
+        conf["spark.databricks.delta.snapshotPartitions"] = str(settings.spark.shuffle_partitions)
+    if submitted:
+        # spark-submit started the JVM with its own --jars/--packages: configure Delta only
+        # if its classes load there.
+        from pyspark import SparkContext
+
+        delta = jvm_class_available_in(SparkContext._jvm, DELTA_TABLE_CLASS)
+    else:
+        jars, delta = cached_jars(settings)
+        listed = [j for j in settings.spark.conf.get("spark.jars", "").split(",") if j]
+        if jars:
+            conf["spark.jars"] = ",".join([*listed, *jars])
+        delta = delta or any(os.path.basename(j).startswith("delta-spark") for j in listed)
+    if delta:
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
-    conf.update(settings.spark.conf)
+    conf.update({k: v for k, v in settings.spark.conf.items() if k != "spark.jars" or submitted})
 
     if submitted:
         builder = SparkSession.builder
@@ -199,7 +228,11 @@ def task_slots(context) -> int:
 
 def jvm_class_available(spark, class_name: str) -> bool:
     """True if the session's JVM can load ``class_name`` (jars from spark.jars or --packages included)."""
-    jvm = spark.sparkContext._jvm
+    return jvm_class_available_in(spark.sparkContext._jvm, class_name)
+
+
+def jvm_class_available_in(jvm, class_name: str) -> bool:
+    """:func:`jvm_class_available` for a py4j gateway's JVM view (before a session exists)."""
     try:
         loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
         jvm.java.lang.Class.forName(class_name, False, loader)

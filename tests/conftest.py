@@ -111,3 +111,24 @@ def lake_with_champion(trained, storage_root: Path):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """A real single-node Kafka (KRaft) on a free loopback port, for the whole test session."""
+    from medallion.kafka.broker import LocalBroker, free_port
+
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"), port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker, request):
+    """A fresh two-partition topic per test: no test reads another's records."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:200]
+    kafka_broker.create_topic(name, partitions=2)
+    return name

@@ -83,7 +83,8 @@ def plan_stream(settings: Settings) -> StreamPlan:
 
     for role, name in (("source", stream.source), ("sink", stream.sink)):
         if name == "kafka":
-            missing = [key for key in ("bootstrap_servers", "topic") if not getattr(stream.kafka, key)]
+            topic = "topic" if role == "source" else "scores_topic"
+            missing = [key for key in ("bootstrap_servers", topic) if not getattr(stream.kafka, key)]
             if missing:
                 keys = " and ".join(f"stream.kafka.{key}" for key in missing)
                 raise StreamConfigError(f"stream.{role}=kafka needs {keys}; set them in conf or with --set")
@@ -95,14 +96,39 @@ def plan_stream(settings: Settings) -> StreamPlan:
     return StreamPlan(stream.source, stream.sink, kind, kwargs, tuple(notes))
 
 
+def kafka_options(settings: Settings) -> dict[str, str]:
+    """The Kafka client options as Spark's Kafka source and sink take them (``kafka.`` + name)."""
+    kafka = settings.stream.kafka
+    return {
+        "kafka.bootstrap.servers": str(kafka.bootstrap_servers),
+        **{f"kafka.{key}": value for key, value in kafka.options.items()},
+    }
+
+
+def check_kafka(settings: Settings, plan: StreamPlan) -> None:
+    """Before start: the broker answers and the topics the plan reads and writes exist."""
+    if "kafka" not in (plan.source, plan.sink):
+        return
+    from medallion.kafka.client import check_reachable
+
+    kafka = settings.stream.kafka
+    needed = [kafka.topic] if plan.source == "kafka" else []
+    needed += [kafka.scores_topic] if plan.sink == "kafka" else []
+    check_reachable(kafka, [t for t in needed if t])
+
+
 def check_connectors(spark, settings: Settings, plan: StreamPlan) -> None:
-    """Fail in one line when the plan needs a connector jar the session lacks (Kafka)."""
+    """Fail in one line when the plan needs a connector jar the session lacks (Kafka), or its
+    broker does not answer, or a topic it names does not exist."""
     if "kafka" not in (plan.source, plan.sink):
         return
     from medallion.spark import jvm_class_available
 
     if not jvm_class_available(spark, KAFKA_PROVIDER):
+        from medallion import jvm
+
         raise StreamConfigError(
-            f"the Kafka connector is not on the classpath: add {settings.stream.kafka.package} to "
-            "spark.jars.packages (e.g. --set spark.conf.spark.jars.packages=...) or its jar to spark.jars"
+            f"the Kafka connector ({jvm.bundles()['kafka'].describe()}) is not on the classpath: "
+            f"{jvm.how_to_fetch('kafka')}; under spark-submit pass --jars $(python -m medallion.jvm classpath)"
         )
+    check_kafka(settings, plan)

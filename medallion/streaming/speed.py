@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from medallion.bronze import read_landing
 from medallion.config import Settings
 from medallion.errors import StreamConfigError
 from medallion.features import build_features
-from medallion.ingest import Ingestor, checkpoint_query_id
+from medallion.ingest import Ingestor, checkpoint_query_id, landed_stream
 from medallion.predict import with_scores
 from medallion.schemas import (
     PREDICTIONS_SHADOW_SCHEMA,
@@ -39,7 +37,7 @@ from medallion.schemas import (
 )
 from medallion.spark import session_conf, task_slots
 from medallion.streaming.compaction import Compaction
-from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
+from medallion.streaming.plan import StreamPlan, check_connectors, kafka_options, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
 from medallion.tables import Lakehouse, Table
@@ -155,13 +153,7 @@ class SpeedLayer:
         self.progress = StreamProgress(
             self.spark, self._tables["metrics"], self.settings.stream.query_name, self.log
         ).attach()
-        Path(self.settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
-        landed = read_landing(
-            self.spark,
-            self.settings.storage.landing_events,
-            stream=True,
-            max_files_per_trigger=self.settings.stream.max_files_per_trigger,
-        )
+        landed = landed_stream(self.spark, self.settings)
         query = (
             landed.writeStream.queryName(self.settings.stream.query_name)
             .option("checkpointLocation", self.checkpoint)
@@ -199,8 +191,11 @@ class SpeedLayer:
         # Silver is counted by the scoring job below (every silver row is scored): one job fewer.
         # Ingest's own summary job names the batch's files and when each landed, so the
         # predictions carry their landing time without reading the files again.
+        # Kafka records carry their own timestamps (bronze keeps them); the landing time per
+        # file, for the latency figures, applies to files only.
+        kafka = self.settings.stream.source == "kafka"
         ingested = self._ingestor.process(
-            "events", landed, app_id, batch_id, count_silver=False, landed_times=True
+            "events", landed, app_id, batch_id, count_silver=False, landed_times=not kafka, exclusive=kafka
         )
         file_times = ingested.landed_us
         try:
@@ -289,6 +284,8 @@ class SpeedLayer:
             scored = scored.unionByName(canary)
         else:
             scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
+        if not file_times:  # Kafka records: no landing file, no landing time
+            return scored.withColumn("landed_at", F.lit(None).cast("timestamp"))
         landed_at = F.create_map(*[F.lit(value) for pair in file_times.items() for value in pair])
         # A map literal is a reference in Spark's generated code, so it does not change the code.
         return scored.withColumn("landed_at", F.timestamp_micros(landed_at[F.col("source_file")]))
@@ -326,8 +323,8 @@ class SpeedLayer:
         else:
             writer = (
                 writer.format("kafka")
-                .option("kafka.bootstrap.servers", stream.kafka.bootstrap_servers)
-                .option("topic", stream.kafka.topic)
+                .options(**kafka_options(self.settings))
+                .option("topic", stream.kafka.scores_topic)
                 .option("checkpointLocation", self.checkpoint)
             )
         # A pandas UDF fills an Arrow batch before it runs; in continuous mode rows trickle
@@ -372,19 +369,5 @@ class SpeedLayer:
         """Kafka records through the same silver parsing as files (map-only, so continuous-safe)."""
         from medallion.silver import parse_events
 
-        kafka = self.settings.stream.kafka
-        raw = (
-            self.spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
-            .option("subscribe", kafka.topic)
-            .option("startingOffsets", kafka.starting_offsets)
-            .load()
-        )
-        landed = raw.select(
-            F.col("value").cast("string").alias("raw"),
-            F.concat_ws("/", F.lit("kafka:"), "topic", F.col("partition").cast("string")).alias(
-                "source_file"
-            ),
-            F.col("timestamp").alias("ingested_at"),
-        )
+        landed = landed_stream(self.spark, self.settings).select("raw", "source_file", "ingested_at")
         return parse_events(landed).valid

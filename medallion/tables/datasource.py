@@ -33,13 +33,26 @@ from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStrea
 from pyspark.sql.types import StructType
 
 NAME = "delta"
+# Where delta-spark's jars are loaded, ``delta`` is theirs: the embedded source takes this name.
+NAME_BESIDE_DELTA_SPARK = "delta_rs"
 
 
-def register(spark) -> None:
-    """Register the ``delta`` data source with ``spark`` (idempotent)."""
-    if not getattr(spark, "_medallion_delta_source", False):
+def register(spark) -> str:
+    """Register the data source with ``spark`` (idempotent); returns its format name:
+    ``delta``, or ``delta_rs`` in a session where delta-spark already provides ``delta``."""
+    registered = getattr(spark, "_medallion_delta_source", None)
+    if registered:
+        return registered
+    from medallion.spark import DELTA_TABLE_CLASS, jvm_class_available
+
+    if jvm_class_available(spark, DELTA_TABLE_CLASS):
+        spark.dataSource.register(DeltaRsDataSource)
+        name = NAME_BESIDE_DELTA_SPARK
+    else:
         spark.dataSource.register(DeltaDataSource)
-        spark._medallion_delta_source = True
+        name = NAME
+    spark._medallion_delta_source = name
+    return name
 
 
 class FilePartition(InputPartition):
@@ -269,3 +282,11 @@ def read_file(table_path: str, partition: FilePartition, schema: StructType) -> 
             arrays.append(pa.nulls(data.num_rows, field.type))
     table = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in target]))
     yield from table.to_batches(max_chunksize=10_000)
+
+
+class DeltaRsDataSource(DeltaDataSource):
+    """The same source under ``delta_rs``, for sessions where delta-spark owns ``delta``."""
+
+    @classmethod
+    def name(cls) -> str:
+        return NAME_BESIDE_DELTA_SPARK

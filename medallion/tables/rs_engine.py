@@ -228,8 +228,7 @@ class RsTable(Table, engine="rs"):
         from medallion.tables.datasource import register
 
         self._delta()  # a missing table fails here, not in a Python worker
-        register(self.spark)
-        reader = self.spark.readStream.format("delta")
+        reader = self.spark.readStream.format(register(self.spark))
         if starting_version is not None:
             reader = reader.option("startingVersion", str(starting_version))
         if max_files_per_trigger is not None:

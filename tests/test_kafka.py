@@ -1,0 +1,249 @@
+"""The speed layer on a real Kafka broker (KRaft on loopback): records in, bronze keeps their
+coordinates, bad records to quarantine, exactly-once into Delta across kill -9, and the
+one-line errors of an unreachable broker or a missing topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from medallion.datagen import generate_history
+from medallion.silver import parse_events
+from medallion.streaming.speed import SpeedLayer
+from medallion.tables import Lakehouse
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def kafka_conf(broker, topic: str, *extra: str) -> list[str]:
+    return [
+        "stream.source=kafka",
+        f"stream.kafka.bootstrap_servers={broker.bootstrap}",
+        f"stream.kafka.topic={topic}",
+        *extra,
+    ]
+
+
+def produced_history(settings, per_day: int = 200) -> int:
+    """One day of generated events (malformed and re-sent ones included) produced to the topic."""
+    summary = generate_history(settings, days=1, events_per_day=per_day, progress=False, to="kafka")
+    return summary.events + summary.duplicates + sum(summary.malformed.values())
+
+
+def consumed_count(broker, topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": "count", "enable.auto.commit": False}
+    )
+    total = 0
+    for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        total += high - low
+    consumer.close()
+    return total
+
+
+def assert_exactly_once(spark, settings, records: int) -> None:
+    lake = Lakehouse(settings, spark)
+    bronze = lake.table("bronze", "events").read()
+    silver = lake.table("silver", "events").read()
+    quarantine = lake.table("silver", "quarantine").read()
+    speed = lake.table("gold", "predictions_speed").read()
+    assert bronze.count() == records
+    # Each record once: its (partition, offset) appears in bronze exactly once.
+    assert bronze.select("kafka_partition", "kafka_offset").distinct().count() == records
+    assert bronze.where(F.col("kafka_topic").isNull() | F.col("kafka_timestamp").isNull()).count() == 0
+    assert silver.count() == silver.select("event_id").distinct().count()
+    parsed = parse_events(bronze)
+    assert silver.count() == parsed.valid.select("event_id").distinct().count() > 100
+    assert quarantine.count() == parsed.quarantine.count() > 0
+    assert speed.count() == speed.select("event_id").distinct().count() == silver.count()
+    assert speed.join(silver, "event_id", "left_anti").count() == 0
+
+
+@pytest.mark.parametrize("trigger", ["availableNow", "processingTime"])
+def test_a_kafka_source_feeds_the_speed_layer_under_each_micro_batch_trigger(
+    trigger, spark, lake_with_champion, kafka_broker, kafka_topic
+):
+    settings = lake_with_champion(
+        *kafka_conf(
+            kafka_broker, kafka_topic, f"stream.trigger.kind={trigger}", "stream.trigger.interval=1 second"
+        ),
+        "stream.kafka.max_offsets_per_trigger=150",
+    )
+    records = produced_history(settings)
+    assert consumed_count(kafka_broker, kafka_topic) == records
+    lines: list[str] = []
+    speed = SpeedLayer(settings, spark, log=lines.append)
+    if trigger == "availableNow":
+        speed.run(timeout=240)
+    else:
+        query = speed.start()
+        try:
+            query.processAllAvailable()
+        finally:
+            query.stop()
+            speed.stopped()
+    assert any("kafka -> delta" in line for line in lines), lines
+    assert_exactly_once(spark, settings, records)
+    # The files source was not read: nothing landed, and bronze names Kafka partitions only.
+    assert not list(Path(settings.storage.landing_events).glob("*.jsonl"))
+    sources = {r.source_file for r in Lakehouse(settings, spark).table("bronze", "events").read().collect()}
+    assert sources <= {f"kafka://{kafka_topic}/0", f"kafka://{kafka_topic}/1"}
+
+
+def test_ingest_mode_stream_reads_kafka_events(spark, lake_with_champion, kafka_broker, kafka_topic):
+    from medallion.ingest import Ingestor
+
+    settings = lake_with_champion(*kafka_conf(kafka_broker, kafka_topic, "stream.trigger.kind=availableNow"))
+    records = produced_history(settings)
+    for query in Ingestor(settings, spark).start_stream({"availableNow": True}):
+        query.awaitTermination(240)
+    lake = Lakehouse(settings, spark)
+    bronze = lake.table("bronze", "events").read()
+    assert bronze.count() == records
+    parsed = parse_events(bronze)
+    assert lake.table("silver", "events").read().count() == parsed.valid.select("event_id").distinct().count()
+    assert (
+        lake.table("silver", "quarantine").read().where("feed = 'events'").count()
+        == parsed.quarantine.count()
+    )
+    # Labels still land as files: the labels query read them.
+    assert lake.table("bronze", "labels").read().count() > 0
+
+
+def test_datagen_follow_to_kafka_produces_the_landing_lines(kafka_broker, kafka_topic, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
+    result = subprocess.run(
+        [sys.executable, "-m", "medallion.cli", "datagen", "--follow", "--to", "kafka", "--rate", "40",
+         "--duration", "3", "--set", f"storage.root={tmp_path}",
+         *[f"--set={c}" for c in kafka_conf(kafka_broker, kafka_topic)]],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    produced = consumed_count(kafka_broker, kafka_topic)
+    assert produced >= 40
+    assert (
+        not list((tmp_path / "landing" / "events").glob("*.jsonl"))
+        if (tmp_path / "landing").exists()
+        else True
+    )
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {"bootstrap.servers": kafka_broker.bootstrap, "group.id": "read", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([kafka_topic])
+    values = []
+    deadline = time.monotonic() + 30
+    while len(values) < produced and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is not None and message.error() is None:
+            values.append(message.value().decode())
+    consumer.close()
+    events = [json.loads(v) for v in values if v.startswith("{") and '"event_id"' in v]
+    assert len(events) > 30 and all("card_id" in e or "event_id" in e for e in events)
+
+
+def _stream_command(settings, trigger: str) -> list[str]:
+    command = [sys.executable, "-m", "medallion.cli", "stream"]
+    for item in [
+        f"storage.root={settings.storage.root}",
+        f"storage.tracking_uri={settings.storage.mlflow_tracking_uri}",
+        f"stream.trigger.kind={trigger}",
+        "stream.trigger.interval=1 second",
+        "stream.source=kafka",
+        f"stream.kafka.bootstrap_servers={settings.stream.kafka.bootstrap_servers}",
+        f"stream.kafka.topic={settings.stream.kafka.topic}",
+        "stream.kafka.max_offsets_per_trigger=60",
+    ]:
+        command += ["--set", item]
+    return command
+
+
+def test_kill_9_mid_stream_loses_and_duplicates_no_kafka_record(
+    spark, lake_with_champion, kafka_broker, kafka_topic, tmp_path
+):
+    settings = lake_with_champion(*kafka_conf(kafka_broker, kafka_topic))
+    records = produced_history(settings, per_day=240)
+    log = tmp_path / "stream.log"
+    env = {**os.environ, "MEDALLION_ENV": "local", "COLUMNS": "200"}
+    rng = random.Random(5)
+    for _ in range(3):
+        seen = log.read_text(errors="replace").count("[stream] batch ") if log.exists() else 0
+        with log.open("ab") as handle:
+            process = subprocess.Popen(
+                _stream_command(settings, "processingTime"), stdout=handle, stderr=subprocess.STDOUT, env=env
+            )
+        deadline = time.monotonic() + 180
+        while log.read_text(errors="replace").count("[stream] batch ") <= seen and process.poll() is None:
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        time.sleep(rng.uniform(0.0, 2.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    with log.open("ab") as handle:
+        drained = subprocess.run(
+            _stream_command(settings, "availableNow"),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=400,
+        )
+    assert drained.returncode == 0, log.read_text(errors="replace")[-3000:]
+    assert_exactly_once(spark, settings, records)
+
+
+def test_an_unreachable_broker_and_a_missing_topic_are_one_line(kafka_broker, tmp_path):
+    from medallion.kafka.broker import free_port
+
+    def stream(*conf: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "medallion.cli", "stream", "--set", f"storage.root={tmp_path}"]
+        for item in ["stream.source=kafka", "stream.trigger.kind=availableNow", *conf]:
+            args += ["--set", item]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
+        return subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+
+    nobody = stream(f"stream.kafka.bootstrap_servers=127.0.0.1:{free_port()}", "stream.kafka.topic=events")
+    assert nobody.returncode == 2
+    err = nobody.stderr.strip().splitlines()
+    assert (
+        err[-1].startswith("error: stream.kafka.bootstrap_servers=127.0.0.1:") and "make kafka-up" in err[-1]
+    )
+    assert "Traceback" not in nobody.stderr and "Py4J" not in nobody.stderr
+
+    missing = stream(
+        f"stream.kafka.bootstrap_servers={kafka_broker.bootstrap}", "stream.kafka.topic=no-such-topic"
+    )
+    assert missing.returncode == 2
+    assert (
+        missing.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: Kafka topic 'no-such-topic' does not exist")
+    )
+
+
+def test_kafka_secrets_are_redacted_in_config_show(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
+    env["MEDALLION__STREAM__KAFKA__OPTIONS__SASL.PASSWORD"] = "hunter2"
+    for extra in ([], ["--explain"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "medallion.cli", "config", "show", *extra,
+             "--set", "stream.kafka.options.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required password=s3cret;",
+             "--set", "stream.kafka.options.security.protocol=SASL_SSL"],
+            capture_output=True, text=True, cwd=REPO, env={**env, "COLUMNS": "300"}, timeout=60,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "s3cret" not in shown.stdout and "hunter2" not in shown.stdout
+        assert "SASL_SSL" in shown.stdout and "***" in shown.stdout
