@@ -43,8 +43,21 @@ def storage_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(params=["rs", "spark"])
+def delta_engine(request) -> str:
+    """Both Delta engines: a module that marks ``usefixtures("delta_engine")`` runs each of
+    its tests once per engine, through the ``settings`` and ``lake_with_champion`` fixtures."""
+    return request.param
+
+
+def engine_of(request) -> str:
+    """The Delta engine this test runs on: its ``delta_engine`` parameter, else the embedded one."""
+    callspec = getattr(request.node, "callspec", None)
+    return callspec.params.get("delta_engine", "rs") if callspec else "rs"
+
+
 @pytest.fixture
-def settings(storage_root: Path):
+def settings(storage_root: Path, request):
     """Settings for the local env, rooted in this test's tmp dir, ignoring the caller's env vars."""
     from medallion.config import load_settings
 
@@ -52,7 +65,7 @@ def settings(storage_root: Path):
         env="local",
         environ={},
         directory=REPO / "conf",
-        overrides=[f"storage.root={storage_root}", CLOCK],
+        overrides=[f"storage.root={storage_root}", CLOCK, f"delta.engine={engine_of(request)}"],
     )
 
 
@@ -85,7 +98,7 @@ def trained(spark, tmp_path_factory):
 
 
 @pytest.fixture
-def lake_with_champion(trained, storage_root: Path):
+def lake_with_champion(trained, storage_root: Path, request):
     """Settings for an empty lakehouse whose own MLflow registry already has the champion.
 
     The registry database is copied (model artifacts stay where training wrote them), so a
@@ -106,6 +119,7 @@ def lake_with_champion(trained, storage_root: Path):
                 f"storage.tracking_uri=sqlite:///{registry}",
                 "datagen.cards=300",
                 CLOCK,
+                f"delta.engine={engine_of(request)}",
                 *overrides,
             ],
         )

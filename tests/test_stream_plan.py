@@ -8,7 +8,7 @@ import pytest
 
 from medallion.config import load_settings
 from medallion.errors import StreamConfigError
-from medallion.streaming.plan import check_connectors, plan_stream
+from medallion.streaming.plan import plan_stream
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,16 +62,42 @@ def test_rejected_combinations_fail_in_one_line_naming_the_setting(overrides, ex
     assert "set stream." in str(err.value) or "--set" in str(err.value)
 
 
-def test_missing_kafka_connector_names_the_package(spark):
-    settings = conf(
-        "stream.source=kafka", "stream.kafka.bootstrap_servers=localhost:9092", "stream.kafka.topic=events"
+@pytest.mark.slow
+def test_missing_jars_end_in_one_line_naming_the_package_and_how_to_get_it(tmp_path):
+    """A machine whose jar cache is empty (offline at setup): Kafka and delta-spark say what is missing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
+    env["MEDALLION_JARS_DIR"] = str(tmp_path / "empty-cache")
+
+    def medallion(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "medallion.cli", *args, "--set", f"storage.root={tmp_path}"]
+        return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
+
+    kafka = medallion(
+        "stream", "--set", "stream.source=kafka", "--set", "stream.kafka.bootstrap_servers=127.0.0.1:9",
+        "--set", "stream.kafka.topic=events",
+    )  # fmt: skip
+    assert kafka.returncode == 2, kafka.stderr
+    last = kafka.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the Kafka connector (org.apache.spark:spark-sql-kafka-0-10_2.13:")
+    assert "make setup" in last and "Traceback" not in kafka.stderr
+
+    delta = medallion("status", "--set", "delta.engine=spark")
+    assert delta.returncode == 2, delta.stderr
+    last = delta.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("error: delta.engine=spark but delta-spark classes not loadable")
+        and "make setup" in last
     )
-    plan = plan_stream(settings)
-    with pytest.raises(
-        StreamConfigError,
-        match=r"add org\.apache\.spark:spark-sql-kafka-0-10_2\.13:.* to spark\.jars\.packages",
-    ):
-        check_connectors(spark, settings, plan)
+
+    doctor = medallion("doctor")
+    assert doctor.returncode == 0, doctor.stdout  # the embedded engine serves
+    assert "python -m medallion.jvm fetch delta" in " ".join(doctor.stdout.split())
 
 
 def test_bad_interval_is_a_config_error():

@@ -260,11 +260,10 @@ def read_file(table_path: str, partition: FilePartition, schema: StructType) -> 
     """One data file as Arrow record batches in ``schema``'s column order and types."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from pyspark.sql.pandas.types import to_arrow_schema
-
     from medallion.tables.rs_engine import _filesystem
+    from medallion.tables.table import arrow_schema
 
-    target = to_arrow_schema(schema, timestamp_utc=True)
+    target = arrow_schema(schema)
     fs, _ = _filesystem(table_path)
     location = partition.path
     if "://" in location and location.startswith("file:"):

@@ -377,6 +377,18 @@ def arrow_in_table_order(path: str, table: StructType, rows: pa.Table) -> pa.Tab
     return rows.select(names)
 
 
+def arrow_schema(schema: StructType) -> pa.Schema:
+    """``schema`` in Arrow, timestamps as UTC instants (as Spark stores them)."""
+    import inspect
+
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    # pyspark 4.2 names the time zone; 4.0 and 4.1 (a cluster's own) take a flag.
+    if "timezone" in inspect.signature(to_arrow_schema).parameters:
+        return to_arrow_schema(schema, timezone="UTC")
+    return to_arrow_schema(schema, timestamp_utc=True)
+
+
 def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     """A few rows built on the driver as Arrow in ``schema``, ready for :meth:`Table.append`
     or :meth:`Table.merge`: no Spark job to make them (``createDataFrame`` runs one)::
@@ -384,13 +396,9 @@ def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Tab
         audit.append(driver_rows(AUDIT_SCHEMA, [{"event_date": day, "rows": 7}]))
     """
     import pyarrow as pa
-    from pyspark.sql.pandas.types import to_arrow_schema
 
     names = schema.fieldNames()
-    return pa.Table.from_pylist(
-        [{name: row[name] for name in names} for row in rows],
-        schema=to_arrow_schema(schema, timestamp_utc=True),
-    )
+    return pa.Table.from_pylist([{name: row[name] for name in names} for row in rows], schema=arrow_schema(schema))
 
 
 def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:
