@@ -167,6 +167,7 @@ def test_features_for_a_day_silver_lacks_says_so(tmp_path, capsys):
     assert f"silver holds no events for {DAY}: run medallion ingest first" in out
 
 
+@pytest.mark.usefixtures("delta_engine")
 def test_a_backfill_scores_each_day_once_and_says_which_had_no_events(spark, lake_with_champion, capsys):
     """``medallion batch --from --to``: every night of the range, one summary row per day."""
     from datetime import timedelta

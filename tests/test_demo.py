@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from medallion.demo import run_demo
 
 
+@pytest.mark.usefixtures("delta_engine")
 def test_demo_runs_the_whole_loop_and_summarises_it(spark, lake_with_champion):
     settings = lake_with_champion(
         "datagen.events_per_day=300",

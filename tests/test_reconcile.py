@@ -102,8 +102,12 @@ def serving_rows(reconciler):
     }
 
 
-@pytest.mark.parametrize("rebuilt", [True, False], ids=["rebuilt", "merged"])
-def test_each_case_ends_as_the_expected_serving_row_and_audit_figures(lake, rebuilt):
+@pytest.mark.parametrize(
+    ("delta_engine", "rebuilt"),
+    [("rs", True), ("rs", False), ("spark", False)],
+    ids=["rs-rebuilt", "rs-merged", "spark-merged"],
+)
+def test_each_case_ends_as_the_expected_serving_row_and_audit_figures(lake, rebuilt, delta_engine):
     # The embedded engine rebuilds serving's day; delta-spark's path merges into it instead.
     lake.serving.replaces_partitions = rebuilt
     audit = lake.run(DAY)
@@ -257,6 +261,7 @@ def test_reconciled_speed_rows_past_retention_are_compacted_away(spark, settings
     assert "MERGE" in operations and "OPTIMIZE" in operations
 
 
+@pytest.mark.usefixtures("delta_engine")
 def test_a_stream_and_a_reconcile_running_together_leave_every_event_once(
     spark, lake_with_champion, tmp_path
 ):

@@ -40,6 +40,7 @@ def landed_lines(settings) -> int:
     )
 
 
+@pytest.mark.usefixtures("delta_engine")
 def test_available_now_scores_every_landed_event_once(spark, lake_with_champion):
     settings = lake_with_champion(
         "stream.trigger.kind=availableNow", "stream.max_files_per_trigger=3", "stream.compact_every=2"

@@ -260,6 +260,7 @@ def read_file(table_path: str, partition: FilePartition, schema: StructType) -> 
     """One data file as Arrow record batches in ``schema``'s column order and types."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from medallion.tables.rs_engine import _filesystem
     from medallion.tables.table import arrow_schema
 
@@ -279,7 +280,9 @@ def read_file(table_path: str, partition: FilePartition, schema: StructType) -> 
             arrays.append(data.column(field.name).cast(field.type))
         else:  # a column added after this file was written
             arrays.append(pa.nulls(data.num_rows, field.type))
-    table = pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in target]))
+    # In ``target``'s own schema, NOT NULL flags included: pyspark 4.2 compares the batches'
+    # schema with the declared one field by field.
+    table = pa.Table.from_arrays(arrays, schema=target)
     yield from table.to_batches(max_chunksize=10_000)
 
 

@@ -183,7 +183,7 @@ class Table(abc.ABC):
     ) -> DataFrame:
         """A streaming DataFrame of the rows each new version appends.
 
-        Without ``starting_version`` the first micro-batch is the current snapshot. Commits
+        Without ``starting_version`` the stream starts with the current snapshot. Commits
         that remove data (overwrite, merge, delete) are skipped, as Delta's
         ``skipChangeCommits`` does, and so are rewrites without data change (optimize).
         """
@@ -398,7 +398,9 @@ def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Tab
     import pyarrow as pa
 
     names = schema.fieldNames()
-    return pa.Table.from_pylist([{name: row[name] for name in names} for row in rows], schema=arrow_schema(schema))
+    return pa.Table.from_pylist(
+        [{name: row[name] for name in names} for row in rows], schema=arrow_schema(schema)
+    )
 
 
 def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import SCHEMA
 
 from medallion.tables import Lakehouse, Table, foreach_batch_writer, resolve_engine
@@ -46,7 +45,7 @@ def test_read_stream_emits_appends_skips_changes_and_restarts(spark, events, fra
     assert seen == ["e5", "e6"]
 
 
-def test_read_stream_starts_with_the_snapshot_and_respects_max_files(spark, events, frame, tmp_path):
+def test_read_stream_starts_with_the_snapshot_and_respects_max_files(spark, engine, events, frame, tmp_path):
     for i in range(2):
         events.append(frame([i]).repartition(1))
     sizes: list[int] = []
@@ -58,13 +57,17 @@ def test_read_stream_starts_with_the_snapshot_and_respects_max_files(spark, even
         .start()
     )
     try:
-        query.processAllAvailable()  # the snapshot: the first batch of a run is not capped
+        query.processAllAvailable()  # the snapshot
         for i in range(2, 5):
             events.append(frame([i]).repartition(1))
         query.processAllAvailable()
     finally:
         query.stop()
-    assert [n for n in sizes if n] == [2, 1, 1, 1]
+    # maxFilesPerTrigger caps every micro-batch, the snapshot's too (delta-spark). pyspark gives
+    # a Python stream reader no admission control, so the embedded engine's first batch of a
+    # run catches up on the whole snapshot (see medallion/tables/datasource.py).
+    snapshot = [1, 1] if engine == "spark" else [2]
+    assert [n for n in sizes if n] == [*snapshot, 1, 1, 1]
 
 
 def test_foreach_batch_writer_is_exactly_once(spark, events, frame):
@@ -80,8 +83,10 @@ def test_foreach_batch_writer_is_exactly_once(spark, events, frame):
 
 
 def test_resolve_engine_and_lakehouse(spark, settings):
+    settings.delta.engine = "auto"
     engine, reason = resolve_engine(spark, settings)
-    assert engine == "rs" and "io.delta.tables.DeltaTable" in reason
+    # Both engines load in this session; auto takes the embedded one, per bench/engines.py.
+    assert engine == "rs" and "bench/engines.py" in reason and "delta-spark loads too" in reason
     lake = Lakehouse(settings, spark)
     assert lake.engine == "rs"
     assert lake.path("silver", "events") == settings.storage.table_path("silver", "events")
@@ -91,17 +96,6 @@ def test_resolve_engine_and_lakehouse(spark, settings):
     assert lake.table("silver", "events").path == created.path
     # The registered data source reads the same rows as the handle.
     assert spark.read.format("delta").load(created.path).count() == 0
-
-
-def test_spark_engine_without_jars_says_how_to_get_them(spark, settings):
-    from medallion.errors import EnvironmentProblem
-    from medallion.tables.engine import _spark_engine_problem
-
-    if _spark_engine_problem(spark) is None:
-        pytest.skip("delta-spark is on the classpath here")
-    settings.delta.engine = "spark"
-    with pytest.raises(EnvironmentProblem, match=r"spark\.jars\.packages"):
-        resolve_engine(spark, settings)
 
 
 def test_rs_tables_are_plain_delta_for_other_readers(spark, table_path, frame):
