@@ -247,3 +247,41 @@ def test_kafka_secrets_are_redacted_in_config_show(tmp_path):
         assert shown.returncode == 0, shown.stderr
         assert "s3cret" not in shown.stdout and "hunter2" not in shown.stdout
         assert "SASL_SSL" in shown.stdout and "***" in shown.stdout
+
+
+def test_the_readme_kafka_commands_run_as_written(lake_with_champion, tmp_path):
+    """README's Kafka block, line by line in a shell, on a free port and this test's lakehouse."""
+    import re
+
+    from medallion.kafka.broker import free_port
+
+    settings = lake_with_champion()
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Kafka\n.*?```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert commands[0].startswith("make kafka-up") and commands[-1] == "make kafka-down"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        MEDALLION__STORAGE__ROOT=str(settings.storage.root),
+        MEDALLION__STORAGE__TRACKING_URI=settings.storage.mlflow_tracking_uri,
+        MEDALLION__STREAM__KAFKA__LOCAL_PORT=str(port),
+        COLUMNS="200",
+    )
+    try:
+        for command in commands:
+            done = subprocess.run(
+                command.replace("127.0.0.1:9092", f"127.0.0.1:{port}"),
+                shell=True, cwd=REPO, env=env, capture_output=True, text=True, timeout=400,
+            )  # fmt: skip
+            assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    finally:
+        subprocess.run("make kafka-down", shell=True, cwd=REPO, env=env, capture_output=True, timeout=120)
+    from deltalake import DeltaTable
+
+    bronze = DeltaTable(settings.storage.table_path("bronze", "events")).to_pyarrow_table()
+    speed = DeltaTable(settings.storage.table_path("gold", "predictions_speed")).to_pyarrow_table()
+    assert bronze.num_rows >= 100 and set(bronze.column("kafka_topic").to_pylist()) == {"events"}
+    assert speed.num_rows > 50
+    assert not (settings.storage.root_path / "kafka" / "broker.pid").exists()

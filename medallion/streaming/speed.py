@@ -314,7 +314,12 @@ class SpeedLayer:
         features = profile_lookup_features(events, profiles)
         scored = with_scores(features, champion, self.settings.model.decision_threshold)
         if stream.sink == "kafka":
-            scored = scored.select(F.col("event_id").alias("key"), F.to_json(F.struct("*")).alias("value"))
+            # The documented record (README "Kafka"): the scoring fields, not the features.
+            record = F.struct(
+                "event_id", "score", "decision", "model_name", "model_version",
+                F.current_timestamp().alias("scored_at"),
+            )  # fmt: skip
+            scored = scored.select(F.col("event_id").alias("key"), F.to_json(record).alias("value"))
         writer = scored.writeStream.queryName(stream.query_name).trigger(**self.plan.trigger_kwargs)
         if stream.sink == "memory":
             writer = writer.format("memory")
