@@ -20,6 +20,9 @@ control), so ``maxFilesPerTrigger`` holds from the second micro-batch of each ru
 first one catches up on everything available when the query (re)starts, and an
 ``availableNow`` trigger reads all in one batch. Nothing is lost or read twice either way:
 offsets are checkpointed by Spark.
+
+Tables the embedded engine would misread (deletion vectors in use, column mapping) fail the
+read: see :func:`medallion.tables.rs_engine.refuse_unreadable`.
 """
 
 from __future__ import annotations
@@ -111,11 +114,13 @@ class DeltaBatchReader(DataSourceReader):
     def partitions(self) -> list[FilePartition]:
         from deltalake import DeltaTable
 
+        from medallion.tables.rs_engine import refuse_unreadable
         from medallion.tables.table import as_utc
 
         dt = DeltaTable(self.path, version=self.version)
         if self.timestamp is not None:
             dt.load_as_version(as_utc(self.timestamp))
+        refuse_unreadable(dt, self.path)
         return [FilePartition(path, values) for path, values in _snapshot_files(dt)]
 
     def read(self, partition: FilePartition | None) -> Iterator[Any]:
@@ -187,8 +192,12 @@ class DeltaStreamReader(DataSourceStreamReader):
     def _files(self, version: int, snapshot: bool) -> list[tuple[str, dict[str, str | None]]]:
         from deltalake import DeltaTable
 
+        from medallion.tables.rs_engine import refuse_unreadable
+
         if snapshot:
-            return _snapshot_files(DeltaTable(self.path, version=version))
+            dt = DeltaTable(self.path, version=version)
+            refuse_unreadable(dt, self.path)
+            return _snapshot_files(dt)
         return _appended_files(self.path, version)
 
 
@@ -216,6 +225,13 @@ def _appended_files(path: str, version: int) -> list[tuple[str, dict[str, str | 
             "restart the stream with a newer checkpoint or startingVersion"
         ) from None
     actions = [json.loads(line) for line in lines if line.strip()]
+    if any("metaData" in a or "protocol" in a for a in actions):
+        # A version may turn on what this engine cannot read (column mapping, a feature).
+        from deltalake import DeltaTable
+
+        from medallion.tables.rs_engine import refuse_unreadable
+
+        refuse_unreadable(DeltaTable(path, version=version), path)
     if any("remove" in a and a["remove"].get("dataChange", True) for a in actions):
         return []
     adds = [a["add"] for a in actions if "add" in a and a["add"].get("dataChange", True)]

@@ -10,7 +10,9 @@ is collected as Arrow and written and committed by delta-rs: no Spark write job.
 
 Reads: Spark gets the snapshot's file list with ``basePath`` set to the table root, so
 partition columns come back from the paths. The directory itself is never read: it also
-holds files that earlier versions removed.
+holds files that earlier versions removed. Tables this can misread (deletion vectors in
+use, column mapping, reader features Spark's parquet reader knows nothing of) are refused
+when opened, read or written, with a MedallionError that says to use ``delta.engine=spark``.
 
 Example::
 
@@ -150,7 +152,11 @@ class RsTable(Table, engine="rs"):
         from deltalake import DeltaTable
 
         with _translated(self.path):
-            return DeltaTable(self.path, version=version)
+            dt = DeltaTable(self.path, version=version)
+        # Every open, read, stream and write starts here: a table this engine would misread
+        # is refused before any of them touches its files.
+        refuse_unreadable(dt, self.path)
+        return dt
 
     @property
     def schema(self) -> StructType:
@@ -199,6 +205,7 @@ class RsTable(Table, engine="rs"):
                 )
             with _translated(self.path):
                 dt.load_as_version(version)
+        refuse_unreadable(dt, self.path)  # time travel: an old version may use what the latest does not
         return self._scan(dt, dt.file_uris())
 
     def _scan(self, dt: DeltaTable, files: Sequence[str]) -> DataFrame:
@@ -774,6 +781,58 @@ class RsTable(Table, engine="rs"):
         for f in staged:
             with suppress(FileNotFoundError):
                 fs.delete_file(posixpath.join(root, f.path))
+
+
+# --------------------------------------------------------------------------- foreign tables
+
+# Reader features this engine reads as delta-spark does: delta-rs replays the log (classic
+# and v2 checkpoints) and Spark reads timestamp_ntz parquet columns as such. Deletion vectors
+# and column mapping only where they change nothing: no file has a vector, the mode is none.
+READABLE_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "deletionVectors", "columnMapping"})
+# Verdict per (table, table id, version): a version's protocol, metadata and files never
+# change, and looking for deletion vectors reads them. Forgotten wholesale when full.
+_VERDICTS: dict[tuple[str, str, int], str | None] = {}
+_MAX_VERDICTS = 4096
+
+
+def refuse_unreadable(dt: DeltaTable, path: str) -> None:
+    """Raise a one-line MedallionError if this engine would misread ``dt`` at its version."""
+    key = (dt.table_uri, dt.metadata().id, dt.version())
+    try:
+        problem = _VERDICTS[key]
+    except KeyError:
+        if len(_VERDICTS) >= _MAX_VERDICTS:
+            _VERDICTS.clear()
+        problem = _VERDICTS[key] = _unreadable(dt)
+    if problem:
+        raise MedallionError(f"{path} (version {key[2]}) {problem}: set delta.engine=spark")
+
+
+def _unreadable(dt: DeltaTable) -> str | None:
+    """Why Spark, handed ``dt``'s data files and schema, would not read the table right."""
+    import pyarrow as pa
+
+    protocol = dt.protocol()
+    if protocol.min_reader_version > 3:
+        return (
+            f"needs Delta reader version {protocol.min_reader_version}, which the embedded engine cannot read"
+        )
+    features = set(protocol.reader_features or ())
+    unknown = sorted(features - READABLE_FEATURES)
+    if unknown:
+        return f"uses the reader feature(s) {', '.join(unknown)}, which the embedded engine cannot read"
+    # Data files name their columns by physical names (col-<uuid>, or the names before a
+    # rename): read by logical name, they come back as nulls. Reader version 2 is this.
+    mode = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if mode.lower() != "none":
+        return f"uses column mapping (mode {mode}), which the embedded engine cannot read"
+    if "deletionVectors" in features:
+        # Spark would bring back the rows a vector marks deleted. delta-rs tells which files
+        # have one only by materializing the vectors: once per version, as the verdict is kept.
+        vectors = pa.RecordBatchReader.from_stream(dt.deletion_vectors())
+        if any(batch.num_rows for batch in vectors):
+            return "uses deletion vectors, which the embedded engine cannot apply"
+    return None
 
 
 # --------------------------------------------------------------------------- helpers
