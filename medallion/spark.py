@@ -182,10 +182,6 @@ def get_spark(settings: Settings):
     if delta:
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
-        # medallion replaces partitions only (replaceWhere on partition columns). Delta's
-        # data-column replaceWhere analyses the frame again and fails on one that carries an
-        # observation (INTERNAL_ERROR "nullable on unresolved object" in delta-spark 4.4).
-        conf["spark.databricks.delta.replaceWhere.dataColumns.enabled"] = "false"
     conf.update({k: v for k, v in settings.spark.conf.items() if k != "spark.jars" or submitted})
 
     if submitted:

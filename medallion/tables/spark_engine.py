@@ -242,11 +242,27 @@ class SparkTable(Table, engine="spark"):
                 writer = writer.option("replaceWhere", where)
             if txn:
                 writer = writer.option("txnAppId", txn[0]).option("txnVersion", int(txn[1]))
-            with _conflicts(), _translated(self.path):
+            with (
+                session_conf(self.spark, self._replace_where_conf(where)),
+                _conflicts(),
+                _translated(self.path),
+            ):
                 writer.save(self.path)
             return True
 
         return self._retrying("overwrite", attempt, _CommitConflict)
+
+    def _replace_where_conf(self, where: str | None) -> dict[str, str]:
+        """A predicate on partition columns only takes Delta's partition replaceWhere: the
+        data-column path analyses the frame again and fails on one that carries an
+        observation (INTERNAL_ERROR "nullable on unresolved object", delta-spark 4.4)."""
+        if where is None:
+            return {}
+        partitions = set(self.partition_by)
+        names = [f.name for f in self.schema.fields if f.name not in partitions]
+        if any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", where) for name in names):
+            return {}
+        return {"spark.databricks.delta.replaceWhere.dataColumns.enabled": "false"}
 
     def merge(
         self,
