@@ -1,0 +1,57 @@
+"""The JVM parts: the pinned pyspark/delta-spark pair, the jar cache and its integrity checks."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from medallion import jvm
+
+
+def test_the_installed_pair_is_the_supported_one_and_a_mismatch_says_what_to_run(monkeypatch):
+    assert jvm.check_pair() is None
+    assert jvm.DELTA_FOR_SPARK[jvm.spark_version()] == jvm.delta_version()
+    monkeypatch.setattr(jvm, "delta_version", lambda: "4.0.1")
+    assert (
+        jvm.check_pair()
+        == f"pyspark {jvm.spark_version()} needs delta-spark 4.4.0, found 4.0.1: run make setup"
+    )
+    monkeypatch.setattr(jvm, "spark_version", lambda: "4.1.1")
+    assert jvm.check_pair().startswith("pyspark 4.1.1 is not a supported Spark line")
+
+
+def test_doctor_names_the_pair(settings):
+    from medallion.doctor import run_checks
+
+    checks = {c.name: c for c in run_checks(settings) if c.name in ("spark/delta pair", "delta-spark jars")}
+    assert (
+        checks["spark/delta pair"].ok
+        and "pyspark 4.2.0 with delta-spark 4.4.0" in checks["spark/delta pair"].detail
+    )
+    assert checks["delta-spark jars"].ok
+
+
+def test_artifact_names_from_ivy_and_pyspark_jar_names():
+    assert jvm.artifact_name("org.apache.kafka_kafka-clients-3.9.2.jar") == "kafka-clients"
+    assert jvm.artifact_name("io.delta_delta-spark_4.2_2.13-4.4.0.jar") == "delta-spark_4.2_2.13"
+    assert jvm.artifact_name("jackson-core-2.21.2.jar") == "jackson-core"
+    assert jvm.artifact_name("scala-library-2.13.18.jar") == "scala-library"
+
+
+def test_a_truncated_or_foreign_cache_is_not_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDALLION_JARS_DIR", str(tmp_path))
+    folder = jvm.bundle_dir("delta")
+    folder.mkdir(parents=True)
+    good = folder / "io.delta_delta-spark.jar"
+    with zipfile.ZipFile(good, "w") as jar:
+        jar.writestr("io/delta/tables/DeltaTable.class", b"\xca\xfe")
+    manifest = {"coordinates": list(jvm.bundles()["delta"].coordinates), "jars": [good.name]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert jvm.usable_jars("delta") == [str(good)]
+
+    good.write_bytes(good.read_bytes()[:20])  # a download cut short
+    assert jvm.usable_jars("delta") == []
+
+    manifest["coordinates"] = ["io.delta:delta-spark_2.13:3.0.0"]  # fetched for another pair
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert jvm.jars("delta") == []
