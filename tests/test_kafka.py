@@ -180,7 +180,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_kafka_record(
     log = tmp_path / "stream.log"
     env = {**os.environ, "MEDALLION_ENV": "local", "COLUMNS": "200"}
     rng = random.Random(5)
-    for _ in range(3):
+    for _ in range(2):  # two crashes at random points of a batch, then a restart that drains
         seen = log.read_text(errors="replace").count("[stream] batch ") if log.exists() else 0
         with log.open("ab") as handle:
             process = subprocess.Popen(
