@@ -34,6 +34,20 @@ def test_shuffled_labels_fail_the_gate_and_champion_stays(trained):
     assert version_for(settings, "champion") == champion
 
 
+def test_a_validation_set_of_one_class_fails_the_gate_saying_why(trained):
+    """ROC AUC of one class is NaN, and NaN < min is false: a non-finite metric must fail."""
+    from medallion.model.registry import validate
+    from medallion.model.train import train
+    from medallion.schemas import LABEL_COLUMN
+
+    settings, store, _ = trained
+    result = train(settings, store.table("training_set").read())
+    one_class = result.validation.assign(**{LABEL_COLUMN: False})
+    gate = validate(settings, one_class)
+    assert not gate.passed
+    assert any(r.startswith("roc_auc is nan (not a finite number") for r in gate.reasons), gate.reasons
+
+
 def test_forced_promote_then_rollback_restores_the_champion(trained):
     from medallion.model.registry import promote, rollback, version_for
 

@@ -11,6 +11,7 @@ Usage::
 from __future__ import annotations
 
 import getpass
+import math
 import time
 from dataclasses import dataclass
 
@@ -82,7 +83,13 @@ def validate(settings: Settings, validation: pd.DataFrame) -> GateResult:
         runs.append(time.perf_counter() - started)
     ms_per_10k = min(runs) * 1000 * 10_000 / max(len(timed), 1)
     metrics = evaluate(scores, labels, settings.model.decision_threshold) | {"ms_per_10k_rows": ms_per_10k}
-    reasons = []
+    reasons = [
+        # NaN compares false with everything: "nan < min" would let it through.
+        f"{name} is {metrics[name]} (not a finite number; a validation set of one class gives NaN): "
+        "the gate needs held-out rows of both classes"
+        for name in ("roc_auc", "pr_auc")
+        if not math.isfinite(metrics[name])
+    ]
     if metrics["roc_auc"] < gate.min_roc_auc:
         reasons.append(f"roc_auc {metrics['roc_auc']:.3f} < model.gate.min_roc_auc {gate.min_roc_auc}")
     if metrics["pr_auc"] < gate.min_pr_auc:
