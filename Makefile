@@ -8,9 +8,20 @@ STAMP  := $(VENV)/.setup-stamp
 CONF   ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint clean java jars kafka-up kafka-down
+.PHONY: setup test demo bench lint clean python java jars kafka-up kafka-down
 
-setup: java $(STAMP) jars
+setup: python java $(STAMP) jars
+
+# The Python the venv is made from: 3.11+, as pyproject.toml requires.
+python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { \
+	  echo "error: Python 3.11+ is required and was not found ($(PYTHON))."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y python3.11 python3.11-venv"; \
+	  echo "  macOS:         brew install python@3.11"; \
+	  echo "  or pass one:   make setup PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "error: Python 3.11+ required, found: $$($(PYTHON) --version 2>&1) ($(PYTHON))"; \
+	  echo "  pass a newer one: make setup PYTHON=/path/to/python3.11"; exit 1; }
 
 # The java Spark launches: $JAVA_HOME's if set, else the one on PATH.
 JAVA := $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java,java)

@@ -30,3 +30,20 @@ def test_make_checks_java_as_spark_finds_it(tmp_path):
     )
     assert missing.returncode != 0
     assert f"not found ({tmp_path}/bin/java)" in missing.stdout
+
+
+def test_make_checks_the_python_it_builds_the_venv_from(tmp_path):
+    """`make setup` refuses a missing or too old Python in one message, as it does Java."""
+    repo = Path(__file__).resolve().parent.parent
+    assert subprocess.run(["make", "-s", "python"], cwd=repo, capture_output=True).returncode == 0
+    missing = subprocess.run(
+        ["make", "-s", "python", f"PYTHON={tmp_path}/python3"], cwd=repo, capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "Python 3.11+ is required and was not found" in missing.stdout
+    old = tmp_path / "python3.9"
+    old.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python 3.9.18' && exit 0\nexit 1\n")
+    old.chmod(0o755)
+    too_old = subprocess.run(
+        ["make", "-s", "python", f"PYTHON={old}"], cwd=repo, capture_output=True, text=True
+    )
+    assert too_old.returncode != 0 and "Python 3.11+ required, found: Python 3.9.18" in too_old.stdout
