@@ -37,6 +37,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _name(value: str, what: str) -> str:
+    """A name that becomes one path segment: no separators, no ``..``."""
+    if not _SAFE_NAME.match(value) or ".." in value:
+        raise ConfigError(f"{what} {value!r} must be letters, digits, '_', '-' or '.' (one path segment)")
+    return value
+
+
 class StorageSettings(_Section):
     """Where everything lives: one root for landing zone, tables, checkpoints and MLflow."""
 
@@ -46,23 +57,35 @@ class StorageSettings(_Section):
     )
 
     @property
+    def is_uri(self) -> bool:
+        """``s3://``, ``abfss://``, ``gs://``, ``dbfs:/`` ...: kept as given, never resolved
+        against the working directory (``/Volumes/...`` is a local path)."""
+        return bool(_URI.match(self.root))
+
+    @property
     def root_path(self) -> Path:
+        """The root as a local path (the MLflow store, reports, the local broker's logs)."""
         return Path(self.root).expanduser().resolve()
+
+    def _under(self, *parts: str) -> str:
+        if self.is_uri:
+            return "/".join([self.root.rstrip("/"), *parts])
+        return str(self.root_path.joinpath(*parts))
 
     @property
     def landing_events(self) -> str:
-        return str(self.root_path / "landing" / "events")
+        return self._under("landing", "events")
 
     @property
     def landing_labels(self) -> str:
-        return str(self.root_path / "landing" / "labels")
+        return self._under("landing", "labels")
 
     def table_path(self, layer: str, name: str) -> str:
         """``<root>/tables/<layer>/<name>``, e.g. ``table_path("silver", "events")``."""
-        return str(self.root_path / "tables" / layer / name)
+        return self._under("tables", _name(layer, "layer"), _name(name, "table name"))
 
     def checkpoint_path(self, query_name: str) -> str:
-        return str(self.root_path / "checkpoints" / query_name)
+        return self._under("checkpoints", _name(query_name, "query name"))
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -168,7 +191,7 @@ class StreamSettings(_Section):
     sink: Literal["delta", "memory", "console", "kafka"] = "delta"
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     max_files_per_trigger: int = Field(default=100, ge=1)
-    query_name: str = "score_events"
+    query_name: str = Field(default="score_events", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     rate: RateSettings = Field(default_factory=RateSettings)
     challenger: Literal["off", "shadow", "canary"] = "off"

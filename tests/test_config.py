@@ -159,3 +159,32 @@ def test_parse_set(option, expected):
 def test_parse_set_rejects_malformed(option):
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_set(option)
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        "s3://bucket/lake",
+        "abfss://c@acct.dfs.core.windows.net/lake/",
+        "gs://bucket/lake",
+        "dbfs:/lake",
+        "/Volumes/main/fraud/lake",
+    ],
+)
+def test_storage_uris_are_kept_as_given(root):
+    settings = load_settings(environ={}, directory=REPO / "conf", overrides=[f"storage.root={root}"])
+    base = root.rstrip("/")
+    assert settings.storage.table_path("silver", "events") == f"{base}/tables/silver/events"
+    assert settings.storage.checkpoint_path("score_events") == f"{base}/checkpoints/score_events"
+    assert settings.storage.landing_events == f"{base}/landing/events"
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", ""])
+def test_names_that_become_paths_are_one_segment(name, tmp_path):
+    from medallion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"stream\.query_name"):
+        load_settings(environ={}, directory=REPO / "conf", overrides=[f"stream.query_name={name}"])
+    settings = load_settings(environ={}, directory=REPO / "conf", overrides=[f"storage.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="one path segment"):
+        settings.storage.table_path("silver", name)
