@@ -14,6 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from medallion.config import Settings, load_settings
 from medallion.errors import MedallionError
@@ -178,12 +179,21 @@ def _spark(settings: Settings):
         return get_spark(settings)
 
 
+# C0 and C1 control characters (ESC among them): shown as their escapes, never sent raw.
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)] if chr(code) not in "\t"}
+
+
+def _text(value) -> Text:
+    """A value from the data as literal text: no Rich markup, no terminal control sequences."""
+    return Text(str(value).translate(_CONTROL))
+
+
 def _table(title: str, columns: list[str], rows) -> RichTable:
-    table = RichTable(title=title)
+    table = RichTable(title=_text(title))
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*[str(value) for value in row])
+        table.add_row(*[_text(value) for value in row])
     return table
 
 
@@ -494,7 +504,7 @@ def serve_lookup(event_id: str, env: EnvOption = None, set_: SetOption = None) -
     row = get_score(event_id, settings=settings, spark=_spark(settings))
     if row is None:
         raise MedallionError(
-            f"no serving row for event_id {event_id!r}: not scored yet, or rejected in silver"
+            f"no serving row for event_id {str(event_id).translate(_CONTROL)!r}: not scored yet, or rejected in silver"
         )
     console.print(_table(f"gold.predictions: {event_id}", ["column", "value"], row.items()))
 

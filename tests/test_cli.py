@@ -198,3 +198,29 @@ def test_a_backfill_scores_each_day_once_and_says_which_had_no_events(spark, lak
     assert f"{HISTORY_END}: no events, nothing scored" in out
     summary = out[out.index("nightly batch") :]
     assert all(str(day) in summary for day in (first, last, HISTORY_END))
+
+
+def test_values_from_the_data_reach_the_terminal_as_text_not_markup_or_escapes(spark, settings, capsys):
+    """An event id holding Rich markup and an ANSI escape prints literally, escaped."""
+    from datetime import UTC, datetime
+
+    from medallion.cli import main
+    from medallion.schemas import SERVING_SCHEMA
+    from medallion.tables import Lakehouse
+    from medallion.tables.table import driver_rows
+
+    event_id = "ev-[/]-[bold]x\x1b[31m"
+    now = datetime.now(UTC)
+    row = {
+        "event_id": event_id, "event_date": HISTORY_END, "score": 0.25, "decision": False,
+        "model_version": "1", "source": "batch", "missing_in_speed": False, "scored_at": now, "updated_at": now,
+    }  # fmt: skip
+    serving = Lakehouse(settings, spark).create(
+        "gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"]
+    )
+    serving.append(driver_rows(SERVING_SCHEMA, [row]))
+    capsys.readouterr()
+
+    assert main(["serve", "lookup", event_id, "--set", f"storage.root={settings.storage.root}"]) == 0
+    out = capsys.readouterr().out
+    assert "ev-[/]-[bold]x\\x1b[31m" in out and "\x1b" not in out
