@@ -191,3 +191,22 @@ def test_udf_scores_in_one_task_per_core_on_a_local_master(trained, spark):
         for frame in (scored, with_scores(features.coalesce(1), scorer, threshold=0.5))
     ]
     assert by_layout[0] == by_layout[1]
+
+
+def test_a_corrupt_registry_says_what_failed_not_that_an_alias_is_missing(tmp_path):
+    from medallion.model.registry import version_for
+
+    corrupt = tmp_path / "mlflow.db"
+    corrupt.write_bytes(b"not a database " * 200)
+    settings = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={tmp_path}", f"storage.tracking_uri=sqlite:///{corrupt}"],
+    )
+    with pytest.raises(ModelNotReadyError) as err:
+        version_for(settings, "champion")
+    message = str(err.value)
+    assert message.startswith(f"the MLflow registry at sqlite:///{corrupt} could not be read (")
+    assert (
+        "file is not a database" in message and "run medallion train" not in message and "\n" not in message
+    )

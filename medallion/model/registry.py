@@ -40,13 +40,31 @@ def version_for(settings: Settings, alias: str) -> str:
     name = settings.model.name
     try:
         return str(_client(settings).get_model_version_by_alias(name, alias).version)
-    except MlflowException:
+    except Exception as exc:
+        missing = isinstance(exc, MlflowException) and exc.error_code in (
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+        )
+        store = type(exc).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "alembic")
+        if not missing:
+            if isinstance(exc, MlflowException) or store:
+                raise _registry_problem(settings, exc) from None
+            raise
         hint = (
             "run medallion train"
             if alias == settings.model.aliases.challenger
             else ("run medallion train, then medallion model promote")
         )
         raise ModelNotReadyError(f"no '{alias}' alias on {name}: {hint}") from None
+
+
+def _registry_problem(settings: Settings, exc: BaseException) -> ModelNotReadyError:
+    """A registry that cannot be read (locked, corrupt, unreachable) is not a missing alias."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelNotReadyError(
+        f"the MLflow registry at {settings.storage.mlflow_tracking_uri} could not be read ({first[:200]}): "
+        "check storage.tracking_uri, that no other process holds the database locked, and that the file is intact"
+    )
 
 
 @dataclass(frozen=True)
