@@ -444,7 +444,8 @@ class Ingestor:
     # ------------------------------------------------------------------ stream
 
     def _landing_stream(self, feed: str) -> DataFrame:
-        Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
+        if not self.settings.storage.is_uri:  # an object store has no folders to make
+            Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
         return read_landing(
             self.spark,
             self.landing_folder(feed),
@@ -533,7 +534,8 @@ def landed_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         return read_kafka(
             spark, kafka_options(settings), kafka.topic, kafka.starting_offsets, kafka.max_offsets_per_trigger
         )
-    Path(settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
+    if not settings.storage.is_uri:  # an object store has no folders to make
+        Path(settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
     return read_landing(
         spark,
         settings.storage.landing_events,
