@@ -18,8 +18,9 @@ pytestmark = pytest.mark.delta_spark
 
 @pytest.fixture(autouse=True)
 def delta_spark(spark) -> None:
-    if _spark_engine_problem(spark):
-        pytest.skip(f"delta-spark jars not on the classpath: {HOW_TO_GET_JARS}")
+    # make setup fetches the jars: their absence is a failure, never a silently untested path.
+    problem = _spark_engine_problem(spark)
+    assert problem is None, f"{problem}: {HOW_TO_GET_JARS}"
 
 
 @pytest.fixture
