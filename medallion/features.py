@@ -13,6 +13,7 @@ differs.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import pandas as pd
 from pyspark import SparkContext
@@ -33,33 +34,47 @@ OUTPUT_COLUMNS = (*KEY_COLUMNS, *FEATURE_SCHEMA.fieldNames(), "amount", "country
 
 @functools.lru_cache(maxsize=8)
 def _feature_columns(context: SparkContext) -> dict[str, Column]:
-    """The event's own features (log amount, hour and day of week, UTC) and its profile's.
+    """:func:`feature_math` as Spark Columns.
 
     Built once per JVM: building them is about 20 ms of py4j calls, which a stream's
     micro-batch would otherwise pay again (keyed on the SparkContext, as foreachBatch hands
     every micro-batch a new session object).
     """
-    amount = F.col("amount").cast("double")
+    return feature_math(F)
+
+
+def feature_math(fn) -> dict[str, Any]:
+    """The event's own features (log amount, hour and day of week, UTC) and its profile's.
+
+    ``fn`` is a namespace with the few ``pyspark.sql.functions`` used here (``col``,
+    ``lit``, ``log1p``, ``hour``, ``dayofweek``, ``coalesce``, ``when``): with
+    ``pyspark.sql.functions`` it gives Columns; the online service passes
+    :mod:`medallion.serving.rowmath`, which evaluates the same definition on one request.
+    """
+    amount = fn.col("amount").cast("double")
     return {
-        "log_amount": F.log1p(amount),
-        "hour": F.hour("event_ts").cast("double"),
-        "day_of_week": F.dayofweek("event_ts").cast("double"),
-        **_profile_columns(amount),
+        "log_amount": fn.log1p(amount),
+        "hour": fn.hour(fn.col("event_ts")).cast("double"),
+        "day_of_week": fn.dayofweek(fn.col("event_ts")).cast("double"),
+        **_profile_columns(amount, fn),
     }
 
 
-def _profile_columns(amount: Column) -> dict[str, Column]:
+def _profile_columns(amount, fn) -> dict[str, Any]:
     """Features from the card's profile; a card without history gets neutral values."""
-    has_history = F.coalesce(F.col("txn_count_30d"), F.lit(0.0)) > 0
-    std = F.col("amount_std_30d")
-    zscore = F.when(has_history & (std > 0), (amount - F.col("amount_mean_30d")) / std).otherwise(F.lit(0.0))
+    has_history = fn.coalesce(fn.col("txn_count_30d"), fn.lit(0.0)) > 0
+    std = fn.col("amount_std_30d")
+    zscore = fn.when(has_history & (std > 0), (amount - fn.col("amount_mean_30d")) / std).otherwise(
+        fn.lit(0.0)
+    )
+    foreign = has_history & (fn.col("country") != fn.col("usual_country"))
     return {
         "amount_zscore": zscore,
-        "is_foreign": F.when(has_history & (F.col("country") != F.col("usual_country")), 1.0).otherwise(0.0),
-        "card_txn_count_30d": F.coalesce(F.col("txn_count_30d"), F.lit(0.0)),
-        "card_amount_mean_30d": F.coalesce(F.col("amount_mean_30d"), F.lit(0.0)),
-        "card_amount_std_30d": F.coalesce(F.col("amount_std_30d"), F.lit(0.0)),
-        "card_distinct_merchants_30d": F.coalesce(F.col("distinct_merchants_30d"), F.lit(0.0)),
+        "is_foreign": fn.when(foreign, fn.lit(1.0)).otherwise(fn.lit(0.0)),
+        "card_txn_count_30d": fn.coalesce(fn.col("txn_count_30d"), fn.lit(0.0)),
+        "card_amount_mean_30d": fn.coalesce(fn.col("amount_mean_30d"), fn.lit(0.0)),
+        "card_amount_std_30d": fn.coalesce(fn.col("amount_std_30d"), fn.lit(0.0)),
+        "card_distinct_merchants_30d": fn.coalesce(fn.col("distinct_merchants_30d"), fn.lit(0.0)),
     }
 
 

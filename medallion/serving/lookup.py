@@ -1,4 +1,4 @@
-"""Read the serving table: one score per event, batch where the night has run, speed otherwise.
+"""Read the serving table with Spark: one score per event, batch where the night has run, speed otherwise.
 
 Usage::
 
