@@ -276,6 +276,33 @@ class ReconcileSettings(_Section):
     )
 
 
+class ServingSettings(_Section):
+    """The online side (``medallion serve api`` / ``serve materialize``) and its store."""
+
+    store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="sqlite: a file under the storage root, no server; redis: redis_url"
+    )
+    sqlite_path: str | None = Field(default=None, description="default <root>/serving/online.sqlite")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_namespace: str = Field(default="medallion", pattern=r"^[A-Za-z0-9_.-]+$")
+    redis_grace_seconds: int = Field(
+        default=300, ge=1, description="a replaced generation's keys live this long for readers still on it"
+    )
+    max_batch: int = Field(default=100, ge=1, description="most transactions in one POST /score")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    round_decimals: int = Field(
+        default=6, ge=0, le=12, description="model inputs rounded to this many decimals before hashing"
+    )
+    late_days: int = Field(
+        default=1, ge=0, description="materialize the card profiles of today and this many days before"
+    )
+    serving_days: int = Field(default=7, ge=0, description="serving rows of the last days the store holds")
+    poll_seconds: float = Field(default=5.0, gt=0, description="how often the API checks the champion alias")
+    log_flush_seconds: float = Field(default=2.0, gt=0, description="gold.online_requests: one commit per")
+    log_flush_rows: int = Field(default=5000, ge=1, description="...or per this many requests")
+    writeback_ttl_hours: float = Field(default=48, gt=0, description="redis: how long a written-back score lives")
+
+
 class ClockSettings(_Section):
     """Which day it is for the pipeline (see :mod:`medallion.clock`)."""
 
@@ -312,6 +339,7 @@ class Settings(_Section):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     clock: ClockSettings = Field(default_factory=ClockSettings)
     expectations: ExpectationsSettings = Field(default_factory=ExpectationsSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     # Not configuration: where each dotted key's value came from.
     _provenance: dict[str, str] = {}
