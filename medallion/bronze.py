@@ -23,7 +23,8 @@ def read_landing(
     stream: bool = False,
     max_files_per_trigger: int | None = None,
 ) -> DataFrame:
-    """One row per landed line: ``raw``, ``source_file`` and ``landed_at`` (the file's mtime).
+    """One row per landed line: ``raw``, ``source_file``, ``landed_at`` (the file's mtime) and
+    ``file_size`` (its length when listed: a file still being written has grown since).
 
     A folder or a list of files for batch reads; a folder for streams. Files whose names
     start with ``.`` or ``_`` are still being written and are skipped (Spark's file source
@@ -42,6 +43,7 @@ def read_landing(
         F.col("value").alias("raw"),
         F.col("_metadata.file_path").alias("source_file"),
         F.col("_metadata.file_modification_time").alias("landed_at"),
+        F.col("_metadata.file_size").alias("file_size"),
     ]
     if stream:
         # Spark gives each micro-batch this as a value of the batch, not a literal in the

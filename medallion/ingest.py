@@ -18,18 +18,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
-from medallion.bronze import read_kafka, read_landing, to_bronze
+from medallion.bronze import KAFKA_COLUMNS, read_kafka, read_landing, to_bronze
+from medallion.claims import Claim, ClaimLedger
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
 from medallion.observation import observed
@@ -38,15 +38,15 @@ from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labe
 from medallion.spark import session_conf
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
-from medallion.tables.table import may_match
 
 FEEDS = ("events", "labels")
 
+# The app ids of the night's ingest and of bronze rows written before claims existed.
+BATCH_APP = "ingest-batch"
+ADOPTED_APP = "before-claims"
+
 # At most this many lines in a batch: processed in one partition after parsing (see process).
 ONE_PARTITION_ROWS = 50_000
-
-# How far a file's modification time (the file system's clock) may run ahead of the driver's.
-CLOCK_SKEW = timedelta(minutes=10)
 
 # Spark's cache gathers statistics for every compression scheme over every value it stores.
 # The parsed rows are read back twice and then dropped: compressing them cost more than it
@@ -138,17 +138,10 @@ def _landing_files(folder: str) -> list[str]:
     )
 
 
-def _listed_files(landed: DataFrame) -> list[str]:
-    """The files a batch read of landed lines lists, named as ``_metadata.file_path`` names them.
-
-    Empty for a streaming micro-batch (its ``inputFiles`` is empty): :meth:`Ingestor.process`
-    then takes them from the batch's summary, without a job of their own.
-    """
-    # Spark lists local files as file:///a/b but names them file:/a/b in _metadata.
-    return [
-        "file:/" + uri[len("file:///") :] if uri.startswith("file:///") else uri
-        for uri in landed.inputFiles()
-    ]
+def _last_txn(table: Table, writer: str) -> int:
+    """The writer's last committed batch id in ``table``; -1 if none."""
+    last = table.last_txn_version(writer)
+    return -1 if last is None else last
 
 
 def _local_path(uri: str) -> str:
@@ -176,6 +169,7 @@ class Ingestor:
         self.quarantine: Table = self.lake.create(
             "silver", "quarantine", QUARANTINE_SCHEMA, partition_by=["feed"]
         )
+        self._ledgers: dict[str, ClaimLedger] = {}
         self.expectations = {feed: declared(settings, feed) for feed in FEEDS}
         for feed, rules in self.expectations.items():
             validate(spark, feed, rules, self.silver[feed].schema)
@@ -193,50 +187,45 @@ class Ingestor:
         app_id: str,
         batch_id: int,
         count_silver: bool = True,
-        files: Sequence[str] | None = None,
         landed_times: bool = False,
         exclusive: bool = False,
     ) -> IngestedBatch:
         """Write one batch of landed lines (``raw``, ``source_file``) through bronze into silver.
 
+        The lines are read once: parsed and cached, and bronze, silver and quarantine are all
+        built from that one read. Unless ``exclusive``, the batch then claims its files
+        (:mod:`medallion.claims`): it keeps only those no other batch owns and that did not
+        change while read (a file still being written is left for a later batch). The claim
+        is committed before any table is written.
+
         Idempotent on ``(app_id, batch_id)``: every table skips a txn it already holds, and a
-        batch replayed after a crash recomputes the same silver rows (it recognises its own
-        files in bronze), so the caller can still score them. ``count_silver=False`` is for a
-        caller that goes on to use the silver rows (the stream scores each one): they are
-        cached, and the caller counts them and calls :meth:`IngestedBatch.counted`. Otherwise
-        they are counted while written and not cached. ``files``: the files the batch came
-        from, if the caller knows them (a batch read lists them itself; a micro-batch's come
-        with its counts). ``landed_times``: also report when each file landed
-        (:attr:`IngestedBatch.landed_us`, from the lines' ``landed_at``) in the same job. A
-        ``fail`` expectation that any row breaks stops the batch before it writes anything.
-        ``exclusive``: the source hands this writer each record once and no other writer reads
-        it (Kafka offsets kept in the query's checkpoint), so there is no file ownership to
-        settle. Call :meth:`IngestedBatch.release` when done with the returned rows.
+        batch replayed after a crash gets its own claim back and recomputes the same silver
+        rows, so the caller can still score them. ``count_silver=False`` is for a caller
+        that goes on to use the silver rows (the stream scores each one): they are cached,
+        and the caller counts them and calls :meth:`IngestedBatch.counted`. Otherwise they
+        are counted while written and not cached. ``landed_times``: also report when each
+        file landed (:attr:`IngestedBatch.landed_us`, from the lines' ``landed_at``) in the
+        same job. A ``fail`` expectation that any row breaks stops the batch before it
+        writes anything. ``exclusive``: the source hands this writer each record once and
+        no other writer reads it (Kafka offsets kept in the query's checkpoint), so there is
+        no file ownership to settle. Call :meth:`IngestedBatch.release` when done with the
+        returned rows.
         """
         writer = f"{app_id}:{feed}"
         txn = (writer, batch_id)
-        listed = [] if exclusive else list(files) if files is not None else _listed_files(landed)
-        if listed:
-            landed = self._without(landed, self._ingested_elsewhere(feed, listed, writer, batch_id))
         # One ingest time for the batch, whichever query reads it (a replay gets a new one).
         # A stream's lines bring their own: the micro-batch's timestamp (see read_landing).
         ingested_at = datetime.now(UTC)
         carried = ["landed_at"] if landed_times else []
-        parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
-        if not listed and summary.rows and not exclusive:
-            # A micro-batch names its files only in its rows: they come with the summary, and
-            # the rare batch holding files another query ingested first is parsed again without them.
-            landed_since = (
-                datetime.fromtimestamp(min(f.landed_us for f in summary["landed"]) / 1e6, UTC)
-                if carried
-                else None
-            )
-            elsewhere = self._ingested_elsewhere(feed, list(summary.files), writer, batch_id, landed_since)
-            if elsewhere:
-                cached.unpersist()
-                landed = self._without(landed, elsewhere)
-                parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried)
-        bronze_rows = self._bronze_rows(landed, batch_id, writer, ingested_at)
+        claiming = not exclusive
+        parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried, claiming)
+        if claiming and summary.rows:
+            read = {f.source_file: f for f in summary["read"]}
+            owned = self._claim(feed, writer, batch_id, read)
+            if set(owned) != set(read):
+                # Files another batch owns, or that changed while read: this batch leaves them.
+                parsed = replace(parsed, rows=parsed.rows.where(F.col("source_file").isin(owned)))
+                summary = self._summary(feed, parsed, carried, sizes=False)
         counts = FeedCounts(feed, bronze=summary.rows)
         if counts.bronze == 0:
             cached.unpersist()
@@ -247,6 +236,8 @@ class Ingestor:
         except ExpectationFailed:
             cached.unpersist()
             raise
+        # Bronze from the cached read, as received: the rows silver and quarantine come from.
+        bronze_rows = self._bronze_rows(parsed.rows, batch_id, writer, ingested_at)
         if counts.bronze <= ONE_PARTITION_ROWS:
             # A small batch (a stream's micro-batch) goes on in one partition: every shuffle
             # (deduplication, the profile join) would be a Spark stage of its own for a few
@@ -291,8 +282,6 @@ class Ingestor:
             # The three writes are independent (each is keyed by the same txn): bronze and
             # quarantine go on beside silver. A micro-batch's writes are mostly driver-side
             # waits (planning, the log, the commit), which overlap where jobs would queue.
-            # Bronze reads the landed lines again rather than caching them all: a text scan
-            # is cheaper than holding every raw line in memory.
             bronze_written = writers.submit(
                 inherited(self.bronze[feed].append),
                 bronze_rows,
@@ -312,6 +301,33 @@ class Ingestor:
             counts.skipped_replay = not bronze_written.result()
             quarantine_written.result()
         return ingested
+
+    def _ledger(self, feed: str) -> ClaimLedger:
+        if feed not in self._ledgers:
+            self._ledgers[feed] = ClaimLedger(self.settings.storage.claims_path(feed))
+        return self._ledgers[feed]
+
+    def _claim(self, feed: str, writer: str, batch_id: int, read: Mapping[str, Row]) -> list[str]:
+        """Claim for this batch the files it read that settled; returns those it owns.
+
+        A replayed batch gets its first claim back, so it keeps exactly the files it kept then.
+        """
+        settled = [path for path, file in read.items() if self._settled(path, file)]
+        claim = self._ledger(feed).claim(writer, batch_id, settled)
+        return [path for path in claim.files if path in read]
+
+    def _settled(self, source_file: str, file: Row) -> bool:
+        """Whether a file was complete when read: the same size now, and unchanged for
+        ``ingest.settle_seconds``. A file gone since was read whole at listing (Spark reads
+        the length it listed), so it counts as complete."""
+        if not source_file.startswith("file:") or getattr(file, "file_size", None) is None:
+            return True  # an object store publishes a file whole; Kafka records are whole
+        try:
+            now = os.stat(_local_path(source_file))
+        except FileNotFoundError:
+            return True
+        unchanged_for = time.time() - now.st_mtime
+        return now.st_size == file.file_size and unchanged_for >= self.settings.ingest.settle_seconds
 
     def _bronze_rows(
         self,
@@ -335,111 +351,126 @@ class Ingestor:
         writer: str,
         ingested_at: datetime,
         carried: Sequence[str] = (),
+        sizes: bool = False,
     ) -> tuple[ParsedFeed, Row, DataFrame]:
-        """The batch's lines parsed and cached; one row of figures: ``rows``, ``files``,
-        ``event_dates`` (events only), ``landed`` ((source_file, landed_us) pairs, if
-        ``landed_at`` is carried) and the counts of :meth:`ParsedFeed.summary_columns`; and
-        the cached frame, to unpersist."""
+        """The batch's lines parsed and cached (raw lines included: bronze is written from
+        this cache), the batch's figures (see :meth:`_summary`) and the cached frame, to
+        unpersist."""
         parse = parse_events if feed == "events" else parse_labels
+        rules = self.expectations[feed]
+        # (An expectation is checked against silver's columns: ingested_at is the one of them
+        # that the lines below would lack.)
+        if any("ingested_at" in rule.check for rule in rules):
+            size = ["file_size"] if "file_size" in landed.columns else []
+            lines = self._bronze_rows(landed, batch_id, writer, ingested_at, [*carried, *size])
+        else:
+            # A literal ingest time joins the rows after the cache. A value in a Spark plan is
+            # compiled into its generated code: with it, the parse (a batch's largest code)
+            # was compiled anew every micro-batch, and ran before the JIT had optimised it.
+            own = [name for name in ("ingested_at", "file_size", *KAFKA_COLUMNS) if name in landed.columns]
+            lines = landed.select("raw", "source_file", *own, *carried)
+        # Cached once parsed: bronze, silver, quarantine and the counts read these rows. The
+        # cache is built by the first action, so the conf covers that action, in the lines'
+        # own session (a micro-batch runs in its query's clone of self.spark).
+        with session_conf(lines.sparkSession, UNCOMPRESSED_CACHE):
+            cached = parse(lines, rules).persist(keep_raw=True)
+            parsed = cached
+            if "ingested_at" not in lines.columns:
+                ingested = F.lit(ingested_at).cast("timestamp")
+                parsed = replace(cached, rows=cached.rows.withColumn("ingested_at", ingested))
+            summary = self._summary(feed, parsed, carried, sizes and "file_size" in lines.columns)
+        return parsed, summary, cached.rows
+
+    @staticmethod
+    def _summary(feed: str, parsed: ParsedFeed, carried: Sequence[str], sizes: bool) -> Row:
+        """One row of figures, in one job (per-batch jobs are the stream's latency): ``rows``,
+        ``files``, ``event_dates`` (events only), ``landed`` ((source_file, landed_us) pairs,
+        if ``landed_at`` is carried), ``read`` ((source_file, file_size) pairs, if ``sizes``)
+        and the counts of :meth:`ParsedFeed.summary_columns`."""
         figures = [F.count("*").alias("rows"), F.collect_set("source_file").alias("files")]
         if feed == "events":
             figures.append(F.collect_set("event_date").alias("event_dates"))
         if carried:
             landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
             figures.append(F.collect_set(landed_us).alias("landed"))
-        rules = self.expectations[feed]
-        # (An expectation is checked against silver's columns: ingested_at is the one of them
-        # that the lines below would lack.)
-        if any("ingested_at" in rule.check for rule in rules):
-            lines = self._bronze_rows(landed, batch_id, writer, ingested_at, carried)
+        if sizes:
+            figures.append(F.collect_set(F.struct("source_file", "file_size")).alias("read"))
         else:
-            # A literal ingest time joins the rows after the cache. A value in a Spark plan is
-            # compiled into its generated code: with it, the parse (a batch's largest code)
-            # was compiled anew every micro-batch, and ran before the JIT had optimised it.
-            own_time = ["ingested_at"] if "ingested_at" in landed.columns else []
-            lines = landed.select("raw", "source_file", *own_time, *carried)
-        # Cached once parsed: silver, quarantine and the counts read these rows. The cache is
-        # built by the first action, so the conf covers that action, in the lines' own session
-        # (a micro-batch runs in its query's clone of self.spark).
-        with session_conf(lines.sparkSession, UNCOMPRESSED_CACHE):
-            cached = parse(lines, rules).persist()
-            parsed = cached
-            if "ingested_at" not in lines.columns:
-                ingested = F.lit(ingested_at).cast("timestamp")
-                parsed = replace(cached, rows=cached.rows.withColumn("ingested_at", ingested))
-            # One job for every count and the file list: per-batch jobs are the stream's latency.
-            summary = parsed.rows.agg(*figures, *parsed.summary_columns()).first()
-        return parsed, summary, cached.rows
-
-    def _ingested_elsewhere(
-        self,
-        feed: str,
-        files: Sequence[str],
-        writer: str,
-        batch_id: int,
-        landed_since: datetime | None = None,
-    ) -> list[str]:
-        """Those of ``files`` bronze already holds from another writer or batch.
-
-        A file lands in bronze once, whoever reads it first (the nightly run or the stream);
-        the rows this very (writer, batch) committed before a crash do not count, so a replay
-        rebuilds the same batch. Bronze is read only if the log's file statistics leave a
-        file that may hold them (see :func:`_may_hold_elsewhere`; ``landed_since``: when a
-        micro-batch's earliest file landed), and then for these files only, so parquet
-        statistics skip the rest: the cost does not grow with bronze's age.
-        """
-        if not files:
-            return []
-        bronze = self.bronze[feed]
-        stats = bronze.file_statistics(["source_file", "ingest_app", "ingested_at"])
-        if stats is not None and not _may_hold_elsewhere(stats, files, writer, landed_since):
-            return []
-        return [
-            row.source_file
-            for row in bronze.read()
-            .where(F.col("source_file").isin(list(files)))
-            .where(~((F.col("ingest_app") == writer) & (F.col("batch_id") == batch_id)))
-            .select("source_file")
-            .distinct()
-            .collect()
-        ]
-
-    @staticmethod
-    def _without(landed: DataFrame, files: Sequence[str]) -> DataFrame:
-        return landed.where(~F.col("source_file").isin(list(files))) if files else landed
+            figures.append(F.collect_set(F.struct("source_file")).alias("read"))
+        return parsed.rows.agg(*figures, *parsed.summary_columns()).first()
 
     # ------------------------------------------------------------------ batch
 
     def new_files(self, feed: str) -> list[str]:
-        """Landing files of ``feed`` that bronze has not seen: re-running ingests nothing twice."""
+        """Landing files of ``feed`` that no batch owns yet: re-running ingests nothing twice."""
         landed = _landing_files(self.landing_folder(feed))
         if not landed:
             return []
-        seen = {
-            _local_path(row.source_file)
-            for row in self.bronze[feed].read().select("source_file").distinct().toLocalIterator()
-        }
-        return [path for path in landed if path not in seen]
+        claimed = {_local_path(path) for path in self._ledger(feed).refresh().claimed()}
+        return [path for path in landed if path not in claimed]
 
     def run_batch(self, on_step: Callable[[FeedCounts], None] | None = None) -> IngestReport:
-        """Ingest every landing file not yet in bronze, for both feeds."""
+        """Ingest every landing file no batch owns yet, for both feeds.
+
+        A batch this writer claimed but did not finish (a run killed between its commits)
+        is finished first, from bronze's own rows if bronze committed it, else from the
+        files its claim names; then the files that landed since form the next batch.
+        """
         report = IngestReport()
         started = time.monotonic()
         for feed in FEEDS:
+            writer = f"{BATCH_APP}:{feed}"
+            ledger = self._ledger(feed).refresh()
+            self._adopt_bronze(feed, ledger)
+            batches = []
+            unfinished = ledger.last(writer)
+            if unfinished is not None and not self._written(feed, writer, unfinished.batch_id):
+                batches.append((unfinished.batch_id, self._claimed_lines(feed, writer, unfinished)))
             files = self.new_files(feed)
-            if not files:
-                continue
-            app_id = "ingest-batch"
-            last = self.bronze[feed].last_txn_version(f"{app_id}:{feed}")
-            batch_id = 0 if last is None else last + 1
-            landed = read_landing(self.spark, files)
-            batch = self.process(feed, landed, app_id, batch_id)
-            batch.release()
-            report.feeds[feed].add(batch.counts)
-            if on_step:
-                on_step(batch.counts)
+            if files:
+                batches.append((self._next_batch_id(feed, writer), read_landing(self.spark, files)))
+            for batch_id, landed in batches:
+                batch = self.process(feed, landed, BATCH_APP, batch_id)
+                batch.release()
+                report.feeds[feed].add(batch.counts)
+                if on_step:
+                    on_step(batch.counts)
         report.seconds = time.monotonic() - started
         return report
+
+    def _written(self, feed: str, writer: str, batch_id: int) -> bool:
+        """Whether bronze, silver and quarantine all committed the writer's batch."""
+        tables = (self.bronze[feed], self.silver[feed], self.quarantine)
+        return all(_last_txn(table, writer) >= batch_id for table in tables)
+
+    def _next_batch_id(self, feed: str, writer: str) -> int:
+        last = self._ledger(feed).last(writer)
+        # Bronze's txn counts too: a lakehouse ingested before claims existed carries on.
+        before = max(-1 if last is None else last.batch_id, _last_txn(self.bronze[feed], writer))
+        return before + 1
+
+    def _claimed_lines(self, feed: str, writer: str, claim: Claim) -> DataFrame:
+        """The lines of a claimed batch: bronze's own rows if bronze committed the batch
+        (whatever the files hold now), else the claimed files that are still there."""
+        bronze = self.bronze[feed]
+        if _last_txn(bronze, writer) >= claim.batch_id:
+            return (
+                bronze.read()
+                .where((F.col("ingest_app") == writer) & (F.col("batch_id") == claim.batch_id))
+                .select("raw", "source_file", "ingested_at", *KAFKA_COLUMNS)
+            )
+        present = [path for path in map(_local_path, claim.files) if os.path.exists(path)]
+        if present:
+            return read_landing(self.spark, present)
+        return self.spark.createDataFrame([], "raw string, source_file string, landed_at timestamp")
+
+    def _adopt_bronze(self, feed: str, ledger: ClaimLedger) -> None:
+        """A lakehouse ingested before claims existed: bronze's files become one claim, once."""
+        if ledger.claimed() or not self.lake.exists("bronze", feed):
+            return
+        files = [row.source_file for row in self.bronze[feed].read().select("source_file").distinct().collect()]
+        if files:
+            ledger.claim(f"{ADOPTED_APP}:{feed}", 0, files)
 
     # ------------------------------------------------------------------ stream
 
@@ -491,36 +522,6 @@ class Ingestor:
             for query in queries:
                 query.awaitTermination()
         return queries
-
-
-def _may_hold_elsewhere(
-    stats: pa.Table, files: Sequence[str], writer: str, landed_since: datetime | None
-) -> bool:
-    """Whether some bronze file, by its statistics, may hold one of ``files`` from another writer.
-
-    Ruled out: a file whose ``source_file`` bounds enclose none of ``files``. For a stream's
-    micro-batch (``landed_since``: when its earliest file landed) also a file only ``writer``
-    wrote (the file source hands a query each file once; its own replayed batch does not
-    count) and a file ingested before ``landed_since`` less :data:`CLOCK_SKEW` (a writer
-    stamps ingested_at after listing the files it reads).
-    """
-    import pyarrow.compute as pc
-
-    if stats.num_rows == 0:
-        return False
-    candidates = may_match(stats, "source_file", files)
-    if landed_since is None:
-        return bool(candidates.any())
-    low, high = stats.column("min.ingest_app"), stats.column("max.ingest_app")
-    if not pa.types.is_null(low.type):
-        own = pc.fill_null(pc.and_(pc.equal(low, writer), pc.equal(high, writer)), False)
-        candidates &= ~own.to_numpy(zero_copy_only=False)
-    newest = stats.column("max.ingested_at")
-    if not pa.types.is_null(newest.type):
-        since = pa.scalar(landed_since - CLOCK_SKEW, pa.timestamp("us", "UTC")).cast(newest.type)
-        recent = pc.fill_null(pc.greater_equal(newest, since), True)
-        candidates &= recent.to_numpy(zero_copy_only=False)
-    return bool(candidates.any())
 
 
 def landed_stream(spark: SparkSession, settings: Settings) -> DataFrame:

@@ -53,9 +53,12 @@ class ParsedFeed:
     rows: DataFrame
     expectations: tuple[Expectation, ...] = ()
 
-    def persist(self) -> ParsedFeed:
-        """Cache the rows. A valid row's raw line is not kept (bronze has it, and ``line_hash``
-        stands in for it in :func:`dedupe_events`): the cache is a fraction of the lines' size."""
+    def persist(self, keep_raw: bool = False) -> ParsedFeed:
+        """Cache the rows. Unless ``keep_raw`` (for a caller that writes bronze from this
+        cache), a valid row's raw line is not kept (``line_hash`` stands in for it in
+        :func:`dedupe_events`): the cache is then a fraction of the lines' size."""
+        if keep_raw:
+            return replace(self, rows=self.rows.persist())
         slim = self.rows.withColumn("raw", F.when(F.size("reasons") > 0, F.col("raw")))
         return replace(self, rows=slim.persist())
 

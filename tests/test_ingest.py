@@ -186,43 +186,6 @@ def test_a_micro_batch_names_its_files_and_landing_times_in_its_counting_job(spa
     assert (batch.counts.files, batch.counts.bronze, batch.counts.silver) == (2, 3, 3)
 
 
-# The embedded engine's own shortcut: delta-spark exposes no per-file statistics to Python.
-@pytest.mark.parametrize("delta_engine", ["rs"])
-def test_bronze_statistics_rule_out_files_no_other_writer_can_hold(spark, settings):
-    """The lookup of a micro-batch's files in bronze is skipped when the log's statistics
-    show that only this query wrote the candidate files, or wrote them before the files landed."""
-    from datetime import UTC, datetime, timedelta
-
-    from medallion.bronze import read_landing
-    from medallion.ingest import CLOCK_SKEW, _may_hold_elsewhere
-
-    folder = settings.storage.landing_events
-    land(folder, "events-0001.jsonl", [json.dumps(event("a"))])
-    ingestor = Ingestor(settings, spark)
-    first = read_landing(spark, folder)
-    ingestor.process("events", spark.createDataFrame(first.collect(), first.schema), "stream:q1", 0).release()
-    land(folder, "events-0002.jsonl", [json.dumps(event("b"))])
-    new_file = f"file:{Path(folder, 'events-0002.jsonl').resolve()}"
-    stats = ingestor.bronze["events"].file_statistics(["source_file", "ingest_app", "ingested_at"])
-    ingested_at = max(stats.column("max.ingested_at").to_pylist())
-    just_now = datetime.now(UTC)
-    # This query wrote every bronze file: it never reads one file in two batches.
-    assert not _may_hold_elsewhere(stats, [new_file], "stream:q1:events", just_now)
-    # A batch read (no landing times) is ruled out by its file names only.
-    assert _may_hold_elsewhere(stats, [new_file], "stream:q1:events", None)
-    # Another query might have read the new file, unless bronze's files are older than it.
-    assert _may_hold_elsewhere(stats, [new_file], "stream:q2:events", just_now)
-    assert _may_hold_elsewhere(stats, [new_file], "stream:q2:events", None)
-    landed_later = ingested_at + CLOCK_SKEW + timedelta(seconds=1)
-    assert not _may_hold_elsewhere(stats, [new_file], "stream:q2:events", landed_later)
-    # Either way, the batch ingests exactly its new lines.
-    landed = read_landing(spark, folder)
-    micro_batch = spark.createDataFrame(landed.collect(), landed.schema)
-    batch = ingestor.process("events", micro_batch, "stream:q2", 0, landed_times=True)
-    assert (batch.counts.files, batch.counts.bronze, batch.counts.silver) == (1, 1, 1)
-    batch.release()
-
-
 def test_a_small_batch_goes_on_in_one_partition(spark, settings):
     """A micro-batch's few rows are deduplicated and scored without a shuffle stage per step."""
     from medallion.bronze import read_landing
