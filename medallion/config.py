@@ -87,6 +87,10 @@ class StorageSettings(_Section):
     def checkpoint_path(self, query_name: str) -> str:
         return self._under("checkpoints", _name(query_name, "query name"))
 
+    def claims_path(self, feed: str) -> str:
+        """``<root>/claims/<feed>``: which batch owns each landing file (:mod:`medallion.claims`)."""
+        return self._under("claims", _name(feed, "feed"))
+
     @property
     def mlflow_tracking_uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{self.root_path / 'mlflow.db'}"
@@ -261,6 +265,16 @@ class DatagenSettings(_Section):
     follow_rate: float = Field(default=20.0, gt=0, description="events per second with --follow")
 
 
+class IngestSettings(_Section):
+    """Landing zone -> bronze -> silver (see :mod:`medallion.ingest`)."""
+
+    settle_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="a landing file is taken once unchanged this long (files copied in place, not renamed)",
+    )
+
+
 class BatchSettings(_Section):
     """The nightly batch layer."""
 
@@ -335,6 +349,7 @@ class Settings(_Section):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     datagen: DatagenSettings = Field(default_factory=DatagenSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     clock: ClockSettings = Field(default_factory=ClockSettings)
