@@ -490,7 +490,7 @@ def model_list(env: EnvOption = None, set_: SetOption = None) -> None:
     console.print(_table("registered versions", columns, [[r[c] for c in columns] for r in rows]))
 
 
-serve_app = typer.Typer(help="Read the serving table.", no_args_is_help=True)
+serve_app = typer.Typer(help="The serving table and the online scoring service.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 
 
@@ -507,6 +507,33 @@ def serve_lookup(event_id: str, env: EnvOption = None, set_: SetOption = None) -
             f"no serving row for event_id {str(event_id).translate(_CONTROL)!r}: not scored yet, or rejected in silver"
         )
     console.print(_table(f"gold.predictions: {event_id}", ["column", "value"], row.items()))
+
+
+@serve_app.command("materialize")
+def serve_materialize(env: EnvOption = None, set_: SetOption = None, today: TodayOption = None) -> None:
+    """Today's card profiles and the precomputed scores into the online store, as one new generation."""
+    from medallion.serving.materialize import Materializer
+
+    settings = settings_from(env, set_, today)
+    report = Materializer(settings, _spark(settings)).run()
+    console.print(_table("online store materialized", ["item", "value"], report.rows()))
+
+
+@serve_app.command("api")
+def serve_api(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+) -> None:
+    """The online scoring service: POST /score, GET /predictions/{event_id}, /model, /health, /ready."""
+    from medallion.serving.api import serve
+    from medallion.serving.store import open_store
+
+    settings = settings_from(env, set_)
+    open_store(settings).ping()  # a bad store ends here, in one line, before the server starts
+    console.print(f"serving on http://{host}:{port} (OpenAPI: /docs)", highlight=False)
+    serve(settings, host=host, port=port)
 
 
 @app.command()

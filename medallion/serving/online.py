@@ -1,0 +1,170 @@
+"""Score transactions online: the store's profile, the shared feature definition, a precomputed
+score on a hit, the champion in-process on a miss.
+
+Usage::
+
+    from medallion.serving.online import OnlineScorer, Transaction
+
+    scorer = OnlineScorer(settings, store, watcher, request_log)
+    [answer] = scorer.score([Transaction.model_validate(payload)])
+    answer["score"], answer["decision"], answer["model_version"], answer["precomputed"]
+
+A card with no profile for the event's day (new, or not materialized) scores with the
+no-history defaults the batch and the stream use (zero counts, mean and spread, z-score 0,
+not foreign), and the answer says so (``card_known: false`` and a note).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from medallion.config import Settings
+from medallion.errors import MedallionError
+from medallion.schemas import CHANNELS, COUNTRIES, CURRENCIES, FEATURE_COLUMNS, MERCHANT_CATEGORIES
+from medallion.serving.champion import ChampionWatcher
+from medallion.serving.rowmath import row_features
+from medallion.serving.store import OnlineStore, Precomputed, prediction_key
+
+UNKNOWN_CARD_NOTE = "no profile for this card on {day}: scored with the no-history defaults"
+
+
+class NotReady(MedallionError):
+    """The service has no checked champion or no store generation yet."""
+
+
+def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {field}: {value!r} (one of {', '.join(allowed)})")
+    return value
+
+
+class Transaction(BaseModel):
+    """One transaction in the landing schema (numbers may also come as strings, as in the files)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    event_id: str = Field(min_length=1, max_length=200)
+    card_id: str = Field(min_length=1, max_length=200)
+    merchant_id: str = Field(min_length=1, max_length=200)
+    merchant_category: str
+    amount: Decimal = Field(description="non-negative, at most 16 digits before the point; rounded to cents")
+    currency: str
+    country: str
+    channel: str
+    event_ts: datetime = Field(description="ISO 8601; without an offset it is UTC")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            raise ValueError("amount is not a number")
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"amount is not a number: {value!r}") from None
+        if not amount.is_finite():
+            raise ValueError(f"amount is not a finite number: {value!r}")
+        # Silver casts to decimal(18,2), rounding half up; more digits do not fit.
+        amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        if amount < 0:
+            raise ValueError("negative amount")
+        if abs(amount) >= Decimal(10) ** 16:
+            raise ValueError("amount has more than 16 digits before the point")
+        return amount
+
+    @field_validator("event_ts", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("merchant_category")
+    @classmethod
+    def _category(cls, value: str) -> str:
+        return _one_of(value, MERCHANT_CATEGORIES, "merchant_category")
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return _one_of(value, CURRENCIES, "currency")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return _one_of(value, COUNTRIES, "country")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        return _one_of(value, CHANNELS, "channel")
+
+    @property
+    def event_date(self) -> date:
+        return self.event_ts.date()
+
+
+class OnlineScorer:
+    """Scores batches of :class:`Transaction`; ``request_log`` gets one record per answer."""
+
+    def __init__(self, settings: Settings, store: OnlineStore, watcher: ChampionWatcher, request_log=None):
+        self.settings = settings
+        self.store = store
+        self.watcher = watcher
+        self.request_log = request_log
+
+    def features(self, txn: Transaction) -> tuple[dict[str, Any], bool]:
+        """The model inputs of ``txn`` and whether its card had a profile for the day."""
+        profile = self.store.profile(txn.card_id, txn.event_date)
+        return row_features(txn.model_dump(), profile), profile is not None
+
+    def score(self, txns: Sequence[Transaction]) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        champion = self.watcher.current
+        if champion is None:
+            raise NotReady(self.watcher.problem or "the champion is not loaded yet")
+        threshold = self.settings.model.decision_threshold
+        decimals = self.settings.serving.round_decimals
+        built = [self.features(txn) for txn in txns]
+        keys = [prediction_key(features, champion.version, decimals) for features, _ in built]
+        found = self.store.predictions(keys)
+        misses = [i for i, hit in enumerate(found) if hit is None or hit.model_version != champion.version]
+        if misses:
+            import pandas as pd
+
+            frame = pd.DataFrame([built[i][0] for i in misses], columns=list(FEATURE_COLUMNS))
+            scores = champion.model.predict(frame)
+            scores = scores.to_numpy() if hasattr(scores, "to_numpy") else scores
+            computed = {}
+            for i, score in zip(misses, scores, strict=True):
+                value = float(score)
+                found[i] = computed[keys[i]] = Precomputed(
+                    value, value >= threshold, champion.version, "online"
+                )
+            self.store.write_back(computed)
+        missed = set(misses)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        answers = []
+        for i, txn in enumerate(txns):
+            hit = found[i]
+            features, known = built[i]
+            answer = {
+                "event_id": txn.event_id,
+                "score": hit.score,
+                # The threshold of now: a precomputed decision of another threshold does not answer.
+                "decision": hit.score >= threshold,
+                "model_name": champion.name,
+                "model_version": champion.version,
+                "precomputed": i not in missed,
+                "source": hit.source if i not in missed else "model",
+                "card_known": known,
+                "notes": [] if known else [UNKNOWN_CARD_NOTE.format(day=txn.event_date.isoformat())],
+            }
+            answers.append(answer)
+            if self.request_log is not None:
+                self.request_log.add(txn, features, keys[i], answer, elapsed_ms)
+        return answers

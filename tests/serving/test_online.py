@@ -1,0 +1,317 @@
+"""The online side end to end on one lakehouse: materialize, the API, parity with the stream and the night.
+
+One module-scoped scenario (real Spark, Delta, MLflow): three days of history, a live day
+scored by the stream with one late event in it, the nights of the late event's day and of
+the live day, then ``medallion serve materialize`` into the SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pyspark.sql import functions as F
+
+from medallion.config import load_settings
+from tests.conftest import CLOCK, HISTORY_END, REPO
+
+DAY = HISTORY_END  # the live day; TODAY is the day after
+LATE_ID = "evt-late-000001"
+
+
+def _landed_events(settings) -> dict[str, dict]:
+    found = {}
+    for path in Path(settings.storage.landing_events).glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "event_id" in record:
+                found.setdefault(record["event_id"], record)
+    return found
+
+
+@pytest.fixture(scope="module")
+def scenario(spark, trained, tmp_path_factory):
+    from medallion.batch import NightlyBatch
+    from medallion.datagen import generate_history
+    from medallion.featurestore import FeatureStore
+    from medallion.ingest import Ingestor
+    from medallion.serving.materialize import Materializer
+    from medallion.streaming.speed import SpeedLayer
+
+    source, _, _ = trained
+    root = tmp_path_factory.mktemp("online") / "lake"
+    root.mkdir()
+    registry = root / "mlflow.db"
+    shutil.copyfile(source.storage.root_path / "mlflow.db", registry)
+    overrides = [
+        f"storage.root={root}",
+        f"storage.tracking_uri=sqlite:///{registry}",
+        "datagen.cards=300",
+        CLOCK,
+        "delta.engine=rs",
+        "stream.trigger.kind=availableNow",
+        "datagen.late_fraction=0",
+        "serving.late_days=2",
+        "serving.poll_seconds=0.5",
+        "serving.log_flush_seconds=0.2",
+    ]
+    settings = load_settings(environ={}, directory=REPO / "conf", overrides=overrides)
+
+    generate_history(settings, days=3, events_per_day=200, end_date=DAY - timedelta(days=1), progress=False)
+    Ingestor(settings, spark).run_batch()
+    FeatureStore(settings, spark).build(DAY - timedelta(days=1))  # profiles for DAY - 1 and DAY
+    history = _landed_events(settings)
+    # A late event: dated the day before the live day, landing with the live day's files.
+    late = next(r for r in history.values() if r["event_ts"].startswith(str(DAY - timedelta(days=1))))
+    late = late | {"event_id": LATE_ID}
+    Path(settings.storage.landing_events, "events-late.jsonl").write_text(json.dumps(late) + "\n")
+    generate_history(settings, days=1, events_per_day=200, end_date=DAY, seed=7, progress=False)
+    SpeedLayer(settings, spark, log=lambda _: None).run(timeout=180)
+    night = NightlyBatch(settings, spark)
+    night.run(DAY - timedelta(days=1), ingest=False)  # scores the late event with its day
+    night.run(DAY, ingest=False)
+    report = Materializer(settings, spark, log=lambda _: None).run()
+    return settings, overrides, report, _landed_events(settings), late["card_id"]
+
+
+def _frame(spark, settings, layer, name):
+    from medallion.tables import Lakehouse
+
+    return Lakehouse(settings, spark).table(layer, name).read()
+
+
+@pytest.fixture(scope="module")
+def paths(spark, scenario):
+    """Per event: the stream's and the night's score and decision."""
+    settings = scenario[0]
+    speed = _frame(spark, settings, "gold", "predictions_speed").select(
+        "event_id", "event_date", F.col("score").alias("speed"), F.col("decision").alias("speed_decision")
+    )
+    batch = _frame(spark, settings, "gold", "predictions_batch").select(
+        "event_id", F.col("score").alias("night"), F.col("decision").alias("night_decision")
+    )
+    return {row["event_id"]: row for row in speed.join(batch, "event_id").toArrow().to_pylist()}
+
+
+def _client(settings, **kwargs) -> TestClient:
+    from medallion.serving.api import create_app
+
+    return TestClient(create_app(settings, log_line=lambda _: None, **kwargs), raise_server_exceptions=False)
+
+
+def test_materialize_publishes_profiles_serving_rows_and_precomputed_scores(scenario):
+    _, _, report, _, _ = scenario
+    today = DAY + timedelta(days=1)
+    assert report.generation == 1
+    assert report.profile_days == [str(today - timedelta(days=2)), str(DAY), str(today)]
+    assert report.profiles > 200 and report.serving_rows > 500
+    assert report.from_serving == report.serving_rows  # every served event keyed by its inputs
+    assert report.model_version == "1"
+
+
+def test_api_hits_equal_the_stream_and_the_night_and_misses_run_the_champion(spark, scenario, paths):
+    """Parity: API (hit and miss), stream and night on the same events, the late one included."""
+    settings, overrides, _, landed, late_card = scenario
+    compared = [eid for eid, row in paths.items() if landed[eid]["card_id"] != late_card][:40]
+    events = [landed[eid] for eid in [LATE_ID, *compared]]
+    assert paths[LATE_ID]["event_date"] == DAY - timedelta(days=1)
+
+    with _client(settings) as client:
+        hits = client.post("/score", json=events)
+    assert hits.status_code == 200, hits.text
+    # Rounded to 5 decimals the keys differ from the stored ones: every event misses.
+    missing = load_settings(
+        environ={}, directory=REPO / "conf", overrides=[*overrides, "serving.round_decimals=5"]
+    )
+    with _client(missing) as client:
+        misses = client.post("/score", json=events)
+    assert misses.status_code == 200, misses.text
+
+    assert sum(hit["card_known"] for hit in hits.json()) > len(events) / 2
+    for hit, miss in zip(hits.json(), misses.json(), strict=True):
+        row = paths[hit["event_id"]]
+        assert hit["precomputed"] is True and hit["source"] == "serving" and hit["model_version"] == "1"
+        assert miss["precomputed"] is False and miss["source"] == "model"
+        assert hit["card_known"] == miss["card_known"]
+        for score, decision in ((hit["score"], hit["decision"]), (miss["score"], miss["decision"])):
+            assert abs(score - row["night"]) <= 1e-9 and decision == row["night_decision"]
+            assert abs(score - row["speed"]) <= 1e-9 and decision == row["speed_decision"]
+
+
+def test_online_features_equal_the_batch_features(spark, scenario):
+    """The row evaluator of the one feature definition gives gold.features' values."""
+    from medallion.schemas import FEATURE_COLUMNS
+    from medallion.serving.online import Transaction
+    from medallion.serving.rowmath import row_features
+    from medallion.serving.store import open_store
+
+    settings, _, _, landed, _ = scenario
+    store = open_store(settings)
+    features = _frame(spark, settings, "gold", "features").where(F.col("event_date") == DAY).limit(200)
+    for row in features.toArrow().to_pylist():
+        txn = Transaction.model_validate(landed[row["event_id"]])
+        online = row_features(txn.model_dump(), store.profile(txn.card_id, txn.event_date))
+        for name in FEATURE_COLUMNS:
+            if isinstance(row[name], float):
+                assert online[name] == pytest.approx(row[name], rel=1e-12, abs=1e-12), name
+            else:
+                assert online[name] == row[name], name
+
+
+def test_unknown_cards_score_with_defaults_and_say_so_and_misses_are_logged(spark, scenario):
+    from medallion.serving.requests_log import RequestLog
+
+    settings, _, _, landed, _ = scenario
+    event = next(iter(landed.values())) | {
+        "event_id": "evt-new-card",
+        "card_id": "card-never-seen",
+        "event_ts": f"{DAY + timedelta(days=1)}T09:30:00Z",
+    }
+    log = RequestLog.open(settings)
+    before = log.table.version()
+    with _client(settings, request_log=log) as client:
+        first = client.post("/score", json=event).json()
+        again = client.post("/score", json=event).json()
+        batch = client.post("/score", json=[event | {"event_id": f"evt-new-{i}"} for i in range(5)])
+    assert first["card_known"] is False and "no-history defaults" in first["notes"][0]
+    assert first["precomputed"] is False and again["precomputed"] is True and again["source"] == "online"
+    assert again["score"] == first["score"]
+    assert batch.status_code == 200 and all(a["precomputed"] for a in batch.json())
+
+    logged = _frame(spark, settings, "gold", "online_requests").where(F.col("card_id") == "card-never-seen")
+    assert logged.count() == 7
+    assert logged.where(~F.col("precomputed")).count() == 1
+    # Seven requests, far fewer commits: the log is written in batches.
+    assert 1 <= log.table.version() - before <= 4
+    features = logged.where(~F.col("precomputed")).first()
+    assert features.card_txn_count_30d == 0.0 and features.amount_zscore == 0.0 and features.is_foreign == 0.0
+
+
+def test_a_night_precomputes_what_missed_online(spark, scenario):
+    from medallion.serving.materialize import Materializer
+
+    settings, _, _, landed, _ = scenario
+    event = next(iter(landed.values())) | {"event_id": "evt-missed", "amount": "4321.09"}
+    with _client(settings) as client:
+        missed = client.post("/score", json=event).json()
+    assert missed["precomputed"] is False
+    report = Materializer(settings, spark, log=lambda _: None).run()
+    assert report.from_requests >= 1 and report.generation >= 2
+    from medallion.serving.store import open_store
+
+    store = open_store(settings)
+    # Written-back scores from before the refresh are gone: the hit is the night's.
+    with _client(settings, store=store) as client:
+        hit = client.post("/score", json=event).json()
+    assert hit["precomputed"] is True and hit["source"] == "night"
+    assert abs(hit["score"] - missed["score"]) <= 1e-9 and hit["decision"] == missed["decision"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"currency": "XYZ"}, "currency", "unknown currency"),
+        ({"amount": "twelve"}, "amount", "not a number"),
+        ({"amount": -5}, "amount", "negative amount"),
+        ({"event_ts": "yesterday"}, "event_ts", "datetime"),
+        ({"channel": 3}, "channel", "string"),
+        ({"colour": "red"}, "colour", "not a field"),
+    ],
+)
+def test_bad_requests_get_422_with_the_field_and_the_reason(scenario, change, field, reason):
+    settings, _, _, landed, _ = scenario
+    event = next(iter(landed.values())) | change
+    with _client(settings) as client:
+        answer = client.post("/score", json=[event])
+    assert answer.status_code == 422
+    [problem] = answer.json()["detail"]
+    assert problem["field"] == field and problem["index"] == 0
+    assert reason in problem["reason"].lower()
+
+
+def test_missing_fields_oversized_bodies_and_broken_json_are_4xx(scenario):
+    settings, _, _, landed, _ = scenario
+    event = next(iter(landed.values()))
+    with _client(settings) as client:
+        missing = client.post("/score", json={k: v for k, v in event.items() if k != "card_id"})
+        too_many = client.post("/score", json=[event] * (settings.serving.max_batch + 1))
+        huge = client.post("/score", content=b"[" + b" " * settings.serving.max_body_bytes + b"]")
+        broken = client.post("/score", content=b'{"event_id": ', headers={"content-type": "application/json"})
+        schema = client.get("/openapi.json").json()
+    assert missing.status_code == 422
+    assert missing.json()["detail"] == [{"field": "card_id", "reason": "missing required field"}]
+    assert too_many.status_code == 413 and "serving.max_batch" in too_many.json()["detail"][0]["reason"]
+    assert huge.status_code == 413 and "max_body_bytes" in huge.json()["detail"][0]["reason"]
+    assert broken.status_code == 422 and "Traceback" not in broken.text
+    assert "/score" in schema["paths"] and "/predictions/{event_id}" in schema["paths"]
+
+
+def test_predictions_model_health_and_ready(scenario, paths):
+    settings, _, _, _, _ = scenario
+    event_id = next(iter(paths))
+    with _client(settings) as client:
+        row = client.get(f"/predictions/{event_id}")
+        absent = client.get("/predictions/evt-nope")
+        model = client.get("/model").json()
+        health = client.get("/health")
+        ready = client.get("/ready")
+    assert row.status_code == 200
+    assert row.json()["source"] == "batch" and abs(row.json()["score"] - paths[event_id]["night"]) <= 1e-12
+    assert absent.status_code == 404 and absent.json()["detail"][0]["field"] == "event_id"
+    assert model["name"] == "fraud_model" and model["version"] == "1" and model["alias"] == "champion"
+    assert model["gate"] == "passed" and "roc_auc" in model["gate_metrics"]
+    assert model["training_table_version"] is not None
+    assert health.status_code == 200
+    assert ready.status_code == 200 and ready.json()["model_version"] == "1"
+
+
+def test_not_ready_without_a_store_generation(scenario, tmp_path):
+    _, overrides, _, _, _ = scenario
+    empty = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[*overrides, f"serving.sqlite_path={tmp_path / 'empty.sqlite'}"],
+    )
+    with _client(empty) as client:
+        ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert any("serve materialize" in reason for reason in ready.json()["missing"])
+
+
+def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(scenario, paths):
+    import mlflow
+
+    from medallion.model.registry import version_for
+    from medallion.model.tracking import configure
+
+    settings, _, _, landed, _ = scenario
+    event = landed[next(iter(paths))]
+    with _client(settings) as client:
+        before = client.post("/score", json=event).json()
+        configure(settings)
+        mlflow_client = mlflow.MlflowClient()
+        current = mlflow_client.get_model_version(settings.model.name, version_for(settings, "champion"))
+        new = mlflow_client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
+        for key in ("gate", "gate_reasons"):
+            mlflow_client.set_model_version_tag(settings.model.name, new.version, key, current.tags[key])
+        try:
+            mlflow_client.set_registered_model_alias(settings.model.name, "champion", new.version)
+            deadline = time.monotonic() + 60
+            while client.get("/model").json()["version"] != str(new.version):
+                assert time.monotonic() < deadline, "the alias move was not picked up"
+                time.sleep(0.2)
+            after = client.post("/score", json=event).json()
+        finally:
+            mlflow_client.set_registered_model_alias(settings.model.name, "champion", current.version)
+    assert before["precomputed"] is True and before["model_version"] == "1"
+    # Version 1's precomputed score is not served for the new version: it is scored again.
+    assert after["model_version"] == str(new.version) and after["precomputed"] is False
+    assert abs(after["score"] - before["score"]) <= 1e-9  # same artifacts, same score
