@@ -28,6 +28,7 @@ from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
+from medallion import failpoints
 from medallion.bronze import KAFKA_COLUMNS, read_kafka, read_landing, to_bronze
 from medallion.claims import Claim, ClaimLedger
 from medallion.config import Settings
@@ -138,6 +139,17 @@ def _landing_files(folder: str) -> list[str]:
     )
 
 
+def _committed_then(point: str, append: Callable[..., bool]) -> Callable[..., bool]:
+    """``append``, then the failpoint ``point`` (see :mod:`medallion.failpoints`)."""
+
+    def appended(*args, **kwargs) -> bool:
+        written = append(*args, **kwargs)
+        failpoints.reached(point)
+        return written
+
+    return appended
+
+
 def _last_txn(table: Table, writer: str) -> int:
     """The writer's last committed batch id in ``table``; -1 if none."""
     last = table.last_txn_version(writer)
@@ -222,6 +234,7 @@ class Ingestor:
         if claiming and summary.rows:
             read = {f.source_file: f for f in summary["read"]}
             owned = self._claim(feed, writer, batch_id, read)
+            failpoints.reached("ingest.claimed")
             if set(owned) != set(read):
                 # Files another batch owns, or that changed while read: this batch leaves them.
                 parsed = replace(parsed, rows=parsed.rows.where(F.col("source_file").isin(owned)))
@@ -283,18 +296,19 @@ class Ingestor:
             # quarantine go on beside silver. A micro-batch's writes are mostly driver-side
             # waits (planning, the log, the commit), which overlap where jobs would queue.
             bronze_written = writers.submit(
-                inherited(self.bronze[feed].append),
+                inherited(_committed_then("ingest.bronze", self.bronze[feed].append)),
                 bronze_rows,
                 txn=txn,
                 expected_rows=counts.bronze,
             )
             quarantine_written = writers.submit(
-                inherited(self.quarantine.append),
+                inherited(_committed_then("ingest.quarantine", self.quarantine.append)),
                 quarantine_rows,
                 txn=txn,
                 expected_rows=counts.quarantined,
             )
             appended = self.silver[feed].append(silver_rows, txn=txn, expected_rows=summary.valid)
+            failpoints.reached("ingest.silver")
             if count_silver:
                 figures = observed(counted) if appended else None  # a replay skips the write
                 ingested.counted(figures["rows"] if figures else silver_rows.count())

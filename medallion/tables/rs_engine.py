@@ -768,12 +768,34 @@ class RsTable(Table, engine="rs"):
 
     @contextmanager
     def _discarded_on_failure(self, staged: list[StagedFile]) -> Iterator[None]:
-        """Files staged for a commit are deleted if the block fails: no commit will name them."""
+        """Files staged for a commit are deleted if the block fails, unless the commit landed.
+
+        delta-rs can fail after it wrote the commit (its post-commit checkpoint or log
+        cleanup): the version is durable then, and deleting its files would lose its rows.
+        So the log decides, not the exception.
+        """
         try:
             yield
         except BaseException:
-            self._discard(staged)
+            if not self._landed(staged):
+                self._discard(staged)
             raise
+
+    def _landed(self, staged: list[StagedFile]) -> bool:
+        """Whether the table's current snapshot names any of ``staged`` (or cannot be read:
+        then the files stay, as an orphan costs disk and a deleted committed file costs rows)."""
+        from urllib.parse import unquote
+
+        import pyarrow as pa
+
+        if not staged:
+            return False
+        try:
+            actions = pa.table(self._delta().get_add_actions(flatten=True))
+        except Exception:
+            return True
+        paths = {unquote(path) for path in actions.column("path").to_pylist()}
+        return any(unquote(f.path) in paths for f in staged)
 
     def _discard(self, staged: list[StagedFile]) -> None:
         """Delete files written for a commit that will not happen (nothing references them)."""
