@@ -1,6 +1,9 @@
 """spark-submit entry point: `medallion train` (train, register, point `challenger` at it).
 
-spark-submit jobs/train.py --env local [--set key=value ...]
+    spark-submit jobs/train.py --env local [--set key=value ...]
+
+Trains on gold.training_set (jobs/features.py refreshes it); jobs/validate_promote.py gates
+the new challenger.
 """
 
 import sys

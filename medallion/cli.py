@@ -276,6 +276,13 @@ def features(
     date_: DateOption = None,
     from_: FromOption = None,
     to: ToOption = None,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="also every earlier day silver holds and gold.features lacks, in the same pass (a first night)",
+        ),
+    ] = False,
 ) -> None:
     """Build gold card profiles and features for a day (or --from/--to in one pass), and refresh the training set."""
     from medallion.featurestore import FeatureStore
@@ -283,6 +290,8 @@ def features(
     settings = settings_from(env, set_, today)
     first, last = _days(settings, date_, from_, to)
     store = FeatureStore(settings, _spark(settings))
+    if catch_up:
+        first = _first_missing_day(store, first)
     build = store.build(first, last)
     rows, version = store.refresh_training_set()
     console.print(
@@ -293,6 +302,16 @@ def features(
         console.print(
             f"silver holds no events for {build.days}: run medallion ingest first, or check the date"
         )
+
+
+def _first_missing_day(store, first):
+    """The oldest day before ``first`` with silver events and no gold features, else ``first``."""
+    built = set()
+    if store.lake.exists("gold", "features"):
+        rows = store.table("features").read().select("event_date").distinct().collect()
+        built = {row.event_date for row in rows}
+    missing = [day for day in store.event_dates() if day < first and day not in built]
+    return missing[0] if missing else first
 
 
 @app.command()
@@ -442,7 +461,17 @@ def train(env: EnvOption = None, set_: SetOption = None) -> None:
 
 
 @model_app.command("validate")
-def model_validate(env: EnvOption = None, set_: SetOption = None) -> None:
+def model_validate(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    promote_: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="then promote a challenger that passed; one that failed leaves the champion serving (exit 0)",
+        ),
+    ] = False,
+) -> None:
     """Gate the challenger: conf thresholds, and no worse than the champion on held-out days."""
     from medallion.model.registry import validate
     from medallion.model.train import split_by_time
@@ -453,9 +482,29 @@ def model_validate(env: EnvOption = None, set_: SetOption = None) -> None:
     )
     gate = validate(settings, held_out)
     verdict = "passed" if gate.passed else "FAILED: " + "; ".join(gate.reasons)
-    console.print(f"challenger v{gate.version} {verdict}")
-    if not gate.passed:
+    console.print(f"challenger v{gate.version} {verdict}", highlight=False, markup=False)
+    if promote_:
+        _promote_if_passed(settings, gate)
+    elif not gate.passed:
         raise typer.Exit(1)
+
+
+def _promote_if_passed(settings: Settings, gate) -> None:
+    """The nightly chain's step: a failed challenger is not an outage while a champion serves."""
+    from medallion.errors import ModelNotReadyError
+    from medallion.model.registry import promote, version_for
+
+    if gate.passed:
+        console.print(f"champion is now v{promote(settings)}")
+        return
+    try:
+        champion = version_for(settings, settings.model.aliases.champion)
+    except ModelNotReadyError as no_champion:
+        raise ModelNotReadyError(
+            f"{settings.model.name} v{gate.version} failed the gate and no champion keeps serving ({no_champion}): "
+            "fix the training data or model.gate, then run medallion train and medallion model validate --promote"
+        ) from None
+    console.print(f"champion v{champion} keeps serving; v{gate.version} stays the challenger")
 
 
 @model_app.command("promote")

@@ -55,6 +55,23 @@ class StorageSettings(_Section):
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; default sqlite:///<root>/mlflow.db"
     )
+    artifact_root: str | None = Field(
+        default=None,
+        description="MLflow model artifacts; default <root>/mlartifacts. Never under the landing zone: "
+        "a model is code that batch, stream and serving load, and producers write the landing zone",
+    )
+
+    @model_validator(mode="after")
+    def _artifacts_outside_landing(self) -> StorageSettings:
+        landing, artifacts = self._under("landing").rstrip("/"), self.mlflow_artifact_location.rstrip("/")
+        if not _URI.match(landing):
+            landing = Path(landing).as_uri()
+        if artifacts == landing or artifacts.startswith(landing + "/"):
+            raise ConfigError(
+                f"storage.artifact_root {self.artifact_root!r} is inside the landing zone {landing}: "
+                "whoever drops input files could replace a model; choose a path outside <root>/landing"
+            )
+        return self
 
     @property
     def is_uri(self) -> bool:
@@ -94,6 +111,14 @@ class StorageSettings(_Section):
     @property
     def mlflow_tracking_uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{self.root_path / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        """Where a new MLflow experiment keeps its artifacts, as a URI (``file://`` when local)."""
+        location = self.artifact_root or self._under("mlartifacts")
+        if _URI.match(location):
+            return location
+        return Path(location).expanduser().resolve().as_uri()
 
 
 class SparkSettings(_Section):
@@ -376,13 +401,14 @@ class Settings(_Section):
 
 
 def conf_dir() -> Path:
-    """``$MEDALLION_CONF_DIR``, else ``./conf`` if it exists, else the repository's conf/."""
+    """``$MEDALLION_CONF_DIR``, else ``./conf`` if it holds base.yaml, else the conf shipped in the
+    package (``medallion/conf``, in the repository a link to conf/), so an installed wheel has it."""
     if explicit := os.environ.get("MEDALLION_CONF_DIR"):
         return Path(explicit)
     local = Path.cwd() / "conf"
     if (local / "base.yaml").exists():
         return local
-    return Path(__file__).resolve().parent.parent / "conf"
+    return Path(__file__).resolve().parent / "conf"
 
 
 def _display(path: Path) -> str:

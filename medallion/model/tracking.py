@@ -15,7 +15,7 @@ _configured: dict[str, str] = {}
 
 
 def configure(settings: Settings) -> str:
-    """Set tracking and registry URIs; return the experiment id (artifacts under the root)."""
+    """Set tracking and registry URIs; return the experiment id (artifacts in storage.artifact_root)."""
     import mlflow
 
     uri = settings.storage.mlflow_tracking_uri
@@ -34,6 +34,7 @@ def configure(settings: Settings) -> str:
     if experiment is not None:
         _configured[uri] = experiment.experiment_id
     else:
-        artifacts = (settings.storage.root_path / "mlartifacts").as_uri()
-        _configured[uri] = mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+        _configured[uri] = mlflow.create_experiment(
+            EXPERIMENT, artifact_location=settings.storage.mlflow_artifact_location
+        )
     return _configured[uri]
