@@ -149,7 +149,13 @@ class NightlyBatch:
             .withColumn("scored_at", F.current_timestamp())
             .select(*PREDICTIONS_BATCH_SCHEMA.fieldNames())
         )
-        self.predictions.overwrite(scored, where=f"event_date = DATE'{day.isoformat()}'")
+        from medallion.model.guard import ScoreGuard
+
+        # A NaN or out-of-range score fails the write itself: the day is replaced whole or not at all.
+        with ScoreGuard.stopping(scored, f"gold.predictions_batch for {day.isoformat()}"):
+            self.predictions.overwrite(
+                ScoreGuard.refusing(scored), where=f"event_date = DATE'{day.isoformat()}'"
+            )
         rows = self.predictions.read().where(F.col("event_date") == F.lit(day)).count()
         return rows, f"gold.predictions_batch v{self.predictions.version()}"
 

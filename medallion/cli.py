@@ -522,21 +522,32 @@ def model_promote(
 
 
 @model_app.command("rollback")
-def model_rollback(env: EnvOption = None, set_: SetOption = None) -> None:
-    """Put 'champion' back on the previous champion."""
+def model_rollback(
+    env: EnvOption = None,
+    set_: SetOption = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why, for the champion history")] = None,
+) -> None:
+    """Put 'champion' back on the champion before it (again: one more step back)."""
     from medallion.model.registry import rollback
 
-    console.print(f"champion is back on v{rollback(settings_from(env, set_))}")
+    console.print(f"champion is back on v{rollback(settings_from(env, set_), reason=reason)}")
 
 
 @model_app.command("list")
 def model_list(env: EnvOption = None, set_: SetOption = None) -> None:
-    """Versions with aliases, metrics and gate results."""
-    from medallion.model.registry import list_versions
+    """Versions with aliases, metrics and gate results; the champion history (who, when, why)."""
+    from medallion.model.registry import champion_history, list_versions
 
-    rows = list_versions(settings_from(env, set_))
+    settings = settings_from(env, set_)
+    rows = list_versions(settings)
     columns = ["version", "aliases", "roc_auc", "pr_auc", "gate", "gate_reasons"]
     console.print(_table("registered versions", columns, [[r[c] for c in columns] for r in rows]))
+    history = [
+        [str(n), c.version, c.how, c.replaced or "-", c.by, c.at, c.reason]
+        for n, c in enumerate(champion_history(settings), start=1)
+    ]
+    columns = ["step", "champion", "how", "replaced", "by", "at", "reason"]
+    console.print(_table("champion history", columns, history))
 
 
 serve_app = typer.Typer(help="The serving table and the online scoring service.", no_args_is_help=True)

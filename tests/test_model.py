@@ -20,11 +20,12 @@ def test_model_on_generated_data_passes_the_default_gate(trained):
     assert version_for(settings, "champion") == version_for(settings, "challenger")
 
 
-def test_shuffled_labels_fail_the_gate_and_champion_stays(trained):
+def test_shuffled_labels_fail_the_gate_and_champion_stays(trained, lake_with_champion):
     from medallion.model.registry import promote, validate, version_for
     from medallion.model.train import train
 
-    settings, store, _ = trained
+    _, store, _ = trained
+    settings = lake_with_champion()  # its own registry: the shared one keeps its aliases
     champion = version_for(settings, "champion")
     result = train(settings, store.table("training_set").read(), shuffle_labels=True)
     gate = validate(settings, result.validation)
@@ -34,13 +35,14 @@ def test_shuffled_labels_fail_the_gate_and_champion_stays(trained):
     assert version_for(settings, "champion") == champion
 
 
-def test_a_validation_set_of_one_class_fails_the_gate_saying_why(trained):
+def test_a_validation_set_of_one_class_fails_the_gate_saying_why(trained, lake_with_champion):
     """ROC AUC of one class is NaN, and NaN < min is false: a non-finite metric must fail."""
     from medallion.model.registry import validate
     from medallion.model.train import train
     from medallion.schemas import LABEL_COLUMN
 
-    settings, store, _ = trained
+    _, store, _ = trained
+    settings = lake_with_champion()
     result = train(settings, store.table("training_set").read())
     one_class = result.validation.assign(**{LABEL_COLUMN: False})
     gate = validate(settings, one_class)
@@ -48,15 +50,84 @@ def test_a_validation_set_of_one_class_fails_the_gate_saying_why(trained):
     assert any(r.startswith("roc_auc is nan (not a finite number") for r in gate.reasons), gate.reasons
 
 
-def test_forced_promote_then_rollback_restores_the_champion(trained):
+def register_copy(settings, alias: str = "challenger", gate: str | None = "passed") -> str:
+    """A new version of the champion's artifacts under ``alias``, with ``gate`` as its gate record."""
+    import mlflow
+
+    from medallion.model.registry import version_for
+    from medallion.model.tracking import configure
+
+    configure(settings)
+    client = mlflow.MlflowClient()
+    current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
+    new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
+    if gate is not None:
+        client.set_model_version_tag(settings.model.name, new.version, "gate", gate)
+    client.set_registered_model_alias(settings.model.name, alias, new.version)
+    return str(new.version)
+
+
+def test_forced_promote_then_rollback_restores_the_champion(lake_with_champion):
     from medallion.model.registry import promote, rollback, version_for
 
-    settings, _, _ = trained
+    settings = lake_with_champion()
     before = version_for(settings, "champion")
+    register_copy(settings, gate="failed")
     forced = promote(settings, force=True, reason="test override")
     assert version_for(settings, "champion") == forced != before
     assert rollback(settings) == before
     assert version_for(settings, "champion") == before
+
+
+def test_rollback_walks_back_through_the_champion_history(lake_with_champion, capsys):
+    """Rolling back twice goes two champions back, never forward; model list shows who, when, why."""
+    import getpass
+
+    from medallion.cli import main
+    from medallion.model.registry import champion_history, promote, rollback, version_for
+
+    settings = lake_with_champion()
+    first = version_for(settings, "champion")
+    register_copy(settings)
+    second = promote(settings)
+    register_copy(settings, gate="failed")
+    third = promote(settings, force=True, reason="hotfix for the holiday rush")
+    assert len({first, second, third}) == 3
+
+    assert rollback(settings) == second
+    assert rollback(settings, reason="second thoughts") == first
+    with pytest.raises(ModelNotReadyError, match=f"no earlier champion than v{first} to roll back to"):
+        rollback(settings)
+    assert version_for(settings, "champion") == first
+    # A promotion after rollbacks is a new step; the next rollback returns to the champion it replaced.
+    register_copy(settings)
+    fourth = promote(settings)
+    assert rollback(settings) == first
+
+    me = getpass.getuser()
+    steps = [(c.version, c.how, c.replaced, c.by, c.reason) for c in champion_history(settings)]
+    assert steps == [
+        (second, "promote", first, me, "gate passed"),
+        (third, "forced", second, me, "hotfix for the holiday rush"),
+        (second, "rollback", third, me, "rollback"),
+        (first, "rollback", second, me, "second thoughts"),
+        (fourth, "promote", first, me, "gate passed"),
+        (first, "rollback", fourth, me, "rollback"),
+    ]
+
+    capsys.readouterr()
+    overrides = [
+        "--set",
+        f"storage.root={settings.storage.root}",
+        "--set",
+        f"storage.tracking_uri={settings.storage.mlflow_tracking_uri}",
+    ]
+    assert main(["model", "list", *overrides]) == 0
+    shown = capsys.readouterr().out
+    assert (
+        "champion history" in shown and "hotfix for the holiday rush" in shown and "second thoughts" in shown
+    )
+    assert f"failed, forced by {me}: hotfix for the holiday rush" in " ".join(shown.split())
 
 
 def test_udf_scores_equal_in_process_predict(trained, spark):
@@ -146,7 +217,7 @@ def test_champion_with_another_signature_is_one_line(spark, lake_with_champion):
     import mlflow
     from mlflow.models import infer_signature
 
-    from medallion.model.registry import version_for
+    from medallion.model.registry import promote, version_for
     from medallion.model.scoring import load_champion
     from medallion.model.tracking import configure
     from medallion.schemas import FEATURE_COLUMNS
@@ -162,9 +233,11 @@ def test_champion_with_another_signature_is_one_line(spark, lake_with_champion):
             signature=infer_signature(example, example["legacy_score"]),
             registered_model_name=settings.model.name,
         )
+    # Forced past the gate, so the signature check is what refuses it.
     mlflow.MlflowClient().set_registered_model_alias(
-        settings.model.name, "champion", info.registered_model_version
+        settings.model.name, "challenger", info.registered_model_version
     )
+    promote(settings, force=True, reason="a legacy model")
 
     with pytest.raises(ModelNotReadyError) as err:
         load_champion(spark, settings)

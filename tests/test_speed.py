@@ -30,6 +30,9 @@ def _register_copy_as(settings, alias: str) -> str:
     client = mlflow.MlflowClient()
     current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
     new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
+    # The same artifacts as the gated champion: the same gate record, or no load would serve it.
+    for key in ("gate", "gate_reasons"):
+        client.set_model_version_tag(settings.model.name, new.version, key, current.tags[key])
     client.set_registered_model_alias(settings.model.name, alias, new.version)
     return str(new.version)
 

@@ -37,6 +37,9 @@ def check_model(settings: Settings, version: str):
     """Load the version, compare its signature with the gold features, run one prediction."""
     import mlflow
 
+    from medallion.model.registry import require_gate
+
+    require_gate(settings, version)  # gate passed or force-promoted, before anything is loaded
     uri = f"models:/{settings.model.name}/{version}"
     model = mlflow.pyfunc.load_model(uri)
     inputs = model.metadata.get_input_schema()

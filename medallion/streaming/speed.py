@@ -28,6 +28,7 @@ from medallion.config import Settings
 from medallion.errors import StreamConfigError
 from medallion.features import build_features
 from medallion.ingest import Ingestor, checkpoint_query_id, landed_stream
+from medallion.model.guard import ScoreGuard, score_problem
 from medallion.predict import with_scores
 from medallion.schemas import (
     PREDICTIONS_SHADOW_SCHEMA,
@@ -133,6 +134,20 @@ class SpeedLayer:
             self.log(f"[stream] {alias} is {cached.name} v{cached.version}")
         return cached
 
+    def challenger(self):
+        """The challenger, or None while it may not serve (no alias yet, not validated, failed
+        the gate): the nightly train registers it before validate gates it, and meanwhile the
+        champion scores every card instead of the stream stopping."""
+        from medallion.errors import ModelNotReadyError
+
+        try:
+            return self.scorer(self.settings.model.aliases.challenger)
+        except ModelNotReadyError as refused:
+            if str(refused) != getattr(self, "_refused", None):
+                self._refused = str(refused)
+                self.log(f"[stream] challenger not used: {refused}")
+            return None
+
     # ------------------------------------------------------------------ start
 
     def start(self):
@@ -201,7 +216,7 @@ class SpeedLayer:
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts
-            scored_rows, latencies = 0, (None, None)
+            scored_rows, unscorable, latencies = 0, 0, (None, None)
             if rows is not None and ingested.valid > 0:
                 # Only the profiles of the batch's event dates: a partition filter, not a scan
                 # of every day's profiles per batch.
@@ -213,10 +228,16 @@ class SpeedLayer:
                     else None
                 )
                 scored = self._score(rows, profiles, champion, file_times, ingested.valid)
-                # One job scores the batch and brings it to the driver, for the counts and both commits.
-                predictions = stamped(scored.select(*UNSTAMPED_COLUMNS).toArrow(), batch_id)
-                scored_rows = predictions.num_rows
-                ingested.counted(scored_rows)
+                # One job scores the batch and brings it to the driver, for the counts and all commits.
+                checked = ScoreGuard.checked(scored).select(*UNSTAMPED_COLUMNS, *ScoreGuard.COLUMNS)
+                valid, invalid = ScoreGuard.split(checked.toArrow())
+                predictions = stamped(valid, batch_id)
+                scored_rows, unscorable = predictions.num_rows, invalid.num_rows
+                ingested.counted(scored_rows + unscorable)
+                if unscorable:
+                    # A NaN would read as fraud: the row waits in quarantine with its reason instead.
+                    quarantine = ScoreGuard.quarantine_rows(invalid)
+                    self._ingestor.quarantine.append(quarantine, txn=(f"{app_id}:scores", batch_id))
                 tables["speed"].append(predictions, txn=txn)
                 # Canary rows are served too: that is what a canary is for.
                 upsert_serving(tables["serving"], predictions)
@@ -234,7 +255,7 @@ class SpeedLayer:
             figures = BatchFigures(
                 counts.bronze,
                 scored_rows,
-                counts.quarantined,
+                counts.quarantined + unscorable,
                 counts.duplicates,
                 latencies[0],
                 latencies[1],
@@ -252,11 +273,13 @@ class SpeedLayer:
         self, table: Table, rows, profiles, batch_id, file_times: dict[str, int], silver: int, txn
     ) -> None:
         """The challenger scores the same rows beside the champion; never served."""
-        challenger = self.scorer(self.settings.model.aliases.challenger)
+        challenger = self.challenger()
+        if challenger is None:
+            return
         shadow = self._score(rows, profiles, challenger, file_times, silver, variant="challenger")
         shadow = shadow.withColumns(
             {"scored_at": F.current_timestamp(), "batch_id": F.lit(batch_id).cast("long")}
-        )
+        ).where(score_problem().isNull())  # a challenger's NaN is no prediction either (it serves nobody)
         table.append(shadow.select(*PREDICTIONS_SHADOW_SCHEMA.fieldNames()), txn=txn, expected_rows=silver)
 
     def _score(
@@ -272,8 +295,12 @@ class SpeedLayer:
         tasks = max(1, min(task_slots(self.spark.sparkContext), -(-silver // ROWS_PER_SCORING_TASK)))
         features = build_features(rows, profiles).coalesce(tasks)
         threshold = self.settings.model.decision_threshold
-        if variant == "champion" and self.settings.stream.challenger == "canary":
-            challenger = self.scorer(self.settings.model.aliases.challenger)
+        challenger = (
+            self.challenger()
+            if variant == "champion" and self.settings.stream.challenger == "canary"
+            else None
+        )
+        if challenger is not None:
             on_canary = canary_cards(F.col("card_id"), self.settings.stream.canary_fraction)
             scored = with_scores(features.where(~on_canary), scorer, threshold).withColumn(
                 "variant", F.lit("champion")
