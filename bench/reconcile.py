@@ -73,7 +73,10 @@ def build_inputs(spark, reconciler, events: int) -> None:
         F.lit("run").alias("run_id"),
     ]
     batch = ids.where((F.col("id") % 100 != 0) & (F.col("id") % 1000 != 999)).select(
-        *prediction, F.lit(1).cast("long").alias("feature_version"), F.current_timestamp().alias("scored_at")
+        *prediction,
+        F.lit(1).cast("long").alias("feature_version"),
+        F.current_timestamp().alias("scored_at"),
+        F.lit("pandas_udf").alias("scored_by"),
     )
     reconciler.batch.append(spark.createDataFrame(batch.rdd, PREDICTIONS_BATCH_SCHEMA))
     speed = (
@@ -86,6 +89,7 @@ def build_inputs(spark, reconciler, events: int) -> None:
             F.current_timestamp().alias("ingested_at"),
             F.current_timestamp().alias("scored_at"),
             (F.col("id") % 500).alias("batch_id"),
+            F.lit("pandas_udf").alias("scored_by"),
         )
         # One in ten scored by the previous model, a little differently.
         .withColumns(

@@ -104,7 +104,8 @@ class NightlyBatch:
         def champion() -> tuple[int, str]:
             nonlocal scorer
             scorer = load_champion(self.spark, self.settings)
-            return 0, f"{scorer.name} v{scorer.version} (run {scorer.run_id[:8]})"
+            path = f"scored by {scorer.scored_by}" + (f": {scorer.path_note}" if scorer.native is None and scorer.path_note else "")
+            return 0, f"{scorer.name} v{scorer.version} (run {scorer.run_id[:8]}), {path}"
 
         self._step(report, "champion checks", champion)
         report.model_version = str(scorer.version)

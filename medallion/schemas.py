@@ -165,11 +165,16 @@ _PREDICTION_FIELDS = [
     StructField("run_id", StringType(), True),
 ]
 
+# Which scoring path computed the score: 'pandas_udf' | 'native' (model.scoring). Last and
+# nullable, so a table written before it existed takes it (its rows null) when opened.
+SCORED_BY = StructField("scored_by", StringType(), True)
+
 PREDICTIONS_BATCH_SCHEMA = StructType(
     [
         *_PREDICTION_FIELDS,
         StructField("feature_version", LongType(), True),  # gold.features Delta version scored
         StructField("scored_at", TimestampType(), False),
+        SCORED_BY,
     ]
 )
 
@@ -182,6 +187,7 @@ PREDICTIONS_SPEED_SCHEMA = StructType(
         StructField("ingested_at", TimestampType(), True),
         StructField("scored_at", TimestampType(), False),
         StructField("batch_id", LongType(), False),
+        SCORED_BY,
     ]
 )
 

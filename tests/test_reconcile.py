@@ -53,7 +53,7 @@ def silver_rows(spark, event_ids):
 
 def batch_rows(spark, scenario):
     rows = [
-        (e, DAY, b[0], b[0] >= 0.5, "fraud_model", b[1], None, 1, NIGHT)
+        (e, DAY, b[0], b[0] >= 0.5, "fraud_model", b[1], None, 1, NIGHT, "pandas_udf")
         for e, (b, _s) in scenario.items()
         if b is not None
     ]
@@ -76,6 +76,7 @@ def speed_rows(spark, scenario, scored_at=NIGHT - timedelta(hours=1), batch_id=0
             None,
             scored_at,
             batch_id,
+            "pandas_udf",
         )
         for e, (_b, s) in scenario.items()
         if s is not None

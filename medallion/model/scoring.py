@@ -4,10 +4,16 @@ Usage::
 
     scorer = load_champion(spark, settings)     # alias resolved, signature checked, smoke-tested
     features.withColumn("score", scorer.udf(*[F.col(c) for c in FEATURE_COLUMNS]))
+    scorer.scored_by, scorer.path_note          # 'native' | 'pandas_udf', and why (model.scoring)
+
+With ``model.scoring`` native or auto, ``scorer.native`` holds the compiled model
+(:mod:`medallion.model.native`) when its scores equal the pyfunc's on its held-out rows;
+otherwise the pandas UDF scores and ``path_note`` is the one line saying why.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +27,19 @@ from medallion.schemas import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEA
 
 @dataclass(frozen=True)
 class Scorer:
-    """A registered model version ready to score: ``udf`` is an ``mlflow.pyfunc.spark_udf``."""
+    """A registered model version ready to score: ``udf`` is an ``mlflow.pyfunc.spark_udf``,
+    ``native`` the compiled model when ``model.scoring`` chose it and its parity held."""
 
     name: str
     version: str
     run_id: str
     udf: Any
+    native: Any = None
+    path_note: str = ""
+
+    @property
+    def scored_by(self) -> str:
+        return "native" if self.native is not None else "pandas_udf"
 
 
 def resolve_alias(settings: Settings, alias: str) -> str:
@@ -70,7 +83,15 @@ def load_alias(spark, settings: Settings, alias: str) -> Scorer:
     udf = mlflow.pyfunc.spark_udf(
         spark, f"models:/{settings.model.name}/{version}", result_type="double", env_manager="local"
     )
-    return Scorer(settings.model.name, version, model.metadata.run_id, udf)
+    native, note = None, ""
+    if settings.model.scoring != "pandas_udf":
+        from medallion.model.native import load_native
+
+        native, note = load_native(spark, settings, version, model)
+        if native is None:
+            note = f"model.scoring={settings.model.scoring}: {note}; scoring with the pandas UDF"
+            logging.getLogger("medallion.scoring").warning(note)
+    return Scorer(settings.model.name, version, model.metadata.run_id, udf, native, note)
 
 
 def load_champion(spark, settings: Settings) -> Scorer:

@@ -229,4 +229,17 @@ def train(
         ),
     )
     client.set_registered_model_alias(name, settings.model.aliases.challenger, version)
+    _record_native_parity(settings, training_set, version, run.info.run_id, info.model_uri, validation)
     return TrainResult(name, version, run.info.run_id, metrics, validation)
+
+
+def _record_native_parity(settings: Settings, training_set, version: str, run_id: str, uri: str, validation) -> None:
+    """The version compiled to Spark expressions and checked against its own pyfunc on the
+    held-out rows; the verdict is recorded on the version (:mod:`medallion.model.native`)."""
+    import mlflow
+    from pyspark.sql import SparkSession
+
+    from medallion.model.native import record_parity
+
+    spark = training_set.sparkSession if hasattr(training_set, "sparkSession") else SparkSession.getActiveSession()
+    record_parity(spark, settings, version, run_id, mlflow.pyfunc.load_model(uri), validation)

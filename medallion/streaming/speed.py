@@ -131,7 +131,9 @@ class SpeedLayer:
         cached = self._scorers.get(alias)
         if cached is None or str(cached.version) != str(version):
             cached = self._scorers[alias] = load_alias(self.spark, self.settings, alias)
-            self.log(f"[stream] {alias} is {cached.name} v{cached.version}")
+            self.log(f"[stream] {alias} is {cached.name} v{cached.version}, scored by {cached.scored_by}")
+            if cached.path_note and cached.native is None:
+                self.log(f"[stream] note: {cached.path_note}")
         return cached
 
     def challenger(self):

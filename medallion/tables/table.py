@@ -94,6 +94,12 @@ class Table(abc.ABC):
         if missing:
             raise SchemaMismatchError(f"partition column(s) {', '.join(missing)} not in the schema of {path}")
         table = _engine_class(engine)._create(spark, path, schema, list(partition_by), dict(properties or {}))
+        missing, added, changed = schema_differences(table.schema, schema)
+        if added and not missing and not changed and all(schema[name].nullable for name in added):
+            # A declared schema that grew nullable columns: a table written before keeps its
+            # rows (null in the new columns) and takes the columns, as merge_schema does.
+            table.append(spark.createDataFrame([], schema), merge_schema=True)
+            table = _engine_class(engine)._open(spark, path)
         check_same_schema(table.path, table.schema, schema, what="the requested schema")
         return table
 
