@@ -315,3 +315,129 @@ def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(
     # Version 1's precomputed score is not served for the new version: it is scored again.
     assert after["model_version"] == str(new.version) and after["precomputed"] is False
     assert abs(after["score"] - before["score"]) <= 1e-9  # same artifacts, same score
+
+
+def _readme_commands() -> list[list[str]]:
+    """The ```bash blocks of README's "Online scoring" section, one list of lines per block."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Online scoring\n", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```bash\n")[1:]
+    return [[line for line in block.split("```", 1)[0].splitlines() if line.strip()] for block in blocks]
+
+
+def _argv(line: str, port: int, redis_url: str) -> list[str]:
+    import shlex
+    import sys
+
+    words = shlex.split(line.split("  #", 1)[0].replace("8080", str(port)))
+    words = [w.replace("redis://127.0.0.1:6379/0", redis_url) for w in words]
+    return [sys.executable, "-m", "medallion.cli", *words[1:]] if words[0] == "medallion" else words
+
+
+def _wait_ready(port: int, process, timeout: float = 120) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the service exited"
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+            if answer.status_code == 200:
+                return answer.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the service did not become ready")
+
+
+def test_readme_online_scoring_commands_run_as_written(spark, scenario, redis_url, monkeypatch, tmp_path):
+    """README's commands, as written (the port is a free one), on the scenario's lakehouse."""
+    import os
+    import subprocess
+
+    from medallion.cli import main
+    from medallion.serving.materialize import Materializer
+    from medallion.serving.redis_store import RedisStore
+    from tests.serving.conftest import _free_port
+
+    settings, overrides, _, _, _ = scenario
+    env = {
+        "MEDALLION__STORAGE__ROOT": settings.storage.root,
+        "MEDALLION__STORAGE__TRACKING_URI": settings.storage.mlflow_tracking_uri,
+        "MEDALLION__CLOCK__TODAY": str(settings.clock.today),
+        "MEDALLION__DELTA__ENGINE": "rs",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    first, redis_block = _readme_commands()
+    port = _free_port()
+    assert main(_argv(first[0], port, redis_url)[3:]) == 0  # serve materialize, in this session's Spark
+
+    def run_service(line: str) -> tuple[subprocess.Popen, dict]:
+        out = open(tmp_path / f"service-{len(list(tmp_path.iterdir()))}.log", "w")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            _argv(line, port, redis_url), env=os.environ | env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        try:
+            return process, _wait_ready(port, process)
+        except BaseException:
+            process.kill()
+            raise
+
+    process, ready = run_service(first[1])
+    try:
+        answers = [
+            subprocess.run(_argv(line, port, redis_url), capture_output=True, text=True, check=True)
+            for line in first[2:]
+        ]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert ready["store"].startswith("sqlite") and ready["model_version"] == "1"
+    scored, model = json.loads(answers[1].stdout), json.loads(answers[2].stdout)
+    assert scored["event_id"] == "evt-web-1" and 0 <= scored["score"] <= 1 and scored["model_version"] == "1"
+    assert model["version"] == "1" and model["gate"] == "passed"
+
+    redis_settings = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[*overrides, "serving.store=redis", f"serving.redis_url={redis_url}"],
+    )
+    Materializer(
+        redis_settings, spark, store=RedisStore(redis_url, redis_settings.serving), log=lambda _: None
+    ).run()
+    [line] = redis_block
+    port = _free_port()
+    process, ready = run_service(line)
+    process.terminate()
+    process.wait(timeout=60)
+    assert ready["store"] == f"redis {redis_url}" and ready["generation"] >= 1
+
+
+def test_serve_api_with_an_unreachable_store_is_one_line_and_exit_2(capsys):
+    from medallion.cli import main
+
+    code = main(
+        ["serve", "api", "--set", "serving.store=redis", "--set", "serving.redis_url=redis://127.0.0.1:1/0"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: online store redis://127.0.0.1:1/0 ping failed") and "\n" not in err
+    assert "redis-server" in err
+
+
+def test_status_shows_online_requests_and_latencies(spark, scenario, monkeypatch, capsys):
+    from medallion.cli import main
+    from medallion.serving.stats import online_request_stats
+
+    settings, _, _, landed, _ = scenario
+    with _client(settings) as client:
+        assert client.post("/score", json=next(iter(landed.values()))).status_code == 200
+    [today] = online_request_stats(settings, spark, days=1)
+    assert today.requests >= 1 and today.p99_ms >= today.p50_ms > 0 and "1" in today.model_versions.split(",")
+    monkeypatch.setenv("MEDALLION__STORAGE__ROOT", settings.storage.root)
+    monkeypatch.setenv("MEDALLION__STORAGE__TRACKING_URI", settings.storage.mlflow_tracking_uri)
+    monkeypatch.setenv("MEDALLION__DELTA__ENGINE", "rs")
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "online requests" in out and "gold.online_requests" in out
