@@ -46,6 +46,8 @@ class NightReport:
     scored: int = 0
     model_version: str | None = None
     no_events: bool = False
+    # Earlier days whose late events tonight's ingest brought: each scored as a night of its own.
+    late: list[NightReport] = field(default_factory=list)
 
 
 class NightlyBatch:
@@ -70,9 +72,15 @@ class NightlyBatch:
         self.on_step(step)
 
     def run(
-        self, day: date, ingest: bool = True, reconcile: bool = True, build_features: bool = True
+        self,
+        day: date,
+        ingest: bool = True,
+        reconcile: bool = True,
+        build_features: bool = True,
+        late: bool = True,
     ) -> NightReport:
-        """One night; ``build_features=False`` scores the features already built for ``day``."""
+        """One night; ``build_features=False`` scores the features already built for ``day``;
+        ``late``: also score the earlier nights that late events reached (:attr:`NightReport.late`)."""
         report = NightReport(day)
         store = FeatureStore(self.settings, self.spark)
         if ingest:
@@ -91,8 +99,13 @@ class NightlyBatch:
             return rows, f"gold.features v{version} (already built)"
 
         self._step(report, "features", features)
+        # Events dated before tonight that arrived since their night get a batch score too:
+        # the stream may never have seen them (a file the night alone read), and the batch
+        # is the truth. Whoever ingested them (this run, an ingest job, the stream).
+        late_days = self._late_days(day) if late else []
         if build.features == 0:
             report.no_events = True
+            report.late = [self.run(d, ingest=False, reconcile=reconcile, late=False) for d in late_days]
             return report
         if self.settings.batch.retrain:
             self._step(report, "retrain", lambda: self._retrain(store))
@@ -113,6 +126,7 @@ class NightlyBatch:
         report.scored = report.steps[-1].rows
         if reconcile:
             self._step(report, "reconcile", lambda: self._reconcile(day))
+        report.late = [self.run(d, ingest=False, reconcile=reconcile, late=False) for d in late_days]
         return report
 
     def run_range(
@@ -123,6 +137,21 @@ class NightlyBatch:
             self.run(first + timedelta(days=offset), ingest=ingest and offset == 0, reconcile=reconcile)
             for offset in range((last - first).days + 1)
         ]
+
+    def _late_days(self, day: date) -> list[date]:
+        """Days of the ``batch.late_days`` before ``day`` the batch scored that hold a silver
+        event it has not scored (it arrived after that night)."""
+        if not self.lake.exists("silver", "events") or self.settings.batch.late_days == 0:
+            return []
+        window = (F.col("event_date") >= F.lit(day - timedelta(days=self.settings.batch.late_days))) & (
+            F.col("event_date") < F.lit(day)
+        )
+        events = self.lake.table("silver", "events").read().where(window).select("event_id", "event_date")
+        scored = self.predictions.read().where(window).select("event_id", "event_date")
+        unscored = events.join(scored, ["event_id", "event_date"], "left_anti").select("event_date").distinct()
+        # Only nights that ran: a day the batch never scored is a backfill (--from/--to), not late.
+        nights = scored.select("event_date").distinct()
+        return sorted(row.event_date for row in unscored.join(nights, "event_date", "left_semi").collect())
 
     def _ingest(self) -> tuple[int, str]:
         report = Ingestor(self.settings, self.spark).run_batch()

@@ -344,7 +344,7 @@ def batch(
     night = NightlyBatch(settings, spark, on_step=show)
     reports = night.run_range(first, last, ingest=ingest, reconcile=reconcile)
     rows = []
-    for report in reports:
+    for report in [night for first_night in reports for night in (first_night, *first_night.late)]:
         if report.no_events:
             console.print(f"{report.day}: no events, nothing scored")
         rows.append(

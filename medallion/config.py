@@ -308,6 +308,9 @@ class BatchSettings(_Section):
     """The nightly batch layer."""
 
     retrain: bool = Field(default=False, description="train, validate and promote before scoring")
+    late_days: int = Field(
+        default=7, ge=0, description="also score the days this far back that hold events the batch has not scored"
+    )
 
 
 class ReconcileSettings(_Section):

@@ -59,8 +59,9 @@ UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 class FeedCounts:
     """What one batch of one feed did.
 
-    ``bronze == silver + quarantined + duplicates + dropped`` always holds; ``expectations``
-    counts the rows that broke each declared expectation, whatever its action.
+    ``bronze == silver + quarantined + duplicates + dropped`` always holds (``dropped``
+    includes the ``blank`` lines); ``expectations`` counts the rows that broke each declared
+    expectation, whatever its action.
     """
 
     feed: str
@@ -70,6 +71,7 @@ class FeedCounts:
     quarantined: int = 0
     duplicates: int = 0
     dropped: int = 0
+    blank: int = 0
     expectations: dict[str, int] = field(default_factory=dict)
     skipped_replay: bool = False
 
@@ -80,6 +82,7 @@ class FeedCounts:
         self.quarantined += other.quarantined
         self.duplicates += other.duplicates
         self.dropped += other.dropped
+        self.blank += other.blank
         for name, broken in other.expectations.items():
             self.expectations[name] = self.expectations.get(name, 0) + broken
 
@@ -110,6 +113,7 @@ class IngestedBatch:
 class IngestReport:
     feeds: dict[str, FeedCounts] = field(default_factory=lambda: {f: FeedCounts(f) for f in FEEDS})
     seconds: float = 0.0
+    event_dates: set[date] = field(default_factory=set)  # the event dates the run's events carry
 
     COLUMNS = ("feed", "files", "bronze", "silver", "quarantined", "duplicates", "dropped")
 
@@ -261,6 +265,7 @@ class Ingestor:
         counts.files = len(batch_files)
         counts.quarantined = summary.quarantined
         counts.dropped = summary.dropped
+        counts.blank = summary.blank
         landed_us = {f.source_file: f.landed_us for f in summary["landed"]} if carried else {}
         event_dates = sorted(summary["event_dates"]) if feed == "events" else []
         if feed == "events":
@@ -447,6 +452,7 @@ class Ingestor:
                 batch = self.process(feed, landed, BATCH_APP, batch_id)
                 batch.release()
                 report.feeds[feed].add(batch.counts)
+                report.event_dates.update(batch.event_dates)
                 if on_step:
                     on_step(batch.counts)
         report.seconds = time.monotonic() - started

@@ -35,8 +35,10 @@ from medallion.schemas import (
     MERCHANT_CATEGORIES,
 )
 
-_WORK_COLUMNS = ("reasons", "broken", "_dropped", "_barrier")
+_WORK_COLUMNS = ("reasons", "broken", "_blank", "_dropped", "_barrier")
 _CORRUPT = "_corrupt_record"
+TRUNCATED = "...[truncated]"
+BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,14 @@ class ParsedFeed:
 
     @property
     def quarantine(self) -> DataFrame:
+        oversized = F.octet_length("raw") > MAX_LINE_BYTES
         return self._where(F.size("reasons") > 0).select(
             F.lit(self.feed).alias("feed"),
             "reasons",
-            "raw",
+            # An oversized line is kept as far as it is readable: quarantine is for people.
+            F.when(oversized, F.concat(F.substring("raw", 1, MAX_LINE_BYTES), F.lit(TRUNCATED)))
+            .otherwise(F.col("raw"))
+            .alias("raw"),
             "source_file",
             "ingested_at",
             # When its batch was ingested: a replay keeps it, and a micro-batch's plan holds
@@ -91,13 +97,14 @@ class ParsedFeed:
         )
 
     def summary_columns(self) -> list[Column]:
-        """Aggregates for one pass over ``rows``: ``valid``, ``quarantined``, ``dropped`` and
-        ``broken_<name>`` per declared expectation."""
+        """Aggregates for one pass over ``rows``: ``valid``, ``quarantined``, ``dropped`` (blank
+        lines among them), ``blank`` and ``broken_<name>`` per declared expectation."""
         quarantined = F.size("reasons") > 0
         return [
             F.count_if(~quarantined & ~F.col("_dropped")).alias("valid"),
             F.count_if(quarantined).alias("quarantined"),
             F.count_if(~quarantined & F.col("_dropped")).alias("dropped"),
+            F.count_if(F.col("_blank")).alias("blank"),
             *[
                 F.count_if(F.array_contains("broken", rule.name)).alias(f"broken_{rule.name}")
                 for rule in self.expectations
@@ -138,24 +145,26 @@ def _present(reasons: list[Column]) -> Column:
     return F.concat(*reasons) if reasons else _no_reasons()
 
 
-def _structural_reasons(raw: Column, corrupt: Column) -> list[Column]:
-    """Reasons that make every other check moot: size, JSON validity, object shape."""
+def _structural_reasons(raw: Column, line: Column, corrupt: Column) -> Column:
+    """Reasons that make every other check moot: size, JSON validity, object shape.
+
+    ``raw``: the line as landed; ``line``: what is parsed (no byte-order mark; null if oversized).
+    """
     # A line that opens with '{' is an object if Jackson can read it. The rare other lines are
     # parsed a second time (as a variant) only to tell "not JSON" from "not a JSON object".
-    opens_object = F.ltrim(raw).startswith("{")
-    broken_object = F.when(F.rtrim(raw).endswith("}"), F.lit("malformed JSON")).otherwise(
+    opens_object = F.ltrim(line).startswith("{")
+    broken_object = F.when(F.rtrim(line).endswith("}"), F.lit("malformed JSON")).otherwise(
         F.lit("truncated JSON")
     )
-    other_shape = F.when(F.try_parse_json(raw).isNull(), F.lit("not JSON")).otherwise(
+    other_shape = F.when(F.try_parse_json(line).isNull(), F.lit("not JSON")).otherwise(
         F.lit("not a JSON object")
     )
-    return [
-        _reason(
-            F.octet_length(raw) > MAX_LINE_BYTES,
-            F.format_string(f"oversized line: %d bytes > {MAX_LINE_BYTES}", F.octet_length(raw)),
-        ),
-        F.when(opens_object, _reason(corrupt.isNotNull(), broken_object)).otherwise(F.array(other_shape)),
-    ]
+    oversized = F.format_string(f"oversized line: %d bytes > {MAX_LINE_BYTES}", F.octet_length(raw))
+    return (
+        F.when(F.octet_length(raw) > MAX_LINE_BYTES, F.array(oversized))
+        .when(opens_object, _reason(corrupt.isNotNull(), broken_object))
+        .otherwise(F.array(other_shape))
+    )
 
 
 @dataclass(frozen=True)
@@ -166,6 +175,7 @@ class _FeedChecks:
     built once per SparkContext and set of expectations and reused by every batch.
     """
 
+    line: dict[str, Column]
     parse: dict[str, Column]
     text: dict[str, Column]
     typed: dict[str, Column]
@@ -184,29 +194,40 @@ def _feed_checks(
         "columnNameOfCorruptRecord": _CORRUPT,
         "allowNonNumericNumbers": "false",
     }
-    structural = _present(_structural_reasons(F.col("raw"), F.col(f"_text_{_CORRUPT}")))
+    structural = _structural_reasons(F.col("raw"), F.col("_line"), F.col(f"_text_{_CORRUPT}"))
     quarantining = [
         _reason(rule.broken(), rule.reason) for rule in expectations if rule.action == "quarantine"
     ]
     broken = [_reason(rule.broken(), rule.name) for rule in expectations]
     dropping = [rule.name for rule in expectations if rule.action == "drop"]
     return _FeedChecks(
+        line={
+            # What is parsed: the line without a byte-order mark (an editor's, not an error),
+            # and nothing of an oversized line, which is quarantined by its length alone.
+            "_line": F.when(F.octet_length("raw") > MAX_LINE_BYTES, F.lit(None).cast("string"))
+            .when(F.col("raw").startswith(BOM), F.expr("substr(raw, 2)"))
+            .otherwise(F.col("raw")),
+        },
         parse={
-            "_parsed": F.from_json("raw", _json_fields(fields), json_options),
+            "_parsed": F.from_json("_line", _json_fields(fields), json_options),
             "line_hash": F.xxhash64("raw"),
+            # A blank line is counted (with the dropped ones), not quarantined as bad JSON.
+            "_blank": F.coalesce(F.btrim("_line", F.lit(" \t\r")) == "", F.lit(False)),
         },
         text={f"_text_{name}": F.col(f"_parsed.{name}") for name in (*fields, _CORRUPT)},
         typed=typed,
         checked={
             # A line that is not a JSON object has only its structural reason; field checks would be noise.
-            "reasons": F.when(F.size(structural) > 0, structural).otherwise(_present(checks + quarantining)),
-            "broken": _present(broken),
+            "reasons": F.when(F.col("_blank"), _no_reasons())
+            .when(F.size(structural) > 0, structural)
+            .otherwise(_present(checks + quarantining)),
+            "broken": F.when(F.col("_blank"), _no_reasons()).otherwise(_present(broken)),
         },
-        work=(*[f"_text_{name}" for name in (*fields, _CORRUPT)], "_parsed"),
+        work=(*[f"_text_{name}" for name in (*fields, _CORRUPT)], "_parsed", "_line"),
         routed={
-            "_dropped": F.arrays_overlap("broken", F.array(*map(F.lit, dropping)))
+            "_dropped": F.col("_blank") | F.arrays_overlap("broken", F.array(*map(F.lit, dropping)))
             if dropping
-            else F.lit(False),
+            else F.col("_blank"),
             "_barrier": F.spark_partition_id(),
         },
     )
@@ -222,7 +243,8 @@ def _checked(
     projections that use them more than once).
     """
     rows = (
-        bronze.withColumns(checks.parse)
+        bronze.withColumns(checks.line)
+        .withColumns(checks.parse)
         .withColumns(checks.text)
         .withColumns(checks.typed)
         .withColumns(checks.checked)

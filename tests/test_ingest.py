@@ -67,7 +67,21 @@ def test_each_malformed_kind_is_quarantined_with_its_reason(spark, settings):
     for reason in MALFORMED:
         assert (reason,) in reasons, (reason, reasons)
     raws = {row.raw for row in quarantine.collect()}
-    assert set(MALFORMED.values()) == raws  # the raw line is kept, nothing is lost
+    # The raw line is kept, nothing is lost; an oversized one as far as it is readable.
+    from medallion.silver import TRUNCATED
+
+    assert set(MALFORMED.values()) - {OVERSIZED} | {OVERSIZED[:MAX_LINE_BYTES] + TRUNCATED} == raws
+
+
+def test_a_byte_order_mark_is_no_error_and_blank_lines_are_counted_not_quarantined(spark, settings):
+    folder = settings.storage.landing_events
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    lines = ["\ufeff" + json.dumps(event("bom1")), "", "   ", json.dumps(event("x2")), "\t"]
+    Path(folder, "events-0001.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    counts = Ingestor(settings, spark).run_batch().feeds["events"]
+    assert (counts.bronze, counts.silver, counts.quarantined, counts.blank, counts.dropped) == (5, 2, 0, 3, 3)
+    silver = Lakehouse(settings, spark).table("silver", "events").read()
+    assert sorted(r.event_id for r in silver.collect()) == ["bom1", "x2"]
 
 
 def test_duplicates_first_arrival_wins_counts_conserved_and_rerun_adds_nothing(spark, settings):
