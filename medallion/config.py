@@ -302,6 +302,9 @@ class IngestSettings(_Section):
         ge=0,
         description="a landing file is taken once unchanged this long (files copied in place, not renamed)",
     )
+    dedupe_days: int = Field(
+        default=7, ge=0, description="an event id already in silver this many days around an event's date is a duplicate"
+    )
 
 
 class BatchSettings(_Section):

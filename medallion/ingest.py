@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, Observation, Row, SparkSession
@@ -268,17 +268,19 @@ class Ingestor:
         counts.blank = summary.blank
         landed_us = {f.source_file: f.landed_us for f in summary["landed"]} if carried else {}
         event_dates = sorted(summary["event_dates"]) if feed == "events" else []
-        if feed == "events":
+        if feed == "events" and event_dates:
             # Ids silver got from other files; this batch's own files may already be there on a replay.
-            # A re-sent event carries its event_ts, so only the batch's event dates are looked
-            # at: the semi-join on the partition column lets Spark prune the rest of silver.
-            batch_keys = parsed.valid.select("event_id", "event_date").distinct()
+            # The event id is the key, whatever timestamp a re-sent event carries; silver is
+            # looked up only within ingest.dedupe_days of the batch's event dates, a range
+            # of the partition column, so Spark prunes the rest of silver.
+            horizon = timedelta(days=self.settings.ingest.dedupe_days)
+            near = F.col("event_date").between(F.lit(event_dates[0] - horizon), F.lit(event_dates[-1] + horizon))
             known_ids = (
                 self.silver["events"]
                 .read()
-                .where(~F.col("source_file").isin(batch_files))
-                .join(batch_keys, ["event_id", "event_date"], "left_semi")
+                .where(near & ~F.col("source_file").isin(batch_files))
                 .select("event_id")
+                .join(parsed.valid.select("event_id").distinct(), "event_id", "left_semi")
             )
             silver_rows = dedupe_events(parsed.valid, existing_ids=known_ids).unique
         else:

@@ -273,3 +273,25 @@ def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
     assert_df_equality(silver(settings), silver(streamed), ignore_row_order=True, ignore_nullable=True)
     quarantined = Lakehouse(streamed, spark).table("silver", "quarantine").read()
     assert [tuple(r.reasons) for r in quarantined.collect()] == [("not JSON",)]
+
+
+def test_the_event_id_is_the_key_whatever_timestamp_a_resent_event_carries(spark, settings):
+    folder = settings.storage.landing_events
+    land(folder, "events-0001.jsonl", [json.dumps(event("a", event_ts="2026-11-20T23:59:00Z"))])
+    ingestor = Ingestor(settings, spark)
+    ingestor.run_batch()
+    # Re-sent with a corrected timestamp the next day, and twice within one later file.
+    land(
+        folder,
+        "events-0002.jsonl",
+        [
+            json.dumps(event("a", event_ts="2026-11-21T00:01:00Z")),
+            json.dumps(event("b", event_ts="2026-11-21T08:00:00Z")),
+            json.dumps(event("b", event_ts="2026-11-22T08:00:00Z")),
+        ],
+    )
+    counts = ingestor.run_batch().feeds["events"]
+    assert (counts.silver, counts.duplicates) == (1, 2)
+    silver = Lakehouse(settings, spark).table("silver", "events").read()
+    rows = {r.event_id: str(r.event_date) for r in silver.collect()}
+    assert rows == {"a": "2026-11-20", "b": "2026-11-21"}  # one row per event id, the first arrival

@@ -589,11 +589,15 @@ class RsTable(Table, engine="rs"):
     def vacuum(self, retention_hours: float = 168, enforce_retention: bool = True) -> list[str]:
         dt = self._delta()
         try:
+            # Full, not lite: files no commit names (a killed writer's staged or moved files,
+            # a failed commit's) go too once past the retention, as delta-spark's VACUUM does;
+            # a live writer's staged files are younger than any retention.
             return list(
                 dt.vacuum(
                     retention_hours=math.ceil(retention_hours),
                     dry_run=False,
                     enforce_retention_duration=enforce_retention,
+                    full=True,
                 )
             )
         except Exception as exc:
