@@ -149,15 +149,16 @@ class DeltaSettings(_Section):
     engine: Literal["auto", "spark", "rs"] = "auto"
 
 
-TriggerKind = Literal["processingTime", "availableNow", "once", "continuous"]
-_DEFAULT_INTERVALS = {"processingTime": "5 seconds", "continuous": "1 second"}
+TriggerKind = Literal["processingTime", "availableNow", "once", "continuous", "realTime"]
+_DEFAULT_INTERVALS = {"processingTime": "5 seconds", "continuous": "1 second", "realTime": "5 seconds"}
 
 
 _INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s*(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|h)\s*$")
 
 
 class TriggerSettings(_Section):
-    """A Structured Streaming trigger. ``interval`` applies to processingTime and continuous."""
+    """A Structured Streaming trigger. ``interval`` applies to processingTime, continuous and
+    realTime (there, each long-running batch's duration)."""
 
     kind: TriggerKind = "processingTime"
     interval: str | None = None

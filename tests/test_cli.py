@@ -32,8 +32,8 @@ def test_config_show_bogus_trigger_exits_2_with_one_line():
     result = medallion("config", "show", "--set", "stream.trigger.kind=bogus")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: stream.trigger.kind: 'bogus' is not one of processingTime, availableNow, once, continuous "
-        "(from --set stream.trigger.kind)"
+        "error: stream.trigger.kind: 'bogus' is not one of processingTime, availableNow, once, continuous, "
+        "realTime (from --set stream.trigger.kind)"
     ]
     assert "Traceback" not in result.stderr + result.stdout
 

@@ -129,13 +129,13 @@ def test_nightly_batch_scores_by_the_switch_and_records_the_path(trained, spark)
 
     settings, _, _ = trained
     day = HISTORY_END - timedelta(days=2)
-    predictions = Lakehouse(settings, spark).table("gold", "predictions_batch")
 
     def night(scoring: str):
         switched = settings.model_copy(
             update={"model": settings.model.model_copy(update={"scoring": scoring})}
         )
         report = NightlyBatch(switched, spark).run(day, ingest=False, reconcile=False, build_features=False)
+        predictions = Lakehouse(settings, spark).table("gold", "predictions_batch")
         rows = (
             predictions.read().where(F.col("event_date") == day).toPandas().set_index("event_id").sort_index()
         )
@@ -183,3 +183,41 @@ def test_a_prediction_table_from_before_scored_by_takes_the_column(spark, settin
     assert evolved.schema.fieldNames() == PREDICTIONS_BATCH_SCHEMA.fieldNames()
     (kept,) = evolved.read().collect()
     assert kept.event_id == "e1" and kept.score == 0.25 and kept.scored_by is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["stream.source=files", "stream.sink=kafka"], "cannot read stream.source=files"),
+        (
+            ["stream.source=kafka", "stream.sink=delta"],
+            "cannot write stream.sink=delta: real-time mode writes only Kafka",
+        ),
+        (
+            ["stream.source=kafka", "stream.sink=kafka", "model.scoring=pandas_udf"],
+            "set model.scoring=native",
+        ),
+        (
+            ["stream.source=kafka", "stream.sink=kafka", "model.scoring=native"],
+            "profile lookup is still a pandas UDF",
+        ),
+    ],
+)
+def test_real_time_trigger_is_refused_before_start_in_one_line(tmp_path, overrides, says):
+    from medallion.config import load_settings
+    from medallion.errors import StreamConfigError
+    from medallion.streaming.plan import has_real_time_trigger, plan_stream
+    from tests.conftest import REPO
+
+    # The pinned PySpark has Spark's real-time trigger: the refusals below are medallion's.
+    assert has_real_time_trigger()
+    settings = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={tmp_path}", "stream.trigger.kind=realTime", *overrides],
+    )
+    assert settings.stream.trigger.interval == "5 seconds"
+    with pytest.raises(StreamConfigError) as refused:
+        plan_stream(settings)
+    message = str(refused.value)
+    assert says in message and "\n" not in message and message.startswith("stream.trigger.kind=realTime")

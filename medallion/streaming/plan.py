@@ -22,6 +22,9 @@ from medallion.errors import StreamConfigError
 # What Spark's continuous processing accepts (Structured Streaming guide, "Continuous Processing").
 CONTINUOUS_SOURCES = ("kafka", "rate")
 CONTINUOUS_SINKS = ("kafka", "memory", "console")
+# Spark's real-time mode (the realTime trigger, PySpark 4.1+): Kafka in, Kafka out, no Python UDF.
+REAL_TIME_SOURCES = ("kafka",)
+REAL_TIME_SINKS = ("kafka",)
 KAFKA_PROVIDER = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
 
 
@@ -55,13 +58,61 @@ def _trigger(settings: Settings) -> tuple[str, dict[str, object], list[str]]:
         # build one huge batch; availableNow processes the same data in bounded batches.
         note = "stream.trigger.kind=once is deprecated in Spark; running as availableNow (same data, bounded batches)"
         return "availableNow", {"availableNow": True}, [note]
+    if trigger.kind == "realTime":
+        return "realTime", {"realTime": trigger.interval}, []
     return "continuous", {"continuous": trigger.interval}, []
+
+
+def has_real_time_trigger() -> bool:
+    """Whether the installed PySpark's ``DataStreamWriter.trigger`` takes ``realTime``."""
+    import inspect
+
+    from pyspark.sql.streaming import DataStreamWriter
+
+    return "realTime" in inspect.signature(DataStreamWriter.trigger).parameters
+
+
+def _check_real_time(settings: Settings) -> None:
+    """Real-time mode's refusals, before Spark sees the query: one line naming what to change."""
+    import pyspark
+
+    stream = settings.stream
+    if not has_real_time_trigger():
+        raise StreamConfigError(
+            f"stream.trigger.kind=realTime: the installed PySpark {pyspark.__version__} has no real-time trigger "
+            "(Spark 4.1+); use stream.trigger.kind=continuous"
+        )
+    if stream.source not in REAL_TIME_SOURCES:
+        raise StreamConfigError(
+            f"stream.trigger.kind=realTime cannot read stream.source={stream.source}: real-time mode reads only "
+            "Kafka (no file or Delta source); set stream.source=kafka, or use stream.trigger.kind=processingTime"
+        )
+    if stream.sink not in REAL_TIME_SINKS:
+        raise StreamConfigError(
+            f"stream.trigger.kind=realTime cannot write stream.sink={stream.sink}: real-time mode writes only "
+            "Kafka (no foreachBatch, no Delta or file sink); set stream.sink=kafka, or use "
+            "stream.trigger.kind=processingTime for Delta"
+        )
+    if settings.model.scoring == "pandas_udf":
+        raise StreamConfigError(
+            "stream.trigger.kind=realTime runs no Python UDF and model.scoring=pandas_udf is one: "
+            "set model.scoring=native (the model compiled to Spark expressions)"
+        )
+    # The speed layer's map-only profile lookup (medallion.features.profile_lookup_features)
+    # is a pandas UDF over a broadcast snapshot: until it is a JVM expression, a real-time
+    # query would fail at start inside Spark, so it stops here instead.
+    raise StreamConfigError(
+        "stream.trigger.kind=realTime: the stream's card-profile lookup is still a pandas UDF, which real-time "
+        "mode cannot run; use stream.trigger.kind=continuous (Kafka -> Kafka, model.scoring=native) for now"
+    )
 
 
 def plan_stream(settings: Settings) -> StreamPlan:
     """Validate ``settings.stream`` and return the plan, or raise :class:`StreamConfigError`."""
     stream = settings.stream
     kind, kwargs, notes = _trigger(settings)
+    if kind == "realTime":
+        _check_real_time(settings)
 
     if kind == "continuous":
         if stream.source not in CONTINUOUS_SOURCES:
