@@ -618,6 +618,20 @@ def status(env: EnvOption = None, set_: SetOption = None) -> None:
             [(s.query, "-" if s.last_batch is None else s.last_batch, s.last_commit) for s in streams],
         )
     )
+    from medallion.serving.stats import online_request_stats
+
+    online = online_request_stats(settings, _spark(settings))
+    if online:
+        console.print(
+            _table(
+                "online requests (medallion serve api)",
+                ["day", "requests", "precomputed", "unknown cards", "p50 ms", "p99 ms", "model versions"],
+                [
+                    (d.request_date, d.requests, f"{d.hit_rate:.0%}", d.unknown_cards, d.p50_ms, d.p99_ms, d.model_versions)
+                    for d in online
+                ],
+            )
+        )
 
 
 @app.command()

@@ -142,6 +142,11 @@ class OnlineScorer:
             computed = {}
             for i, score in zip(misses, scores, strict=True):
                 value = float(score)
+                if not 0.0 <= value <= 1.0:  # NaN fails this too
+                    raise MedallionError(
+                        f"{champion.name} v{champion.version} gave {value} for event {txns[i].event_id!r}, "
+                        "not a probability: nothing was answered or written back"
+                    )
                 found[i] = computed[keys[i]] = Precomputed(
                     value, value >= threshold, champion.version, "online"
                 )
