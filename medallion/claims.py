@@ -68,9 +68,7 @@ class ClaimLedger:
         if self._next == 0 and not os.path.isdir(self.folder):
             return self
         if self._next == 0:
-            numbers = sorted(
-                int(m.group(1)) for name in os.listdir(self.folder) if (m := _ENTRY.match(name))
-            )
+            numbers = sorted(int(m.group(1)) for name in os.listdir(self.folder) if (m := _ENTRY.match(name)))
             for number in numbers:
                 self._read(number)
         # Later entries are probed by number, as Delta's log is: no listing per claim.
@@ -87,7 +85,9 @@ class ClaimLedger:
         except json.JSONDecodeError:
             time.sleep(0.01)  # being written by an exclusive create (see _create_exclusive)
             return False
-        claim = Claim(number, entry["writer"], int(entry["batch_id"]), tuple(entry["files"]), entry["claimed_at"])
+        claim = Claim(
+            number, entry["writer"], int(entry["batch_id"]), tuple(entry["files"]), entry["claimed_at"]
+        )
         self._claims.append(claim)
         self._by_batch.setdefault((claim.writer, claim.batch_id), claim)
         for path in claim.files:

@@ -274,7 +274,9 @@ class Ingestor:
             # looked up only within ingest.dedupe_days of the batch's event dates, a range
             # of the partition column, so Spark prunes the rest of silver.
             horizon = timedelta(days=self.settings.ingest.dedupe_days)
-            near = F.col("event_date").between(F.lit(event_dates[0] - horizon), F.lit(event_dates[-1] + horizon))
+            near = F.col("event_date").between(
+                F.lit(event_dates[0] - horizon), F.lit(event_dates[-1] + horizon)
+            )
             known_ids = (
                 self.silver["events"]
                 .read()
@@ -490,7 +492,9 @@ class Ingestor:
         """A lakehouse ingested before claims existed: bronze's files become one claim, once."""
         if ledger.claimed() or not self.lake.exists("bronze", feed):
             return
-        files = [row.source_file for row in self.bronze[feed].read().select("source_file").distinct().collect()]
+        files = [
+            row.source_file for row in self.bronze[feed].read().select("source_file").distinct().collect()
+        ]
         if files:
             ledger.claim(f"{ADOPTED_APP}:{feed}", 0, files)
 

@@ -30,7 +30,11 @@ def _land_night(folder: str, files: int = 4, per_file: int = 30) -> None:
         lines += [json.dumps(event(f"e{n}-{i}")) for i in range(3)]  # re-sent
         lines += ["not json", '{"event_id": "t", "amount": 1']  # malformed
         land(folder, f"events-{n:04d}.jsonl", lines)
-    land(folder.replace("events", "labels"), "labels-0000.jsonl", [json.dumps({"event_id": "e0-0", "is_fraud": True, "labeled_at": "2026-11-22T10:00:00Z"})])
+    land(
+        folder.replace("events", "labels"),
+        "labels-0000.jsonl",
+        [json.dumps({"event_id": "e0-0", "is_fraud": True, "labeled_at": "2026-11-22T10:00:00Z"})],
+    )
 
 
 def _contents(settings, spark) -> dict[str, object]:
@@ -114,7 +118,9 @@ def test_writers_racing_for_the_same_files_each_file_gets_one_owner(tmp_path):
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
     writers = [
-        context.Process(target=_claim_in_process, args=(folder, f"w{n}:events", files[n % 3 :], start, results))
+        context.Process(
+            target=_claim_in_process, args=(folder, f"w{n}:events", files[n % 3 :], start, results)
+        )
         for n in range(6)
     ]
     for process in writers:
@@ -157,7 +163,13 @@ def test_the_stream_and_the_night_ingesting_the_same_files_at_once_ingest_each_l
     bronze = lake.table("bronze", "events").read()
     landed_lines = sum(len(p.read_text().splitlines()) for p in Path(folder).glob("*.jsonl"))
     assert bronze.count() == landed_lines
-    assert bronze.groupBy("source_file").agg(F.countDistinct("ingest_app").alias("owners")).where("owners > 1").count() == 0
+    assert (
+        bronze.groupBy("source_file")
+        .agg(F.countDistinct("ingest_app").alias("owners"))
+        .where("owners > 1")
+        .count()
+        == 0
+    )
     silver = lake.table("silver", "events").read()
     assert silver.count() == silver.select("event_id").distinct().count() == 60
 
@@ -188,7 +200,9 @@ def test_a_file_still_being_written_waits_and_bronze_matches_what_was_parsed(spa
 def test_settle_seconds_leaves_a_fresh_file_for_a_later_run(spark, storage_root):
     from medallion.config import load_settings
 
-    settings = load_settings("local", [f"storage.root={storage_root}", "ingest.settle_seconds=3600"], environ={})
+    settings = load_settings(
+        "local", [f"storage.root={storage_root}", "ingest.settle_seconds=3600"], environ={}
+    )
     folder = settings.storage.landing_events
     land(folder, "events-0001.jsonl", [json.dumps(event("a"))])
     assert Ingestor(settings, spark).run_batch().feeds["events"].bronze == 0

@@ -524,32 +524,28 @@ def _constraint_violation(path: str, text: str) -> MedallionError | None:
     return None
 
 
+def _conflict_classes() -> tuple[type[BaseException], ...]:
+    """delta-spark's concurrent-modification exceptions: another commit won the version."""
+    from delta import exceptions as delta
+
+    return (
+        delta.ConcurrentAppendException,
+        delta.ConcurrentDeleteDeleteException,
+        delta.ConcurrentDeleteReadException,
+        delta.ConcurrentTransactionException,
+        delta.ConcurrentWriteException,
+        delta.DeltaConcurrentModificationException,
+        delta.MetadataChangedException,
+        delta.ProtocolChangedException,
+    )
+
+
 @contextmanager
 def _conflicts() -> Iterator[None]:
     """delta-spark's commit conflicts as :class:`_CommitConflict`, which writes retry on."""
-    from delta.exceptions import (
-        ConcurrentAppendException,
-        ConcurrentDeleteDeleteException,
-        ConcurrentDeleteReadException,
-        ConcurrentTransactionException,
-        ConcurrentWriteException,
-        DeltaConcurrentModificationException,
-        MetadataChangedException,
-        ProtocolChangedException,
-    )
-
     try:
         yield
-    except (
-        ConcurrentAppendException,
-        ConcurrentDeleteDeleteException,
-        ConcurrentDeleteReadException,
-        ConcurrentTransactionException,
-        ConcurrentWriteException,
-        DeltaConcurrentModificationException,
-        MetadataChangedException,
-        ProtocolChangedException,
-    ) as exc:
+    except _conflict_classes() as exc:
         raise _CommitConflict(_one_line(exc)) from exc
 
 

@@ -1,0 +1,23 @@
+"""The soak, short: a stream killed with SIGKILL again and again beside the night and reconcile
+loses and doubles nothing (bench/soak.py; the README reports a long run)."""
+
+from __future__ import annotations
+
+import os
+
+from bench.soak import Soak
+
+
+def test_a_stream_killed_again_and_again_beside_the_night_loses_and_doubles_nothing(
+    spark, lake_with_champion
+):
+    settings = lake_with_champion()
+    minutes = float(os.environ.get("MEDALLION_SOAK_MINUTES", "3"))
+    soak = Soak(
+        settings, minutes, rate=10, kill_every=(15, 35), night_every=55, reconcile_every=40, log=print
+    )
+    soak.run()
+    result = soak.check(spark)
+    assert result.kills >= 2 and result.nights >= 2, result.line()
+    assert result.events > 0
+    assert result.ok, result.line()
