@@ -79,11 +79,11 @@ def test_forced_promote_then_rollback_restores_the_champion(lake_with_champion):
     assert version_for(settings, "champion") == before
 
 
-def test_rollback_walks_back_through_the_champion_history(lake_with_champion, capsys):
+def test_rollback_walks_back_through_the_champion_history(lake_with_champion, capsys, monkeypatch):
     """Rolling back twice goes two champions back, never forward; model list shows who, when, why."""
     import getpass
 
-    from medallion.cli import main
+    from medallion import cli
     from medallion.model.registry import champion_history, promote, rollback, version_for
 
     settings = lake_with_champion()
@@ -107,6 +107,7 @@ def test_rollback_walks_back_through_the_champion_history(lake_with_champion, ca
     me = getpass.getuser()
     steps = [(c.version, c.how, c.replaced, c.by, c.reason) for c in champion_history(settings)]
     assert steps == [
+        (first, "promote", "", me, "gate passed"),  # the shared registry's first night
         (second, "promote", first, me, "gate passed"),
         (third, "forced", second, me, "hotfix for the holiday rush"),
         (second, "rollback", third, me, "rollback"),
@@ -122,12 +123,22 @@ def test_rollback_walks_back_through_the_champion_history(lake_with_champion, ca
         "--set",
         f"storage.tracking_uri={settings.storage.mlflow_tracking_uri}",
     ]
-    assert main(["model", "list", *overrides]) == 0
+    # Wide enough that no cell wraps: each table row is one line to look at.
+    monkeypatch.setattr(cli.console, "_width", 400)
+    assert cli.main(["model", "list", *overrides]) == 0
     shown = capsys.readouterr().out
-    assert (
-        "champion history" in shown and "hotfix for the holiday rush" in shown and "second thoughts" in shown
+    history = shown[shown.index("champion history") :]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in history.splitlines() if "│" in line]
+    assert [row[1:5] for row in rows] == [  # data rows (the header's rule is another glyph)
+        [v, how, replaced or "-", by] for v, how, replaced, by, _ in steps
+    ]
+    assert rows[2][6] == "hotfix for the holiday rush" and rows[4][6] == "second thoughts"
+    forced = next(
+        line
+        for line in shown[: shown.index("champion history")].splitlines()
+        if line.startswith(f"│ {third} ")
     )
-    assert f"failed, forced by {me}: hotfix for the holiday rush" in " ".join(shown.split())
+    assert f"failed, forced by {me}: hotfix for the holiday rush" in forced
 
 
 def test_udf_scores_equal_in_process_predict(trained, spark):

@@ -134,15 +134,31 @@ def test_the_nightly_batch_stops_on_scores_that_are_not_probabilities(spark, lak
     assert predictions.read().where(F.col("event_date") == DAY).count() == 0
 
 
-def test_the_stream_quarantines_unscorable_rows_with_a_reason_and_counts_them(spark, lake_with_champion):
+def test_the_stream_quarantines_unscorable_rows_and_its_canary_serves_no_ungated_challenger(
+    spark, lake_with_champion
+):
     from medallion.datagen import generate_history
     from medallion.streaming.speed import SpeedLayer
     from medallion.tables import Lakehouse
 
-    settings = lake_with_champion("stream.trigger.kind=availableNow", "datagen.files_per_day=2")
+    settings = lake_with_champion(
+        "stream.trigger.kind=availableNow",
+        "datagen.files_per_day=2",
+        "stream.challenger=canary",
+        "stream.canary_fraction=0.5",
+    )
     broken = _nan_model_version(settings, "test: a model that answers NaN")
+    # What the nightly train leaves before validate: a challenger with no gate record.
+    ungated = register_copy(settings, alias="challenger", gate=None)
     generate_history(settings, days=1, events_per_day=150, end_date=DAY, progress=False)
-    SpeedLayer(settings, spark, log=lambda _: None).run(timeout=180)
+    lines: list[str] = []
+    SpeedLayer(settings, spark, log=lines.append).run(timeout=180)
+    refused = [line for line in lines if line.startswith("[stream] challenger not used: ")]
+    assert refused == [
+        f"[stream] challenger not used: {settings.model.name} v{ungated} has no gate record, "
+        "so it may not serve: make it the challenger and run medallion model validate, "
+        "or medallion model promote --force --reason '...'"
+    ]
 
     lake = Lakehouse(settings, spark)
     silver = lake.table("silver", "events").read()
@@ -155,6 +171,10 @@ def test_the_stream_quarantines_unscorable_rows_with_a_reason_and_counts_them(sp
     # Every silver row is either a prediction or quarantined with its reason, never both.
     assert speed.count() == silver.count() - unscorable.count()
     assert speed.where(F.isnan("score") | (F.col("score") > 1)).count() == 0
+    # The canary's cards were scored by the champion: the ungated challenger served nobody.
+    assert {
+        (r.variant, r.model_version) for r in speed.select("variant", "model_version").distinct().collect()
+    } == {("champion", broken)}
     assert serving.count() == speed.count()
     assert quarantine.count() == unscorable.count()
     reasons = {
