@@ -53,7 +53,8 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 180) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{process.args[:4]} exited with {process.returncode}")
+            log = Path(process.log_path).read_text()[-3000:] if getattr(process, "log_path", None) else ""
+            raise SystemExit(f"{process.args[:6]} exited with {process.returncode}:\n{log}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -177,16 +178,18 @@ def main() -> None:
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "medallion.cli", "serve", "api", "--port", str(ours)],
-                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                env=env, cwd=REPO, stdout=open(scratch / "medallion.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             )
         )  # fmt: skip
+        processes[-1].log_path = scratch / "medallion.log"
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{settings.model.name}@champion",
                  "--env-manager", "local", "--host", "127.0.0.1", "--port", str(theirs)],
-                env=env, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                env=env, cwd=scratch, stdout=open(scratch / "mlflow.log", "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             )
         )  # fmt: skip
+        processes[-1].log_path = scratch / "mlflow.log"
         wait_http(f"http://127.0.0.1:{ours}/ready", processes[0])
         wait_http(f"http://127.0.0.1:{theirs}/ping", processes[1])
 

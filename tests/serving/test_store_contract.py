@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 
 import pytest
@@ -86,7 +87,7 @@ def test_a_reader_never_sees_half_a_refresh(online_store):
     """Each refresh gives 200 keys one score; a batch read during refreshes sees one score."""
     keys = [f"k{i}" for i in range(200)]
     online_store.publish(Snapshot(predictions=[(k, Precomputed(0.0, False, "1", "night")) for k in keys]))
-    stop, seen, errors = threading.Event(), set(), []
+    stop, seen, errors, reads = threading.Event(), set(), [], []
 
     def read() -> None:
         while not stop.is_set():
@@ -94,6 +95,7 @@ def test_a_reader_never_sees_half_a_refresh(online_store):
             if any(p is None for p in found) or len({p.score for p in found}) != 1:
                 errors.append(sorted({None if p is None else p.score for p in found}, key=str))
             seen.add(found[0].score if found[0] else None)
+            reads.append(1)
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -102,6 +104,10 @@ def test_a_reader_never_sees_half_a_refresh(online_store):
             online_store.publish(
                 Snapshot(predictions=[(k, Precomputed(n / 10, False, "1", "night")) for k in keys])
             )
+            # Let the reader in between refreshes too, however busy the machine is.
+            before, deadline = len(reads), time.monotonic() + 10
+            while len(reads) == before and time.monotonic() < deadline:
+                time.sleep(0.001)
     finally:
         stop.set()
         reader.join()
