@@ -32,13 +32,16 @@ def read_landing(
     carry ``ingested_at``: their micro-batch's timestamp, which a replay of the batch keeps
     (Spark records it with the batch's offsets).
     """
+    # A file deleted after it was listed is skipped, not a failure: a stream would otherwise
+    # fail the same micro-batch on every replay. (The night records it: see Ingestor.run_batch.)
     if stream:
-        reader = spark.readStream.format("text")
+        reader = spark.readStream.format("text").option("ignoreMissingFiles", "true")
         if max_files_per_trigger:
             reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
         lines = reader.load(paths if isinstance(paths, str) else paths[0])
     else:
-        lines = spark.read.format("text").load(paths if isinstance(paths, str) else list(paths))
+        reader = spark.read.format("text").option("ignoreMissingFiles", "true")
+        lines = reader.load(paths if isinstance(paths, str) else list(paths))
     columns = [
         F.col("value").alias("raw"),
         F.col("_metadata.file_path").alias("source_file"),

@@ -39,6 +39,7 @@ from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labe
 from medallion.spark import session_conf
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
+from medallion.tables.table import driver_rows
 
 FEEDS = ("events", "labels")
 
@@ -72,6 +73,7 @@ class FeedCounts:
     duplicates: int = 0
     dropped: int = 0
     blank: int = 0
+    missing: int = 0  # files listed that vanished before they were read (quarantined as records)
     expectations: dict[str, int] = field(default_factory=dict)
     skipped_replay: bool = False
 
@@ -83,6 +85,7 @@ class FeedCounts:
         self.duplicates += other.duplicates
         self.dropped += other.dropped
         self.blank += other.blank
+        self.missing += other.missing
         for name, broken in other.expectations.items():
             self.expectations[name] = self.expectations.get(name, 0) + broken
 
@@ -449,7 +452,7 @@ class Ingestor:
             unfinished = ledger.last(writer)
             if unfinished is not None and not self._written(feed, writer, unfinished.batch_id):
                 batches.append((unfinished.batch_id, self._claimed_lines(feed, writer, unfinished)))
-            files = self.new_files(feed)
+            files = [path for path in self.new_files(feed) if os.path.exists(path)]
             if files:
                 batches.append((self._next_batch_id(feed, writer), read_landing(self.spark, files)))
             for batch_id, landed in batches:
@@ -459,8 +462,30 @@ class Ingestor:
                 report.event_dates.update(batch.event_dates)
                 if on_step:
                     on_step(batch.counts)
+            report.feeds[feed].missing += self._record_missing(feed, files)
         report.seconds = time.monotonic() - started
         return report
+
+    def _record_missing(self, feed: str, listed: Sequence[str]) -> int:
+        """Quarantine a record for each listed file that vanished before it was read (and that
+        no batch owns): its lines are gone, and someone should know."""
+        ledger = self._ledger(feed).refresh()
+        gone = [path for path in listed if not os.path.exists(path) and ledger.owner(f"file:{path}") is None]
+        if gone:
+            now = datetime.now(UTC)
+            rows = [
+                {
+                    "feed": feed,
+                    "reasons": ["missing file: deleted after it was listed, before it was read"],
+                    "raw": None,
+                    "source_file": f"file:{path}",
+                    "ingested_at": now,
+                    "quarantined_at": now,
+                }
+                for path in gone
+            ]
+            self.quarantine.append(driver_rows(QUARANTINE_SCHEMA, rows))
+        return len(gone)
 
     def _written(self, feed: str, writer: str, batch_id: int) -> bool:
         """Whether bronze, silver and quarantine all committed the writer's batch."""

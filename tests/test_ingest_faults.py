@@ -209,3 +209,27 @@ def test_settle_seconds_leaves_a_fresh_file_for_a_later_run(spark, storage_root)
     old = Path(folder, "events-0001.jsonl")
     os.utime(old, (old.stat().st_atime - 7200, old.stat().st_mtime - 7200))
     assert Ingestor(settings, spark).run_batch().feeds["events"].silver == 1
+
+
+@pytest.mark.usefixtures("delta_engine")
+def test_a_file_deleted_after_listing_is_skipped_and_recorded(spark, settings, monkeypatch):
+    import medallion.ingest as ingest_module
+
+    folder = settings.storage.landing_events
+    land(folder, "events-0001.jsonl", [json.dumps(event("a"))])
+    land(folder, "events-0002.jsonl", [json.dumps(event("b"))])
+    listed_then_deleted = Path(folder, "events-0002.jsonl")
+    read = ingest_module.read_landing
+
+    def read_then_delete(spark_, paths, **kwargs):
+        lines = read(spark_, paths, **kwargs)  # listed now
+        listed_then_deleted.unlink(missing_ok=True)  # a producer's clean-up, before the read runs
+        return lines
+
+    monkeypatch.setattr(ingest_module, "read_landing", read_then_delete)
+    counts = Ingestor(settings, spark).run_batch().feeds["events"]
+    assert (counts.silver, counts.missing) == (1, 1)
+    quarantine = Lakehouse(settings, spark).table("silver", "quarantine").read().collect()
+    assert [(Path(r.source_file).name, r.reasons[0].split(":")[0]) for r in quarantine] == [
+        ("events-0002.jsonl", "missing file")
+    ]
