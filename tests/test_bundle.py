@@ -188,3 +188,47 @@ def test_the_nightly_chain_runs_from_an_empty_registry_then_again_with_a_champio
     assert len(scored) == len(silver) > 400
     assert set(scored["model_version"]) == {champion}
     assert len(delta_rows(root, "gold", "predictions", TODAY)) == len(silver)
+
+
+def test_validate_promote_keeps_the_champion_serving_when_the_challenger_fails(
+    trained, lake_with_champion, tmp_path, capsys
+):
+    """jobs/validate_promote.py's command: a failed gate is exit 0 while a champion serves, and
+    one line, exit 2, when nothing would serve."""
+    import shutil
+
+    from medallion.model.registry import version_for
+    from medallion.model.train import train
+
+    source, store, _ = trained
+    for settings in (lake_with_champion("model.train.max_iter=60"), None):
+        if settings is None:  # an empty registry
+            root = tmp_path / "fresh"
+            settings = load_settings(
+                environ={},
+                directory=REPO / "conf",
+                overrides=[f"storage.root={root}", "model.train.max_iter=60", f"clock.today={TODAY}"],
+            )
+        shutil.copytree(
+            source.storage.table_path("gold", "training_set"),
+            settings.storage.table_path("gold", "training_set"),
+        )
+        challenger = train(settings, store.table("training_set").read(), shuffle_labels=True).version
+        command = [
+            *job_command(REPO / "jobs" / "validate_promote.py"),
+            "--set",
+            f"storage.root={settings.storage.root}",
+        ]
+        command += ["--set", f"storage.tracking_uri={settings.storage.mlflow_tracking_uri}"]
+        capsys.readouterr()  # what training printed
+        code = main(command)
+        out, err = capsys.readouterr()
+        assert f"challenger v{challenger} FAILED: " in out, (code, out, err)
+        if challenger == "1":
+            assert code == 2
+            assert err.startswith("error: fraud_model v1 failed the gate and no champion keeps serving")
+            assert len(err.strip().splitlines()) == 1, err
+        else:
+            assert code == 0, err
+            assert f"champion v1 keeps serving; v{challenger} stays the challenger" in out
+            assert version_for(settings, "champion") == "1"
