@@ -22,6 +22,7 @@ def read_landing(
     paths: str | Sequence[str],
     stream: bool = False,
     max_files_per_trigger: int | None = None,
+    max_bytes_per_trigger: int | None = None,
 ) -> DataFrame:
     """One row per landed line: ``raw``, ``source_file``, ``landed_at`` (the file's mtime) and
     ``file_size`` (its length when listed: a file still being written has grown since).
@@ -36,7 +37,10 @@ def read_landing(
     # fail the same micro-batch on every replay. (The night records it: see Ingestor.run_batch.)
     if stream:
         reader = spark.readStream.format("text").option("ignoreMissingFiles", "true")
-        if max_files_per_trigger:
+        # Spark takes one bound or the other: bytes keep a batch of a few huge files small.
+        if max_bytes_per_trigger:
+            reader = reader.option("maxBytesPerTrigger", max_bytes_per_trigger)
+        elif max_files_per_trigger:
             reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
         lines = reader.load(paths if isinstance(paths, str) else paths[0])
     else:

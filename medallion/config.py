@@ -221,6 +221,11 @@ class StreamSettings(_Section):
     sink: Literal["delta", "memory", "console", "kafka"] = "delta"
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     max_files_per_trigger: int = Field(default=100, ge=1)
+    max_bytes_per_trigger: int | None = Field(
+        default=None,
+        ge=1,
+        description="bound each micro-batch of landing files by their total bytes instead of their count",
+    )
     query_name: str = Field(default="score_events", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     rate: RateSettings = Field(default_factory=RateSettings)

@@ -533,6 +533,7 @@ class Ingestor:
             self.landing_folder(feed),
             stream=True,
             max_files_per_trigger=self.settings.stream.max_files_per_trigger,
+            max_bytes_per_trigger=self.settings.stream.max_bytes_per_trigger,
         )
 
     def start_stream(
@@ -593,6 +594,7 @@ def landed_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         settings.storage.landing_events,
         stream=True,
         max_files_per_trigger=stream.max_files_per_trigger,
+        max_bytes_per_trigger=stream.max_bytes_per_trigger,
     )
 
 

@@ -233,3 +233,25 @@ def test_a_file_deleted_after_listing_is_skipped_and_recorded(spark, settings, m
     assert [(Path(r.source_file).name, r.reasons[0].split(":")[0]) for r in quarantine] == [
         ("events-0002.jsonl", "missing file")
     ]
+
+
+def test_a_micro_batch_can_be_bounded_by_bytes(spark, storage_root):
+    """A few huge files must not all land in one micro-batch the driver then holds whole."""
+    from medallion.config import load_settings
+    from medallion.ingest import landed_stream
+
+    settings = load_settings(
+        "local", [f"storage.root={storage_root}", "stream.max_bytes_per_trigger=1"], environ={}
+    )
+    for n in range(3):
+        land(settings.storage.landing_events, f"events-{n:04d}.jsonl", [json.dumps(event(f"e{n}"))] * 3)
+    batches: list[int] = []
+    query = (
+        landed_stream(spark, settings)
+        .writeStream.foreachBatch(lambda batch, _: batches.append(batch.count()))
+        .option("checkpointLocation", str(storage_root / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination(300)
+    assert batches == [3, 3, 3]  # one file per batch: each is over the bound alone
