@@ -173,6 +173,8 @@ def main() -> None:
             "MEDALLION__DELTA__ENGINE": "rs",
             "MEDALLION__DATAGEN__CARDS": "2000",
             "MLFLOW_TRACKING_URI": f"sqlite:///{registry}",
+            # mlflow models serve runs `uvicorn` from PATH: this interpreter's.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         ours, theirs = free_port(), free_port()
         processes.append(
