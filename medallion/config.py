@@ -181,8 +181,20 @@ class TriggerSettings(_Section):
 _SECRET = re.compile(r"password|secret|jaas|token|credential|(^|\.)key$", re.IGNORECASE)
 
 
+# A password inside a URL (redis://:pw@host, https://user:pw@host): the rest of the URL is shown.
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@/\s]+@")
+
+
 def is_secret(key: str) -> bool:
     return bool(_SECRET.search(key))
+
+
+def _shown(key: str, value: Any) -> Any:
+    if is_secret(key):
+        return "***"
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)
+    return value
 
 
 class KafkaSettings(_Section):
@@ -405,8 +417,9 @@ class Settings(_Section):
         return dict(self._provenance)
 
     def flat(self) -> dict[str, Any]:
-        """The settings as ``{"stream.trigger.kind": "availableNow", ...}``, secrets as ``***``."""
-        return {key: "***" if is_secret(key) else value for key, value in _flatten(self.model_dump())}
+        """The settings as ``{"stream.trigger.kind": "availableNow", ...}``, secrets (and
+        passwords inside URLs) as ``***``."""
+        return {key: _shown(key, value) for key, value in _flatten(self.model_dump())}
 
     def redacted(self) -> dict[str, Any]:
         """:meth:`model_dump` with secret values (Kafka SASL passwords, JAAS configs) as ``***``."""

@@ -188,3 +188,17 @@ def test_names_that_become_paths_are_one_segment(name, tmp_path):
     settings = load_settings(environ={}, directory=REPO / "conf", overrides=[f"storage.root={tmp_path}"])
     with pytest.raises(ConfigError, match="one path segment"):
         settings.storage.table_path("silver", name)
+
+
+def test_a_password_inside_a_url_is_redacted_and_the_rest_shown():
+    from medallion.config import load_settings
+
+    settings = load_settings(
+        "local",
+        ["serving.redis_url=redis://:hunter2@127.0.0.1:6379/0", "storage.tracking_uri=https://bob:pw1@ml.example.com"],
+        environ={},
+    )
+    shown = settings.flat()
+    assert shown["serving.redis_url"] == "redis://:***@127.0.0.1:6379/0"
+    assert shown["storage.tracking_uri"] == "https://bob:***@ml.example.com"
+    assert settings.serving.redis_url.endswith("hunter2@127.0.0.1:6379/0")  # the value itself is intact
