@@ -123,7 +123,7 @@ SILVER_LABELS_SCHEMA = StructType(
 
 QUARANTINE_SCHEMA = StructType(
     [
-        StructField("feed", StringType(), False),  # 'events' | 'labels'
+        StructField("feed", StringType(), False),  # 'events' | 'labels' | 'predictions' (unscorable rows)
         StructField("reasons", ArrayType(StringType()), False),
         StructField("raw", StringType(), True),
         StructField("source_file", StringType(), True),
