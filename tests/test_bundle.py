@@ -64,14 +64,14 @@ def test_the_nightly_job_chains_every_stage_on_a_cron():
     job = nightly()
     assert job["schedule"]["quartz_cron_expression"].split()[:3] == ["0", "0", "2"]
     order = [t["task_key"] for t in in_order(job["tasks"])]
-    # materialize (the online store) may sit between batch and reconcile.
-    assert [k for k in order if k != "materialize"] == [
+    assert order == [
         "ingest",
         "features",
         "train",
         "validate_promote",
         "batch",
         "reconcile",
+        "materialize",
     ]
     assert "medallion_stream" in bundle_tasks()
 

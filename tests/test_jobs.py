@@ -27,6 +27,7 @@ STAGES = {
     "reconcile": "reconcile.py",
     "stream": "stream_score.py",
     "report": "report.py",
+    "materialize": "materialize.py",
 }
 
 
