@@ -106,6 +106,9 @@ class Soak:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.result = SoakResult()
         self._stop = threading.Event()
+        from medallion.clock import Clock
+
+        self.today = Clock.from_settings(settings).today()
 
     # ------------------------------------------------------------------ processes
 
@@ -152,9 +155,25 @@ class Soak:
 
     # ------------------------------------------------------------------ schedules
 
+    def _started(self, runs: int, process: subprocess.Popen) -> bool:
+        """Wait until the stream's log shows its ``runs``-th start (its query is running)."""
+        log = self.logs / "stream.log"
+        while not self._stop.is_set() and process.poll() is None:
+            if log.exists() and log.read_text(errors="replace").count("[stream] started") >= runs:
+                return True
+            time.sleep(0.2)
+        return False
+
     def _keep_killing_the_stream(self) -> None:
+        runs = 0
         while not self._stop.is_set():
             process = self._stream("processingTime")
+            runs += 1
+            # The kill comes at a random point of the running query, not during its start-up.
+            started = self._started(runs, process)
+            if not started and process.poll() is not None:
+                self.result.problems.append(f"the stream exited {process.returncode} before it started")
+                return
             if self._stop.wait(self.rng.uniform(*self.kill_every)):
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=300)
@@ -169,12 +188,13 @@ class Soak:
             work()
 
     def _night(self) -> None:
-        self._run("batch", "batch")
+        # Tonight's run for today: the drip's events are today's.
+        self._run("batch", "batch", "--date", self.today.isoformat(), "--no-reconcile")
         self.result.nights += 1
         self.log(f"[soak] night {self.result.nights} done")
 
     def _reconcile(self) -> None:
-        self._run("reconcile", "reconcile", "--compact")
+        self._run("reconcile", "reconcile", "--date", self.today.isoformat(), "--compact")
         self.result.reconciles += 1
 
     # ------------------------------------------------------------------ the run
