@@ -130,12 +130,14 @@ def test_report_over_a_run_renders_every_section_with_its_charts(spark, lake_wit
         assert png_images(page, section), f"{section} has no chart"
     assert len(png_images(page, "model")) >= 2  # ROC and PR
 
+    from medallion.report.layers import reason_kind
+
     lake = Lakehouse(settings, spark)
     quarantine = lake.table("silver", "quarantine").read()
     expected = Counter(
         {
             (row.feed, row.reason): row["count"]
-            for row in quarantine.select("feed", F.explode("reasons").alias("reason"))
+            for row in quarantine.select("feed", reason_kind(F.explode("reasons")).alias("reason"))
             .groupBy("feed", "reason")
             .count()
             .collect()
@@ -239,3 +241,31 @@ def test_psi_from_counts_over_quantile_bins_is_psi():
     )
     assert value == pytest.approx(psi(reference, actual))
     assert PSI_MODERATE < value < PSI_MAJOR  # a moderate shift
+
+
+def test_quarantine_reasons_are_grouped_by_kind_and_bounded(spark):
+    """Reasons quote raw values: the report groups them by kind, in a bounded table and chart."""
+    from medallion.report.layers import MAX_REASON_KINDS, reason_kind
+
+    reasons = [f"unknown currency: X{n:03d}" for n in range(200)] + [
+        "missing required field: card_id",
+        "missing required field: amount",
+        "wrong type: amount is not a number: 12,5",
+        "unparseable timestamp: event_ts=yesterday",
+        "oversized line: 5000 bytes > 4096",
+    ]
+    kinds = {
+        row.kind
+        for row in spark.createDataFrame([(r,) for r in reasons], "reason string")
+        .select(reason_kind(F.col("reason")).alias("kind"))
+        .collect()
+    }
+    assert kinds == {
+        "unknown currency",
+        "missing required field: card_id",
+        "missing required field: amount",
+        "wrong type",
+        "unparseable timestamp",
+        "oversized line",
+    }
+    assert len(kinds) <= MAX_REASON_KINDS

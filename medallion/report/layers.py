@@ -6,6 +6,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from medallion.report.inputs import RunInputs
@@ -64,20 +65,38 @@ def layers_section(run: RunReport) -> Section:
     return Section("layers", title, "\n".join(parts), True)
 
 
+# Reason kinds listed one by one; the rest share one row, so the chart is bounded whatever the data holds.
+MAX_REASON_KINDS = 40
+
+
+def reason_kind(reason: Column) -> Column:
+    """A quarantine reason without the value it quotes: ``unknown currency: XXX`` and
+    ``unknown currency: ZZZ`` are one kind, ``unknown currency``. The field a required-field
+    reason names stays (the fields are few and fixed)."""
+    return F.when(reason.startswith("missing required field"), reason).otherwise(
+        F.trim(F.regexp_extract(reason, r"^([^:=]*)", 1))
+    )
+
+
 def quarantine_reasons(inputs: RunInputs) -> pd.DataFrame:
-    """Columns feed, reason, records (records carrying that reason), most frequent first."""
+    """Columns feed, reason (its kind, see :func:`reason_kind`), records (records carrying a
+    reason of that kind), most frequent first; past :data:`MAX_REASON_KINDS` rows, one
+    ``(other kinds)`` row per feed."""
     quarantine = inputs.read("silver", "quarantine")
     if quarantine is None:
         return pd.DataFrame(columns=["feed", "reason", "records"])
     counts = (
-        quarantine.select("feed", F.explode("reasons").alias("reason"))
+        quarantine.select("feed", reason_kind(F.explode("reasons")).alias("reason"))
         .groupBy("feed", "reason")
         .agg(F.count(F.lit(1)).alias("records"))
         .toPandas()
     )
-    return counts.sort_values(["records", "feed", "reason"], ascending=[False, True, True]).reset_index(
-        drop=True
-    )
+    counts = counts.sort_values(["records", "feed", "reason"], ascending=[False, True, True])
+    shown, rest = counts.iloc[:MAX_REASON_KINDS], counts.iloc[MAX_REASON_KINDS:]
+    if not rest.empty:
+        others = rest.groupby("feed", as_index=False)["records"].sum().assign(reason="(other kinds)")
+        shown = pd.concat([shown, others[["feed", "reason", "records"]]])
+    return shown.reset_index(drop=True)
 
 
 def _layers_figure(tables) -> Any:
