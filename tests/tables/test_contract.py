@@ -29,9 +29,16 @@ def test_create_is_idempotent_and_checks_schema(spark, engine, events, table_pat
     assert again.version() == 0
     assert again.schema.simpleString() == SCHEMA.simpleString()
     assert again.schema["event_ts"].dataType.typeName() == "timestamp"  # UTC, not timestamp_ntz
-    other = StructType([*SCHEMA.fields, StructField("extra", StringType())])
+    required = StructType([*SCHEMA.fields, StructField("extra", StringType(), nullable=False)])
     with pytest.raises(SchemaMismatchError, match="extra"):
-        Table.create(spark, table_path, other, partition_by=["event_date"], engine=engine)
+        Table.create(spark, table_path, required, partition_by=["event_date"], engine=engine)
+    changed = StructType([f if f.name != "n" else StructField("n", StringType()) for f in SCHEMA.fields])
+    with pytest.raises(SchemaMismatchError, match="n"):
+        Table.create(spark, table_path, changed, partition_by=["event_date"], engine=engine)
+    # A declared schema that grew a nullable column: the table takes it, its rows read null there.
+    grown = StructType([*SCHEMA.fields, StructField("extra", StringType())])
+    evolved = Table.create(spark, table_path, grown, partition_by=["event_date"], engine=engine)
+    assert evolved.schema.fieldNames() == grown.fieldNames()
 
 
 def test_missing_table_names_the_path(spark, engine, storage_root):
