@@ -32,8 +32,14 @@ STAGES = {
 
 
 def clean_environ(**extra: str) -> dict[str, str]:
-    """The caller's environment without its medallion settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDALLION__", "MEDALLION_ENV"))}
+    """The caller's environment without its medallion settings, plus ``extra``. MLflow's
+    URIs go too: ``mlflow.set_tracking_uri`` exports them, so an earlier test's registry would
+    otherwise reach the job."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MEDALLION__", "MEDALLION_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))
+    }
     return {**env, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, **extra}
 
 
