@@ -161,7 +161,8 @@ def test_the_nightly_chain_runs_from_an_empty_registry_then_again_with_a_champio
         directory=REPO / "conf",
         overrides=[f"storage.root={root}", "datagen.cards=300", f"clock.today={TODAY}"],
     )
-    client = MlflowClient(settings.storage.mlflow_tracking_uri)
+    uri = settings.storage.mlflow_tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the registry an earlier test set
     generate_history(settings, days=5, events_per_day=500, end_date=HISTORY_END, progress=False)
 
     first = run_night(root, TODAY, tmp_path / "chain.py")
