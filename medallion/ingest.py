@@ -239,7 +239,9 @@ class Ingestor:
         claiming = not exclusive
         parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried, claiming)
         if claiming and summary.rows:
-            read = {f.source_file: f for f in summary["read"]}
+            # Each file read, with its size when listed (None where the lines carry no size).
+            read = dict.fromkeys(summary.files)
+            read.update({f.source_file: f.file_size for f in summary.asDict().get("read", [])})
             owned = self._claim(feed, writer, batch_id, read)
             failpoints.reached("ingest.claimed")
             if set(owned) != set(read):
@@ -333,27 +335,27 @@ class Ingestor:
             self._ledgers[feed] = ClaimLedger(self.settings.storage.claims_path(feed))
         return self._ledgers[feed]
 
-    def _claim(self, feed: str, writer: str, batch_id: int, read: Mapping[str, Row]) -> list[str]:
+    def _claim(self, feed: str, writer: str, batch_id: int, read: Mapping[str, int | None]) -> list[str]:
         """Claim for this batch the files it read that settled; returns those it owns.
 
         A replayed batch gets its first claim back, so it keeps exactly the files it kept then.
         """
-        settled = [path for path, file in read.items() if self._settled(path, file)]
+        settled = [path for path, size in read.items() if self._settled(path, size)]
         claim = self._ledger(feed).claim(writer, batch_id, settled)
         return [path for path in claim.files if path in read]
 
-    def _settled(self, source_file: str, file: Row) -> bool:
+    def _settled(self, source_file: str, listed_size: int | None) -> bool:
         """Whether a file was complete when read: the same size now, and unchanged for
         ``ingest.settle_seconds``. A file gone since was read whole at listing (Spark reads
         the length it listed), so it counts as complete."""
-        if not source_file.startswith("file:") or getattr(file, "file_size", None) is None:
+        if not source_file.startswith("file:") or listed_size is None:
             return True  # an object store publishes a file whole; Kafka records are whole
         try:
             now = os.stat(_local_path(source_file))
         except FileNotFoundError:
             return True
         unchanged_for = time.time() - now.st_mtime
-        return now.st_size == file.file_size and unchanged_for >= self.settings.ingest.settle_seconds
+        return now.st_size == listed_size and unchanged_for >= self.settings.ingest.settle_seconds
 
     def _bronze_rows(
         self,
@@ -411,7 +413,7 @@ class Ingestor:
     def _summary(feed: str, parsed: ParsedFeed, carried: Sequence[str], sizes: bool) -> Row:
         """One row of figures, in one job (per-batch jobs are the stream's latency): ``rows``,
         ``files``, ``event_dates`` (events only), ``landed`` ((source_file, landed_us) pairs,
-        if ``landed_at`` is carried), ``read`` ((source_file, file_size) pairs, if ``sizes``)
+        if ``landed_at`` is carried), ``read`` ((source_file, file_size) pairs, only if ``sizes``)
         and the counts of :meth:`ParsedFeed.summary_columns`."""
         figures = [F.count("*").alias("rows"), F.collect_set("source_file").alias("files")]
         if feed == "events":
@@ -421,8 +423,6 @@ class Ingestor:
             figures.append(F.collect_set(landed_us).alias("landed"))
         if sizes:
             figures.append(F.collect_set(F.struct("source_file", "file_size")).alias("read"))
-        else:
-            figures.append(F.collect_set(F.struct("source_file")).alias("read"))
         return parsed.rows.agg(*figures, *parsed.summary_columns()).first()
 
     # ------------------------------------------------------------------ batch
