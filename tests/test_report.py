@@ -137,7 +137,8 @@ def test_report_over_a_run_renders_every_section_with_its_charts(spark, lake_wit
     expected = Counter(
         {
             (row.feed, row.reason): row["count"]
-            for row in quarantine.select("feed", reason_kind(F.explode("reasons")).alias("reason"))
+            for row in quarantine.select("feed", F.explode("reasons").alias("reason"))
+            .select("feed", reason_kind(F.col("reason")).alias("reason"))
             .groupBy("feed", "reason")
             .count()
             .collect()

@@ -86,7 +86,8 @@ def quarantine_reasons(inputs: RunInputs) -> pd.DataFrame:
     if quarantine is None:
         return pd.DataFrame(columns=["feed", "reason", "records"])
     counts = (
-        quarantine.select("feed", reason_kind(F.explode("reasons")).alias("reason"))
+        quarantine.select("feed", F.explode("reasons").alias("reason"))
+        .select("feed", reason_kind(F.col("reason")).alias("reason"))
         .groupBy("feed", "reason")
         .agg(F.count(F.lit(1)).alias("records"))
         .toPandas()
