@@ -3,10 +3,11 @@
     .venv/bin/python bench/soak.py --minutes 30
 
 For ``--minutes``: ``medallion datagen --follow`` drips today's events (malformed, re-sent and
-late ones among them); ``medallion stream`` runs and is SIGKILLed at a random point every
-20-60 s, then restarted; the nightly batch for today and a reconcile with compaction run on
-their own schedules at the same time, each a real process. Then it drains (the drip ends, the
-stream reads the rest with availableNow, a last night and a reconcile) and checks:
+late ones among them); ``medallion stream`` runs and is SIGKILLed at a random point 20-60 s
+after each (re)start (``--kill-every``), then restarted; the nightly batch for today and a
+reconcile with compaction run on their own schedules at the same time, each a real process.
+Then it drains (the drip ends, the stream reads the rest with availableNow, a last night and a
+reconcile) and checks:
 
 - every landed line exactly once in bronze, every malformed one in quarantine;
 - every valid event exactly once in silver, the batch predictions and serving; at most once
@@ -167,14 +168,17 @@ class Soak:
     def _keep_killing_the_stream(self) -> None:
         runs = 0
         while not self._stop.is_set():
+            # The interval runs from the restart, so the start-up is part of it; the kill
+            # itself still comes at a random point of the running query, never mid-start-up.
+            kill_at = time.monotonic() + self.rng.uniform(*self.kill_every)
             process = self._stream("processingTime")
             runs += 1
-            # The kill comes at a random point of the running query, not during its start-up.
             started = self._started(runs, process)
             if not started and process.poll() is not None:
                 self.result.problems.append(f"the stream exited {process.returncode} before it started")
                 return
-            if self._stop.wait(self.rng.uniform(*self.kill_every)):
+            running_for = max(kill_at - time.monotonic(), self.rng.uniform(1, 5))
+            if self._stop.wait(running_for):
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=300)
                 return
@@ -307,6 +311,10 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--rate", type=float, default=20, help="events per second dripped")
     parser.add_argument("--root", type=Path, default=REPO / "bench-out" / "soak")
+    parser.add_argument(
+        "--kill-every", type=float, nargs=2, default=(20, 60), metavar=("MIN", "MAX"),
+        help="seconds from one (re)start of the stream to its next SIGKILL",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from medallion.spark import get_spark
@@ -320,7 +328,13 @@ def main() -> int:
     spark = get_spark(settings)
     print("[soak] training a champion on a short history", flush=True)
     train_champion(spark, args.root)
-    soak = Soak(settings, args.minutes, rate=args.rate, log=lambda line: print(line, flush=True))
+    soak = Soak(
+        settings,
+        args.minutes,
+        rate=args.rate,
+        kill_every=tuple(args.kill_every),
+        log=lambda line: print(line, flush=True),
+    )
     soak.run()
     result = soak.check(spark)
     print(

@@ -117,7 +117,9 @@ class NightlyBatch:
         def champion() -> tuple[int, str]:
             nonlocal scorer
             scorer = load_champion(self.spark, self.settings)
-            path = f"scored by {scorer.scored_by}" + (f": {scorer.path_note}" if scorer.native is None and scorer.path_note else "")
+            path = f"scored by {scorer.scored_by}" + (
+                f": {scorer.path_note}" if scorer.native is None and scorer.path_note else ""
+            )
             return 0, f"{scorer.name} v{scorer.version} (run {scorer.run_id[:8]}), {path}"
 
         self._step(report, "champion checks", champion)
@@ -148,7 +150,9 @@ class NightlyBatch:
         )
         events = self.lake.table("silver", "events").read().where(window).select("event_id", "event_date")
         scored = self.predictions.read().where(window).select("event_id", "event_date")
-        unscored = events.join(scored, ["event_id", "event_date"], "left_anti").select("event_date").distinct()
+        unscored = (
+            events.join(scored, ["event_id", "event_date"], "left_anti").select("event_date").distinct()
+        )
         # Only nights that ran: a day the batch never scored is a backfill (--from/--to), not late.
         nights = scored.select("event_date").distinct()
         return sorted(row.event_date for row in unscored.join(nights, "event_date", "left_semi").collect())

@@ -68,12 +68,15 @@ def read_kafka(
     topic: str,
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
+    continuous: bool = False,
 ) -> DataFrame:
     """A Kafka topic's records as landed lines: each record's value is one line.
 
     ``source_file`` names the record's partition (``kafka://<topic>/<partition>``); the
     record's own coordinates and timestamp go to bronze's ``kafka_*`` columns. ``options``:
     ``kafka.bootstrap.servers`` and any other ``kafka.`` client option (security, SASL).
+    ``ingested_at`` is when the micro-batch ran; ``continuous`` (a mode that has no clock in
+    its plan) takes the broker's timestamp of the record instead.
     """
     reader = spark.readStream.format("kafka").options(**options).option("subscribe", topic)
     reader = reader.option("startingOffsets", starting_offsets).option("failOnDataLoss", "true")
@@ -85,7 +88,7 @@ def read_kafka(
         F.concat(F.lit("kafka://"), "topic", F.lit("/"), F.col("partition").cast("string")).alias(
             "source_file"
         ),
-        F.current_timestamp().alias("ingested_at"),
+        (F.col("timestamp") if continuous else F.current_timestamp()).alias("ingested_at"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),

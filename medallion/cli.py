@@ -627,7 +627,15 @@ def status(env: EnvOption = None, set_: SetOption = None) -> None:
                 "online requests (medallion serve api)",
                 ["day", "requests", "precomputed", "unknown cards", "p50 ms", "p99 ms", "model versions"],
                 [
-                    (d.request_date, d.requests, f"{d.hit_rate:.0%}", d.unknown_cards, d.p50_ms, d.p99_ms, d.model_versions)
+                    (
+                        d.request_date,
+                        d.requests,
+                        f"{d.hit_rate:.0%}",
+                        d.unknown_cards,
+                        d.p50_ms,
+                        d.p99_ms,
+                        d.model_versions,
+                    )
                     for d in online
                 ],
             )

@@ -203,6 +203,10 @@ class KafkaSettings(_Section):
     bootstrap_servers: str | None = None
     topic: str | None = Field(default=None, description="events topic the stream reads")
     scores_topic: str | None = Field(default=None, description="topic stream.sink=kafka writes scores to")
+    quarantine_topic: str | None = Field(
+        default=None,
+        description="stream.sink=kafka: records that did not parse or score, as silver.quarantine rows",
+    )
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = Field(default=None, ge=1, description="records per micro-batch")
     options: dict[str, str] = Field(
@@ -321,7 +325,9 @@ class IngestSettings(_Section):
         description="a landing file is taken once unchanged this long (files copied in place, not renamed)",
     )
     dedupe_days: int = Field(
-        default=7, ge=0, description="an event id already in silver this many days around an event's date is a duplicate"
+        default=7,
+        ge=0,
+        description="an event id already in silver this many days around an event's date is a duplicate",
     )
 
 
@@ -330,7 +336,9 @@ class BatchSettings(_Section):
 
     retrain: bool = Field(default=False, description="train, validate and promote before scoring")
     late_days: int = Field(
-        default=7, ge=0, description="also score the days this far back that hold events the batch has not scored"
+        default=7,
+        ge=0,
+        description="also score the days this far back that hold events the batch has not scored",
     )
 
 
@@ -367,7 +375,9 @@ class ServingSettings(_Section):
     poll_seconds: float = Field(default=5.0, gt=0, description="how often the API checks the champion alias")
     log_flush_seconds: float = Field(default=2.0, gt=0, description="gold.online_requests: one commit per")
     log_flush_rows: int = Field(default=5000, ge=1, description="...or per this many requests")
-    writeback_ttl_hours: float = Field(default=48, gt=0, description="redis: how long a written-back score lives")
+    writeback_ttl_hours: float = Field(
+        default=48, gt=0, description="redis: how long a written-back score lives"
+    )
 
 
 class ClockSettings(_Section):

@@ -30,6 +30,9 @@ PROFILE_COLUMNS = (
     "usual_country",
 )
 OUTPUT_COLUMNS = (*KEY_COLUMNS, *FEATURE_SCHEMA.fieldNames(), "amount", "country")
+# Carried from the events when they have them: where a row came from and, for the continuous
+# path's unsplit parse, why it did not parse (medallion.streaming.continuous).
+PASSED_THROUGH = ("source_file", "ingested_at", "reasons", "raw")
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,9 +83,7 @@ def _profile_columns(amount, fn) -> dict[str, Any]:
 
 def _finish(with_profile: DataFrame) -> DataFrame:
     out = with_profile.withColumns(_feature_columns(with_profile.sparkSession.sparkContext))
-    keep = [c for c in OUTPUT_COLUMNS if c in out.columns] + [
-        c for c in ("source_file", "ingested_at") if c in out.columns
-    ]
+    keep = [c for c in OUTPUT_COLUMNS if c in out.columns] + [c for c in PASSED_THROUGH if c in out.columns]
     return out.select(*keep)
 
 

@@ -576,16 +576,22 @@ class Ingestor:
         return queries
 
 
-def landed_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+def landed_stream(spark: SparkSession, settings: Settings, continuous: bool = False) -> DataFrame:
     """The events the stream reads, as landed lines: the landing folder (``stream.source:
-    files``) or the Kafka topic (``stream.source: kafka``)."""
+    files``) or the Kafka topic (``stream.source: kafka``; see :func:`read_kafka` for
+    ``continuous``)."""
     stream = settings.stream
     if stream.source == "kafka":
         from medallion.streaming.plan import kafka_options
 
         kafka = stream.kafka
         return read_kafka(
-            spark, kafka_options(settings), kafka.topic, kafka.starting_offsets, kafka.max_offsets_per_trigger
+            spark,
+            kafka_options(settings),
+            kafka.topic,
+            kafka.starting_offsets,
+            kafka.max_offsets_per_trigger,
+            continuous=continuous,
         )
     if not settings.storage.is_uri:  # an object store has no folders to make
         Path(settings.storage.landing_events).mkdir(parents=True, exist_ok=True)

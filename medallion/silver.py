@@ -41,6 +41,14 @@ TRUNCATED = "...[truncated]"
 BOM = "\ufeff"
 
 
+def _readable_raw() -> Column:
+    # An oversized line is kept as far as it is readable: quarantine is for people.
+    oversized = F.octet_length("raw") > MAX_LINE_BYTES
+    return F.when(oversized, F.concat(F.substring("raw", 1, MAX_LINE_BYTES), F.lit(TRUNCATED))).otherwise(
+        F.col("raw")
+    )
+
+
 @dataclass(frozen=True)
 class ParsedFeed:
     """Every bronze row of one feed, typed and checked, and its three disjoint parts.
@@ -76,19 +84,22 @@ class ParsedFeed:
         return self._where((F.size("reasons") == 0) & ~F.col("_dropped")).drop(*_WORK_COLUMNS)
 
     @property
+    def records(self) -> DataFrame:
+        """Valid and quarantined rows, undivided, with ``reasons`` (empty when valid) and ``raw``:
+        for a continuous query, which has no foreachBatch to write the parts apart."""
+        kept = self._where(~F.col("_dropped") | (F.size("reasons") > 0))
+        return kept.withColumn("raw", _readable_raw()).drop(*[c for c in _WORK_COLUMNS if c != "reasons"])
+
+    @property
     def dropped(self) -> DataFrame:
         return self._where((F.size("reasons") == 0) & F.col("_dropped")).drop(*_WORK_COLUMNS)
 
     @property
     def quarantine(self) -> DataFrame:
-        oversized = F.octet_length("raw") > MAX_LINE_BYTES
         return self._where(F.size("reasons") > 0).select(
             F.lit(self.feed).alias("feed"),
             "reasons",
-            # An oversized line is kept as far as it is readable: quarantine is for people.
-            F.when(oversized, F.concat(F.substring("raw", 1, MAX_LINE_BYTES), F.lit(TRUNCATED)))
-            .otherwise(F.col("raw"))
-            .alias("raw"),
+            _readable_raw().alias("raw"),
             "source_file",
             "ingested_at",
             # When its batch was ingested: a replay keeps it, and a micro-batch's plan holds

@@ -195,7 +195,10 @@ def test_a_password_inside_a_url_is_redacted_and_the_rest_shown():
 
     settings = load_settings(
         "local",
-        ["serving.redis_url=redis://:hunter2@127.0.0.1:6379/0", "storage.tracking_uri=https://bob:pw1@ml.example.com"],
+        [
+            "serving.redis_url=redis://:hunter2@127.0.0.1:6379/0",
+            "storage.tracking_uri=https://bob:pw1@ml.example.com",
+        ],
         environ={},
     )
     shown = settings.flat()

@@ -218,3 +218,50 @@ def test_score_problem_names_every_score_no_table_may_hold(spark):
         8: "score missing (null or NaN): null from m v7",
     }
     assert frame.where(F.col("score") >= 0.5).where(F.isnan("score")).count() == 1  # why the guard exists
+
+
+def test_a_continuous_query_sends_unparsed_records_and_bad_scores_to_the_quarantine_topic(spark):
+    """Continuous mode has no Delta write: every row leaves once, to the scores topic or, as a
+    silver.quarantine row, to the quarantine topic. Nothing unscorable reaches the scores."""
+    import json
+
+    from medallion.streaming.continuous import judge, kafka_records, shown_rows
+
+    rows = [
+        ("e1", 0.2, False, [], None),
+        ("e2", float("nan"), True, [], None),  # NaN >= threshold: Spark calls it fraud
+        ("e3", 1.5, True, [], None),
+        (None, 0.4, False, ["missing required field: event_id"], '{"card_id": "c1"}'),
+    ]
+    scored = spark.createDataFrame(
+        [(*row[:3], "m", "7", "native", row[3], row[4], "f.jsonl") for row in rows],
+        "event_id string, score double, decision boolean, model_name string, model_version string, "
+        "scored_by string, reasons array<string>, raw string, source_file string",
+    )
+    judged = judge(scored)
+    records = {
+        (row.key, row.topic): json.loads(row.value)
+        for row in kafka_records(judged, "scores", "scores.quarantine").collect()
+    }
+    assert set(records) == {
+        ("e1", "scores"),
+        ("e2", "scores.quarantine"),
+        ("e3", "scores.quarantine"),
+        (None, "scores.quarantine"),
+    }
+    assert records["e1", "scores"]["score"] == 0.2 and records["e1", "scores"]["decision"] is False
+    nan = records["e2", "scores.quarantine"]
+    assert nan["feed"] == "predictions" and nan["reasons"] == ["score not a number: NaN from m v7"]
+    assert json.loads(nan["raw"])["event_id"] == "e2" and nan["source_file"] == "f.jsonl"
+    assert records["e3", "scores.quarantine"]["reasons"] == ["score out of [0, 1]: 1.5 from m v7"]
+    unparsed = records[None, "scores.quarantine"]
+    assert unparsed == {
+        "feed": "events",
+        "reasons": ["missing required field: event_id"],
+        "raw": '{"card_id": "c1"}',
+        "source_file": "f.jsonl",
+        "quarantined_at": unparsed["quarantined_at"],
+    }
+    shown = {row.event_id: row for row in shown_rows(judged).collect()}
+    assert shown["e2"].score is None and shown["e2"].decision is None and shown["e2"].reasons
+    assert shown["e1"].reasons == [] and shown["e1"].decision is False

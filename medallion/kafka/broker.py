@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kafka: already running (pid {running}) on {broker.bootstrap}")
             return 0
         broker.start()
-        for topic in (kafka.topic, kafka.scores_topic):
+        for topic in (kafka.topic, kafka.scores_topic, kafka.quarantine_topic):
             if topic:
                 broker.create_topic(topic, kafka.local_partitions)
         print(f"kafka: running on {broker.bootstrap} (logs: {broker.log_file}); make kafka-down stops it")

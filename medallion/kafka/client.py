@@ -86,7 +86,7 @@ def check_reachable(kafka, topics_needed: Sequence[str], timeout: float = 10) ->
         if topic not in present:
             raise StreamConfigError(
                 f"Kafka topic {topic!r} does not exist on {kafka.bootstrap_servers}: create it "
-                "(make kafka-up creates stream.kafka.topic and stream.kafka.scores_topic) or fix the name"
+                "(make kafka-up creates the stream.kafka topics conf names) or fix the name"
             )
 
 

@@ -481,6 +481,7 @@ def check_parity(
     from pyspark.sql import functions as F
 
     from medallion.schemas import FEATURE_SCHEMA
+    from medallion.spark import session_conf
 
     schema = feature_schema if feature_schema is not None else FEATURE_SCHEMA
     names = schema.fieldNames()
@@ -492,7 +493,10 @@ def check_parity(
         tuple(None if _is_missing(v) else v for v in row) for row in frame.itertuples(index=False, name=None)
     ]
     spark_rows = spark.createDataFrame(records, schema).withColumn("_row", F.monotonically_increasing_id())
-    scored = native.with_score(spark_rows, "score").select("_row", "score").toPandas()
+    # A few thousand rows: interpreted projections are quick, and Spark does not log the
+    # generated class it could not compile (a model's trees outgrow Java's 64 KB method).
+    with session_conf(spark, {"spark.sql.codegen.wholeStage": "false"}):
+        scored = native.with_score(spark_rows, "score").select("_row", "score").toPandas()
     got = scored.sort_values("_row")["score"].to_numpy(dtype="float64")
     if len(got) != len(expected):
         return Parity(len(expected), math.inf, False)

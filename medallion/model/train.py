@@ -233,7 +233,9 @@ def train(
     return TrainResult(name, version, run.info.run_id, metrics, validation)
 
 
-def _record_native_parity(settings: Settings, training_set, version: str, run_id: str, uri: str, validation) -> None:
+def _record_native_parity(
+    settings: Settings, training_set, version: str, run_id: str, uri: str, validation
+) -> None:
     """The version compiled to Spark expressions and checked against its own pyfunc on the
     held-out rows; the verdict is recorded on the version (:mod:`medallion.model.native`)."""
     import mlflow
@@ -241,5 +243,9 @@ def _record_native_parity(settings: Settings, training_set, version: str, run_id
 
     from medallion.model.native import record_parity
 
-    spark = training_set.sparkSession if hasattr(training_set, "sparkSession") else SparkSession.getActiveSession()
+    spark = (
+        training_set.sparkSession
+        if hasattr(training_set, "sparkSession")
+        else SparkSession.getActiveSession()
+    )
     record_parity(spark, settings, version, run_id, mlflow.pyfunc.load_model(uri), validation)

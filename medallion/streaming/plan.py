@@ -134,8 +134,8 @@ def plan_stream(settings: Settings) -> StreamPlan:
 
     for role, name in (("source", stream.source), ("sink", stream.sink)):
         if name == "kafka":
-            topic = "topic" if role == "source" else "scores_topic"
-            missing = [key for key in ("bootstrap_servers", topic) if not getattr(stream.kafka, key)]
+            topics = ("topic",) if role == "source" else ("scores_topic", "quarantine_topic")
+            missing = [key for key in ("bootstrap_servers", *topics) if not getattr(stream.kafka, key)]
             if missing:
                 keys = " and ".join(f"stream.kafka.{key}" for key in missing)
                 raise StreamConfigError(f"stream.{role}=kafka needs {keys}; set them in conf or with --set")
@@ -164,7 +164,7 @@ def check_kafka(settings: Settings, plan: StreamPlan) -> None:
 
     kafka = settings.stream.kafka
     needed = [kafka.topic] if plan.source == "kafka" else []
-    needed += [kafka.scores_topic] if plan.sink == "kafka" else []
+    needed += [kafka.scores_topic, kafka.quarantine_topic] if plan.sink == "kafka" else []
     check_reachable(kafka, [t for t in needed if t])
 
 

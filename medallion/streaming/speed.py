@@ -38,6 +38,7 @@ from medallion.schemas import (
 )
 from medallion.spark import session_conf, task_slots
 from medallion.streaming.compaction import Compaction
+from medallion.streaming.continuous import judge, kafka_records, shown_rows
 from medallion.streaming.plan import StreamPlan, check_connectors, kafka_options, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
@@ -334,31 +335,29 @@ class SpeedLayer:
                 f"mode; set it below {cores} (or give Spark more cores)"
             )
         champion = self.scorer(self.settings.model.aliases.champion)
-        events = self._rate_events() if stream.source == "rate" else self._kafka_events()
+        events = self._rate_events() if stream.source == "rate" else self._kafka_records()
         profiles = (
             self.lake.table("gold", "card_profiles").read().toPandas()
             if self.lake.exists("gold", "card_profiles")
             else None
         )
         features = profile_lookup_features(events, profiles)
-        scored = with_scores(features, champion, self.settings.model.decision_threshold)
+        judged = judge(with_scores(features, champion, self.settings.model.decision_threshold))
         if stream.sink == "kafka":
-            # The documented record (README "Kafka"): the scoring fields, not the features.
-            record = F.struct(
-                "event_id", "score", "decision", "model_name", "model_version",
-                F.current_timestamp().alias("scored_at"),
-            )  # fmt: skip
-            scored = scored.select(F.col("event_id").alias("key"), F.to_json(record).alias("value"))
-        writer = scored.writeStream.queryName(stream.query_name).trigger(**self.plan.trigger_kwargs)
+            kafka = stream.kafka
+            out = kafka_records(judged, kafka.scores_topic, kafka.quarantine_topic)
+        else:
+            out = shown_rows(judged)
+        writer = out.writeStream.queryName(stream.query_name).trigger(**self.plan.trigger_kwargs)
         if stream.sink == "memory":
             writer = writer.format("memory")
         elif stream.sink == "console":
             writer = writer.format("console").option("checkpointLocation", self.checkpoint)
         else:
+            # Each record names its topic: scores, or the quarantine topic for rejected ones.
             writer = (
                 writer.format("kafka")
                 .options(**kafka_options(self.settings))
-                .option("topic", stream.kafka.scores_topic)
                 .option("checkpointLocation", self.checkpoint)
             )
         # A pandas UDF fills an Arrow batch before it runs; in continuous mode rows trickle
@@ -399,9 +398,11 @@ class SpeedLayer:
             F.to_date("timestamp").alias("event_date"),
         )
 
-    def _kafka_events(self) -> DataFrame:
-        """Kafka records through the same silver parsing as files (map-only, so continuous-safe)."""
+    def _kafka_records(self) -> DataFrame:
+        """Kafka records through the same silver parsing as files (map-only, so continuous-safe):
+        every record but blank ones, with its ``reasons`` (empty when it parsed) and ``raw`` line."""
         from medallion.silver import parse_events
 
-        landed = landed_stream(self.spark, self.settings).select("raw", "source_file", "ingested_at")
-        return parse_events(landed).valid
+        landed = landed_stream(self.spark, self.settings, continuous=True)
+        landed = landed.select("raw", "source_file", "ingested_at")
+        return parse_events(landed).records
