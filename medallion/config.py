@@ -57,12 +57,28 @@ class StorageSettings(_Section):
     )
     artifact_root: str | None = Field(
         default=None,
-        description="MLflow model artifacts; default <root>/mlartifacts. Never under the landing zone: "
-        "a model is code that batch, stream and serving load, and producers write the landing zone",
+        description="MLflow model artifacts; default <root>/mlartifacts (on Databricks: the workspace's). "
+        "Never under the landing zone: a model is code that batch, stream and serving load, and "
+        "producers write the landing zone",
+    )
+    experiment: str = Field(
+        default="medallion",
+        description="MLflow experiment name; with tracking_uri databricks a workspace path (/Shared/medallion)",
     )
 
     @model_validator(mode="after")
+    def _experiment_where_the_tracking_server_wants_it(self) -> StorageSettings:
+        if self.tracks_on_databricks and not self.experiment.startswith("/"):
+            raise ConfigError(
+                f"storage.experiment={self.experiment!r}: Databricks names experiments by workspace path; "
+                "set storage.experiment=/Shared/medallion (or /Users/<you>/medallion)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _artifacts_outside_landing(self) -> StorageSettings:
+        if self.mlflow_artifact_location is None:
+            return self
         landing, artifacts = self._under("landing").rstrip("/"), self.mlflow_artifact_location.rstrip("/")
         if not _URI.match(landing):
             landing = Path(landing).as_uri()
@@ -113,8 +129,24 @@ class StorageSettings(_Section):
         return self.tracking_uri or f"sqlite:///{self.root_path / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_location(self) -> str:
-        """Where a new MLflow experiment keeps its artifacts, as a URI (``file://`` when local)."""
+    def tracks_on_databricks(self) -> bool:
+        return (self.tracking_uri or "").startswith("databricks")
+
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """Where a new MLflow experiment keeps its artifacts, as a URI (``file://`` when local).
+
+        With Databricks tracking: None (the workspace's own artifact store) unless
+        ``artifact_root`` is set; a Unity Catalog volume path becomes the ``dbfs:/Volumes/...``
+        URI Databricks takes for an experiment, never a ``file://`` one."""
+        if self.tracks_on_databricks:
+            if self.artifact_root is None or _URI.match(self.artifact_root):
+                return self.artifact_root
+            return (
+                "dbfs:" + self.artifact_root
+                if self.artifact_root.startswith("/Volumes/")
+                else self.artifact_root
+            )
         location = self.artifact_root or self._under("mlartifacts")
         if _URI.match(location):
             return location

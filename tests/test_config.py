@@ -205,3 +205,25 @@ def test_a_password_inside_a_url_is_redacted_and_the_rest_shown():
     assert shown["serving.redis_url"] == "redis://:***@127.0.0.1:6379/0"
     assert shown["storage.tracking_uri"] == "https://bob:***@ml.example.com"
     assert settings.serving.redis_url.endswith("hunter2@127.0.0.1:6379/0")  # the value itself is intact
+
+
+def test_databricks_tracking_gets_a_workspace_experiment_and_no_file_artifact_uri():
+    """Databricks refuses a relative experiment name and a file:// artifact location."""
+    conf = REPO / "conf"
+    settings = load_settings(env="databricks", environ={}, directory=conf)
+    assert settings.storage.experiment == "/Shared/medallion"
+    assert settings.storage.mlflow_artifact_location is None  # the workspace's artifact store
+    on_volume = load_settings(
+        env="databricks",
+        environ={},
+        directory=conf,
+        overrides=["storage.artifact_root=/Volumes/main/ml/models"],
+    )
+    assert on_volume.storage.mlflow_artifact_location == "dbfs:/Volumes/main/ml/models"
+    with pytest.raises(ConfigError, match=r"storage.experiment='medallion'.*set storage.experiment=/Shared/"):
+        load_settings(
+            env="databricks", environ={}, directory=conf, overrides=["storage.experiment=medallion"]
+        )
+    local = load_settings(env="local", environ={}, directory=conf)
+    assert local.storage.experiment == "medallion"
+    assert local.storage.mlflow_artifact_location.startswith("file://")

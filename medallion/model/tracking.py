@@ -8,9 +8,6 @@ from pathlib import Path
 
 from medallion.config import Settings
 
-EXPERIMENT = "medallion"
-
-
 _configured: dict[str, str] = {}
 
 
@@ -30,11 +27,12 @@ def configure(settings: Settings) -> str:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    name = settings.storage.experiment
+    experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         _configured[uri] = experiment.experiment_id
     else:
         _configured[uri] = mlflow.create_experiment(
-            EXPERIMENT, artifact_location=settings.storage.mlflow_artifact_location
+            name, artifact_location=settings.storage.mlflow_artifact_location
         )
     return _configured[uri]
