@@ -34,7 +34,7 @@ instead of inlining them back into one (adding 0.0 leaves the sum unchanged).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +201,82 @@ class NativeModel:
         raw = F.col(self.sql()["raw"])
         probability = F.lit(1.0) / (F.lit(1.0) + F.exp(-raw))
         return frame.select(*[F.col(_quote(c)) for c in original], probability.alias(column))
+
+    # -------------------------------------------------------------- one row, in process
+
+    def row_scorer(self) -> RowScorer:
+        """The same trees evaluated in Python on one row of features (a mapping by column):
+        the online path's, where a Spark job per request is out of the question. Each tree's
+        leaf is added in the same order as :meth:`sql` adds them, so the sums are the same."""
+        return RowScorer(self)
+
+
+class RowScorer:
+    """``scorer(row) -> probability`` for a mapping of feature columns, without Spark or numpy.
+
+    The trees are flattened into tuples once: one row walks each tree from its root, about a
+    hundred comparisons for a model of a few dozen trees."""
+
+    def __init__(self, model: NativeModel) -> None:
+        self.inputs = tuple(
+            (spec.column, spec.codes, spec.null, spec.other) for spec in model.inputs
+        )  # fmt: skip
+        self.baseline = model.baseline
+        self.trees = tuple(tuple(self._flat(node) for node in tree) for tree in model.trees)
+
+    @staticmethod
+    def _flat(node: Node) -> tuple:
+        if node.is_leaf:
+            return (True, node.value)
+        if node.categorical:
+            # missing_left: left unless a known category that goes right (null and unknown go left).
+            goes = node.known_codes - node.left_codes if node.missing_left else node.left_codes
+            return (
+                False,
+                node.feature,
+                "cat_right" if node.missing_left else "cat_left",
+                goes,
+                node.left,
+                node.right,
+            )
+        return (False, node.feature, "num", (node.threshold, node.missing_left), node.left, node.right)
+
+    def encode(self, row: Mapping[str, Any]) -> list[float]:
+        values = []
+        for column, codes, null, other in self.inputs:
+            value = row.get(column)
+            if codes is None:
+                values.append(math.nan if value is None else float(value))
+            else:
+                values.append(null if value is None else codes.get(value, other))
+        return values
+
+    def raw(self, row: Mapping[str, Any]) -> float:
+        x = self.encode(row)
+        total = self.baseline
+        for tree in self.trees:
+            node = tree[0]
+            while not node[0]:
+                _, feature, kind, test, left, right = node
+                value = x[feature]
+                if kind == "num":
+                    threshold, missing_left = test
+                    goes_left = value <= threshold or (missing_left and value != value)
+                elif kind == "cat_left":
+                    goes_left = value in test
+                else:
+                    goes_left = value not in test
+                node = tree[left if goes_left else right]
+            total += node[1]
+        return total
+
+    def __call__(self, row: Mapping[str, Any]) -> float:
+        raw = self.raw(row)
+        # 1 / (1 + exp(-raw)), as Spark evaluates it; exp overflows to inf, giving 0.0.
+        try:
+            return 1.0 / (1.0 + math.exp(-raw))
+        except OverflowError:
+            return 0.0
 
 
 def _quote(name: str) -> str:
@@ -498,6 +574,26 @@ def check_parity(
     with session_conf(spark, {"spark.sql.codegen.wholeStage": "false"}):
         scored = native.with_score(spark_rows, "score").select("_row", "score").toPandas()
     got = scored.sort_values("_row")["score"].to_numpy(dtype="float64")
+    return compare_scores(expected, got, threshold)
+
+
+def check_row_parity(scorer: RowScorer, pyfunc_model, rows: pd.DataFrame, threshold: float) -> Parity:
+    """:func:`check_parity` for the in-process evaluator: the pyfunc and ``scorer`` on each row."""
+    from medallion.schemas import FEATURE_COLUMNS
+
+    frame = rows[list(FEATURE_COLUMNS)].reset_index(drop=True)
+    if frame.empty:
+        return Parity(0, math.inf, False)
+    expected = np.asarray(pyfunc_model.predict(frame), dtype="float64").ravel()
+    records = [
+        {k: (None if _is_missing(v) else v) for k, v in row.items()} for row in frame.to_dict("records")
+    ]
+    got = np.array([scorer(record) for record in records], dtype="float64")
+    return compare_scores(expected, got, threshold)
+
+
+def compare_scores(expected: np.ndarray, got: np.ndarray, threshold: float) -> Parity:
+    """Equal to :data:`PARITY_TOLERANCE`, NaN where NaN, and the same decisions."""
     if len(got) != len(expected):
         return Parity(len(expected), math.inf, False)
     same_nan = np.isnan(got) == np.isnan(expected)
@@ -591,42 +687,69 @@ def load_native(spark, settings, version: str, pyfunc_model) -> tuple[NativeScor
     now (and did at training), else None and the one line saying why."""
     import mlflow
 
-    from medallion.schemas import CATEGORICAL_FEATURES, FEATURE_COLUMNS
-
     name = settings.model.name
     key = (spark.sparkContext.applicationId, str(mlflow.get_tracking_uri()), name, str(version))
     if key in _loaded:
         return _loaded[key]
     label = f"{name} v{version}"
-    tag = mlflow.MlflowClient().get_model_version(name, version).tags.get(PARITY_TAG)
     result: tuple[NativeScorer | None, str]
+    native, checked, refused = _compiled_with_rows(settings, version, pyfunc_model)
+    if native is None:
+        result = None, refused
+    else:
+        parity = check_parity(spark, native, pyfunc_model, checked, settings.model.decision_threshold)
+        if parity.passed:
+            _keep_methods_jit_sized(spark)
+            result = (
+                NativeScorer(native, parity, native.columns()),
+                f"{label} scored natively: {parity.describe()}",
+            )
+        else:
+            result = None, f"{label} {parity.describe()}"
+    _loaded[key] = result
+    return result
+
+
+def load_row_scorer(settings, version: str, pyfunc_model) -> tuple[RowScorer | None, str]:
+    """:func:`load_native` for the online path: the in-process evaluator if its scores equal
+    the pyfunc's on the version's held-out rows now (and the Spark path's did at training)."""
+    label = f"{settings.model.name} v{version}"
+    native, checked, refused = _compiled_with_rows(settings, version, pyfunc_model)
+    if native is None:
+        return None, refused
+    scorer = native.row_scorer()
+    parity = check_row_parity(scorer, pyfunc_model, checked, settings.model.decision_threshold)
+    if not parity.passed:
+        return None, f"{label} in process: {parity.describe()}"
+    return scorer, f"{label} scored natively in process: {parity.describe()}"
+
+
+def _compiled_with_rows(settings, version: str, pyfunc_model) -> tuple[NativeModel | None, pd.DataFrame, str]:
+    """The compiled version and the rows to check it on (its held-out rows and the edge rows),
+    or None and why it may not score natively (not compilable, or no passed parity record)."""
+    import mlflow
+
+    from medallion.schemas import CATEGORICAL_FEATURES, FEATURE_COLUMNS
+
+    name = settings.model.name
+    label = f"{name} v{version}"
+    empty = pd.DataFrame()
     try:
         native = compile_pyfunc(pyfunc_model)
     except NativeUnsupported as refused:
-        result = None, f"{label} is not compiled: {refused}"
-    else:
-        if tag is None:
-            result = (
-                None,
-                f"{label} has no native parity record (trained before native scoring): retrain with medallion train",
-            )
-        elif tag != "passed":
-            result = None, f"{label} native parity at training: {tag}"
-        else:
-            run_id = pyfunc_model.metadata.run_id
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT)
-            rows = pd.read_parquet(local)
-            checked = pd.concat(
-                [rows, edge_rows(rows, FEATURE_COLUMNS, CATEGORICAL_FEATURES)], ignore_index=True
-            )
-            parity = check_parity(spark, native, pyfunc_model, checked, settings.model.decision_threshold)
-            if parity.passed:
-                _keep_methods_jit_sized(spark)
-                result = (
-                    NativeScorer(native, parity, native.columns()),
-                    f"{label} scored natively: {parity.describe()}",
-                )
-            else:
-                result = None, f"{label} {parity.describe()}"
-    _loaded[key] = result
-    return result
+        return None, empty, f"{label} is not compiled: {refused}"
+    tag = mlflow.MlflowClient().get_model_version(name, version).tags.get(PARITY_TAG)
+    if tag is None:
+        return (
+            None,
+            empty,
+            f"{label} has no native parity record (trained before native scoring): retrain with medallion train",
+        )
+    if tag != "passed":
+        return None, empty, f"{label} native parity at training: {tag}"
+    local = mlflow.artifacts.download_artifacts(
+        run_id=pyfunc_model.metadata.run_id, artifact_path=HOLDOUT_ARTIFACT
+    )
+    rows = pd.read_parquet(local)
+    checked = pd.concat([rows, edge_rows(rows, FEATURE_COLUMNS, CATEGORICAL_FEATURES)], ignore_index=True)
+    return native, checked, ""

@@ -223,7 +223,12 @@ def create_app(
         champion = state["watcher"].current
         if champion is None:
             raise NotReady(state["watcher"].problem or "the champion is not loaded yet")
-        return {**champion.info, "problem": state["watcher"].problem}
+        return {
+            **champion.info,
+            "scored_by": champion.scored_by,
+            "scoring_note": champion.path_note or None,
+            "problem": state["watcher"].problem,
+        }
 
     @app.get("/health")
     def health():

@@ -37,6 +37,13 @@ class Champion:
     alias: str
     model: Any
     info: dict[str, Any] = field(default_factory=dict)
+    #: The in-process tree evaluator when ``model.scoring`` chose it and its parity held.
+    row_scorer: Any = None
+    path_note: str = ""
+
+    @property
+    def scored_by(self) -> str:
+        return "native" if self.row_scorer is not None else "pandas_udf"
 
 
 def describe_version(settings: Settings, version: str) -> dict[str, Any]:
@@ -101,10 +108,14 @@ class ChampionWatcher:
                 if self._current is None or self._current.version != version:
                     model = check_model(self.settings, version)
                     info = describe_version(self.settings, version)
+                    row_scorer, note = self._row_scorer(version, model)
                     previous = self._current
-                    self._current = Champion(self.settings.model.name, version, alias, model, info)
+                    self._current = Champion(
+                        self.settings.model.name, version, alias, model, info, row_scorer, note
+                    )
                     was = f" (was v{previous.version})" if previous else ""
-                    self.log(f"[serve] champion is {self.settings.model.name} v{version}{was}")
+                    path = f"scored by {self._current.scored_by}" + (f": {note}" if note else "")
+                    self.log(f"[serve] champion is {self.settings.model.name} v{version}{was}, {path}")
                 self.problem = None
             except MedallionError as exc:
                 keeping = f"; v{self._current.version} keeps serving" if self._current else ""
@@ -113,6 +124,19 @@ class ChampionWatcher:
                 self.problem = str(exc)
             self.checked_at = time.time()
             return self._current
+
+    def _row_scorer(self, version: str, model) -> tuple[Any, str]:
+        """model.scoring native or auto: the tree evaluator if its scores equal the pyfunc's on
+        the version's held-out rows (as the batch's and the stream's must); else the pyfunc."""
+        scoring = self.settings.model.scoring
+        if scoring == "pandas_udf":
+            return None, ""
+        from medallion.model.native import load_row_scorer
+
+        scorer, note = load_row_scorer(self.settings, version, model)
+        if scorer is None:
+            return None, f"model.scoring={scoring}: {note}; scoring with the pyfunc"
+        return scorer, ""
 
     def start(self) -> None:
         if self._thread is not None:

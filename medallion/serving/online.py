@@ -134,11 +134,7 @@ class OnlineScorer:
         found = self.store.predictions(keys)
         misses = [i for i, hit in enumerate(found) if hit is None or hit.model_version != champion.version]
         if misses:
-            import pandas as pd
-
-            frame = pd.DataFrame([built[i][0] for i in misses], columns=list(FEATURE_COLUMNS))
-            scores = champion.model.predict(frame)
-            scores = scores.to_numpy() if hasattr(scores, "to_numpy") else scores
+            scores = self._predict(champion, [built[i][0] for i in misses])
             computed = {}
             for i, score in zip(misses, scores, strict=True):
                 value = float(score)
@@ -166,6 +162,7 @@ class OnlineScorer:
                 "model_version": champion.version,
                 "precomputed": i not in missed,
                 "source": hit.source if i not in missed else "model",
+                "scored_by": champion.scored_by if i in missed else None,
                 "card_known": known,
                 "notes": [] if known else [UNKNOWN_CARD_NOTE.format(day=txn.event_date.isoformat())],
             }
@@ -173,3 +170,12 @@ class OnlineScorer:
             if self.request_log is not None:
                 self.request_log.add(txn, features, keys[i], answer, elapsed_ms)
         return answers
+
+    @staticmethod
+    def _predict(champion, rows: list[dict[str, Any]]) -> list[float]:
+        if champion.row_scorer is not None:
+            return [champion.row_scorer(row) for row in rows]
+        import pandas as pd
+
+        scores = champion.model.predict(pd.DataFrame(rows, columns=list(FEATURE_COLUMNS)))
+        return list(scores.to_numpy() if hasattr(scores, "to_numpy") else scores)

@@ -54,6 +54,7 @@ ONLINE_REQUESTS_SCHEMA = StructType(
         StructField("decision", BooleanType(), False),
         StructField("card_known", BooleanType(), False),
         StructField("latency_ms", DoubleType(), True),
+        StructField("scored_by", StringType(), True),  # a miss: 'native' | 'pandas_udf'
         *FEATURE_SCHEMA.fields,
     ]
 )
@@ -118,6 +119,7 @@ class RequestLog:
             "decision": answer["decision"],
             "card_known": answer["card_known"],
             "latency_ms": latency_ms,
+            "scored_by": answer.get("scored_by"),
             **features,
         }
         with self._lock:

@@ -65,6 +65,7 @@ def wall_clock(any_column: Column) -> Column:
     """The time a row is evaluated. Continuous mode refuses current_timestamp() (its plan runs
     for as long as the query does), so the clock is read in the Python worker that already
     scores the row; the column passed in only gives the UDF its rows."""
+
     @pandas_udf("timestamp")
     def now(rows: pd.Series) -> pd.Series:
         return pd.Series(pd.Timestamp.now(tz="UTC"), index=rows.index)

@@ -139,11 +139,36 @@ def test_api_hits_equal_the_stream_and_the_night_and_misses_run_the_champion(spa
     for hit, miss in zip(hits.json(), misses.json(), strict=True):
         row = paths[hit["event_id"]]
         assert hit["precomputed"] is True and hit["source"] == "serving" and hit["model_version"] == "1"
-        assert miss["precomputed"] is False and miss["source"] == "model"
+        assert (
+            miss["precomputed"] is False and miss["source"] == "model" and miss["scored_by"] == "pandas_udf"
+        )
         assert hit["card_known"] == miss["card_known"]
         for score, decision in ((hit["score"], hit["decision"]), (miss["score"], miss["decision"])):
             assert abs(score - row["night"]) <= 1e-9 and decision == row["night_decision"]
             assert abs(score - row["speed"]) <= 1e-9 and decision == row["speed_decision"]
+
+
+def test_misses_scored_natively_in_process_equal_the_stream_and_the_night(scenario, paths):
+    """model.scoring=native online: the trees evaluated in Python, checked against the pyfunc on
+    the version's held-out rows at load, give the night's and the stream's scores."""
+    _, overrides, _, landed, late_card = scenario
+    # Events and a rounding no other test asks for: a miss written back would be a hit here.
+    events = [landed[eid] for eid in [eid for eid in paths if landed[eid]["card_id"] != late_card][-40:]]
+    native = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[*overrides, "serving.round_decimals=7", "model.scoring=native"],
+    )
+    with _client(native) as client:
+        answers = client.post("/score", json=events)
+        champion = client.get("/model").json()
+    assert answers.status_code == 200, answers.text
+    assert champion["scored_by"] == "native" and champion["scoring_note"] is None
+    for answer in answers.json():
+        row = paths[answer["event_id"]]
+        assert answer["precomputed"] is False and answer["scored_by"] == "native"
+        assert abs(answer["score"] - row["night"]) <= 1e-9 and answer["decision"] == row["night_decision"]
+        assert abs(answer["score"] - row["speed"]) <= 1e-9
 
 
 def test_online_features_equal_the_batch_features(spark, scenario):
