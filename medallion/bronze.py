@@ -62,6 +62,13 @@ def read_landing(
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 
 
+def local_path(source_file: str) -> str:
+    """A landing line's ``source_file`` as Spark names it (``file:/a/b``, ``file:///a/b``) -> ``/a/b``."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(source_file).path) if source_file.startswith("file:") else source_file
+
+
 def read_kafka(
     spark: SparkSession,
     options: Mapping[str, str],

@@ -15,7 +15,6 @@ keyed by ``(app id, batch id)``, so a replayed batch writes nothing twice.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from medallion import failpoints
-from medallion.bronze import KAFKA_COLUMNS, read_kafka, read_landing, to_bronze
+from medallion.bronze import KAFKA_COLUMNS, local_path, read_kafka, read_landing, to_bronze
 from medallion.claims import Claim, ClaimLedger
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
@@ -37,11 +36,13 @@ from medallion.observation import observed
 from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labels
 from medallion.spark import session_conf
+from medallion.streaming.checkpoint import listed_files, query_id
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
 from medallion.tables.table import driver_rows
 
 FEEDS = ("events", "labels")
+MISSING_FILE = "missing file: deleted after it was listed, before it was read"
 
 # The app ids of the night's ingest and of bronze rows written before claims existed.
 BATCH_APP = "ingest-batch"
@@ -161,13 +162,6 @@ def _last_txn(table: Table, writer: str) -> int:
     """The writer's last committed batch id in ``table``; -1 if none."""
     last = table.last_txn_version(writer)
     return -1 if last is None else last
-
-
-def _local_path(uri: str) -> str:
-    """``file:/a/b`` or ``file:///a/b`` (how Spark names a file) -> ``/a/b``."""
-    from urllib.parse import unquote, urlparse
-
-    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
 
 
 class Ingestor:
@@ -351,7 +345,7 @@ class Ingestor:
         if not source_file.startswith("file:") or listed_size is None:
             return True  # an object store publishes a file whole; Kafka records are whole
         try:
-            now = os.stat(_local_path(source_file))
+            now = os.stat(local_path(source_file))
         except FileNotFoundError:
             return True
         unchanged_for = time.time() - now.st_mtime
@@ -432,7 +426,7 @@ class Ingestor:
         landed = _landing_files(self.landing_folder(feed))
         if not landed:
             return []
-        claimed = {_local_path(path) for path in self._ledger(feed).refresh().claimed()}
+        claimed = {local_path(path) for path in self._ledger(feed).refresh().claimed()}
         return [path for path in landed if path not in claimed]
 
     def run_batch(self, on_step: Callable[[FeedCounts], None] | None = None) -> IngestReport:
@@ -462,21 +456,33 @@ class Ingestor:
                 report.event_dates.update(batch.event_dates)
                 if on_step:
                     on_step(batch.counts)
-            report.feeds[feed].missing += self._record_missing(feed, files)
+            report.feeds[feed].missing += self.record_missing(feed, files)
         report.seconds = time.monotonic() - started
         return report
 
-    def _record_missing(self, feed: str, listed: Sequence[str]) -> int:
+    def record_missing(self, feed: str, listed: Sequence[str], txn: tuple[str, int] | None = None) -> int:
         """Quarantine a record for each listed file that vanished before it was read (and that
-        no batch owns): its lines are gone, and someone should know."""
+        no batch owns): its lines are gone, and someone should know. A file another writer
+        (the night, or the stream) already recorded is not recorded again; ``txn`` keys the
+        write for a caller that may replay it (a micro-batch)."""
         ledger = self._ledger(feed).refresh()
         gone = [path for path in listed if not os.path.exists(path) and ledger.owner(f"file:{path}") is None]
+        if gone:
+            recorded = {
+                row.source_file
+                for row in self.quarantine.read()
+                .where((F.col("feed") == feed) & F.col("source_file").isin([f"file:{p}" for p in gone]))
+                .where(F.array_contains("reasons", MISSING_FILE))
+                .select("source_file")
+                .collect()
+            }
+            gone = [path for path in gone if f"file:{path}" not in recorded]
         if gone:
             now = datetime.now(UTC)
             rows = [
                 {
                     "feed": feed,
-                    "reasons": ["missing file: deleted after it was listed, before it was read"],
+                    "reasons": [MISSING_FILE],
                     "raw": None,
                     "source_file": f"file:{path}",
                     "ingested_at": now,
@@ -484,7 +490,7 @@ class Ingestor:
                 }
                 for path in gone
             ]
-            self.quarantine.append(driver_rows(QUARANTINE_SCHEMA, rows))
+            self.quarantine.append(driver_rows(QUARANTINE_SCHEMA, rows), txn=txn)
         return len(gone)
 
     def _written(self, feed: str, writer: str, batch_id: int) -> bool:
@@ -508,7 +514,7 @@ class Ingestor:
                 .where((F.col("ingest_app") == writer) & (F.col("batch_id") == claim.batch_id))
                 .select("raw", "source_file", "ingested_at", *KAFKA_COLUMNS)
             )
-        present = [path for path in map(_local_path, claim.files) if os.path.exists(path)]
+        present = [path for path in map(local_path, claim.files) if os.path.exists(path)]
         if present:
             return read_landing(self.spark, present)
         return self.spark.createDataFrame([], "raw string, source_file string, landed_at timestamp")
@@ -557,9 +563,11 @@ class Ingestor:
                 checkpoint: str = checkpoint,
                 compaction: Compaction = compaction,
             ) -> None:
-                app_id = f"stream:{checkpoint_query_id(checkpoint)}"
+                app_id = f"stream:{query_id(checkpoint)}"
                 kafka = feed == "events" and self.settings.stream.source == "kafka"
                 self.process(feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka).release()
+                if not kafka:
+                    self.record_missing(feed, listed_files(checkpoint, batch_id), txn=(f"{app_id}:missing", batch_id))
                 compaction.after(batch_id)
 
             query = (
@@ -602,13 +610,3 @@ def landed_stream(spark: SparkSession, settings: Settings, continuous: bool = Fa
         max_files_per_trigger=stream.max_files_per_trigger,
         max_bytes_per_trigger=stream.max_bytes_per_trigger,
     )
-
-
-def checkpoint_query_id(checkpoint: str) -> str:
-    """The query id Spark keeps in a checkpoint: stable across restarts, new for a new checkpoint.
-
-    Keying exactly-once writes on it (not on the query name) means a deleted checkpoint
-    starts a new txn sequence instead of silently skipping batch ids it thinks it has seen.
-    """
-    with open(os.path.join(checkpoint, "metadata")) as handle:
-        return json.load(handle)["id"]

@@ -235,6 +235,31 @@ def test_a_file_deleted_after_listing_is_skipped_and_recorded(spark, settings, m
     ]
 
 
+@pytest.mark.usefixtures("delta_engine")
+def test_the_stream_records_a_file_deleted_after_its_batch_listed_it(spark, settings, monkeypatch):
+    """The micro-batch's own listing (the checkpoint's source log) names the file that gave no line."""
+    folder = settings.storage.landing_events
+    land(folder, "events-0001.jsonl", [json.dumps(event("a"))])
+    land(folder, "events-0002.jsonl", [json.dumps(event("b"))])
+    listed_then_deleted = Path(folder, "events-0002.jsonl")
+    process = Ingestor.process
+
+    def delete_then_process(self, feed, landed, *args, **kwargs):
+        listed_then_deleted.unlink(missing_ok=True)  # listed by the batch, gone before its read
+        return process(self, feed, landed, *args, **kwargs)
+
+    monkeypatch.setattr(Ingestor, "process", delete_then_process)
+    for query in Ingestor(settings, spark).start_stream({"availableNow": True}):
+        query.awaitTermination(180)
+        assert query.exception() is None
+    lake = Lakehouse(settings, spark)
+    quarantine = lake.table("silver", "quarantine").read().collect()
+    assert [(Path(r.source_file).name, r.reasons[0].split(":")[0]) for r in quarantine] == [
+        ("events-0002.jsonl", "missing file")
+    ]
+    assert [r.event_id for r in lake.table("silver", "events").read().collect()] == ["a"]
+
+
 def test_a_micro_batch_can_be_bounded_by_bytes(spark, storage_root):
     """A few huge files must not all land in one micro-batch the driver then holds whole."""
     from medallion.config import load_settings

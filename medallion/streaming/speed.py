@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from medallion.config import Settings
 from medallion.errors import StreamConfigError
 from medallion.features import build_features
-from medallion.ingest import Ingestor, checkpoint_query_id, landed_stream
+from medallion.ingest import Ingestor, landed_stream
 from medallion.model.guard import ScoreGuard, score_problem
 from medallion.predict import with_scores
 from medallion.schemas import (
@@ -37,6 +37,7 @@ from medallion.schemas import (
     STREAM_METRICS_SCHEMA,
 )
 from medallion.spark import session_conf, task_slots
+from medallion.streaming.checkpoint import listed_files, query_id
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.continuous import judge, kafka_records, shown_rows
 from medallion.streaming.plan import StreamPlan, check_connectors, kafka_options, plan_stream
@@ -204,7 +205,7 @@ class SpeedLayer:
     def score_batch(self, landed: DataFrame, batch_id: int) -> None:
         """foreachBatch body: ingest, score with the champion, commit, record the batch's figures."""
         tables = self._tables
-        app_id = f"{self.settings.stream.query_name}:{checkpoint_query_id(self.checkpoint)}"
+        app_id = f"{self.settings.stream.query_name}:{query_id(self.checkpoint)}"
         txn = (app_id, batch_id)
         # Silver is counted by the scoring job below (every silver row is scored): one job fewer.
         # Ingest's own summary job names the batch's files and when each landed, so the
@@ -216,6 +217,14 @@ class SpeedLayer:
             "events", landed, app_id, batch_id, count_silver=False, landed_times=not kafka, exclusive=kafka
         )
         file_times = ingested.landed_us
+        # A file listed for this batch that vanished before it was read gave no line: say so.
+        missing = (
+            0
+            if kafka
+            else self._ingestor.record_missing(
+                "events", listed_files(self.checkpoint, batch_id), txn=(f"{app_id}:missing", batch_id)
+            )
+        )
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts
@@ -258,7 +267,7 @@ class SpeedLayer:
             figures = BatchFigures(
                 counts.bronze,
                 scored_rows,
-                counts.quarantined + unscorable,
+                counts.quarantined + unscorable + missing,
                 counts.duplicates,
                 latencies[0],
                 latencies[1],
