@@ -16,6 +16,8 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from medallion.schemas import UNREAD_LINE_BYTES
+
 
 def read_landing(
     spark: SparkSession,
@@ -27,7 +29,8 @@ def read_landing(
     """One row per landed line: ``raw``, ``source_file``, ``landed_at`` (the file's mtime) and
     ``file_size`` (its length when listed: a file still being written has grown since).
 
-    A folder or a list of files for batch reads; a folder for streams. Files whose names
+    A line over :data:`~medallion.schemas.UNREAD_LINE_BYTES` is skipped unread (see
+    :func:`unread_bytes`). A folder or a list of files for batch reads; a folder for streams. Files whose names
     start with ``.`` or ``_`` are still being written and are skipped (Spark's file source
     ignores them), which is why the generator publishes by rename. A stream's lines also
     carry ``ingested_at``: their micro-batch's timestamp, which a replay of the batch keeps
@@ -35,8 +38,10 @@ def read_landing(
     """
     # A file deleted after it was listed is skipped, not a failure: a stream would otherwise
     # fail the same micro-batch on every replay. (The night records it: see Ingestor.run_batch.)
+    # Hadoop's line reader skips a line past this length, consuming it without holding it.
+    skip_longer = {"mapreduce.input.linerecordreader.line.maxlength": str(UNREAD_LINE_BYTES)}
     if stream:
-        reader = spark.readStream.format("text").option("ignoreMissingFiles", "true")
+        reader = spark.readStream.format("text").option("ignoreMissingFiles", "true").options(**skip_longer)
         # Spark takes one bound or the other: bytes keep a batch of a few huge files small.
         if max_bytes_per_trigger:
             reader = reader.option("maxBytesPerTrigger", max_bytes_per_trigger)
@@ -44,7 +49,7 @@ def read_landing(
             reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
         lines = reader.load(paths if isinstance(paths, str) else paths[0])
     else:
-        reader = spark.read.format("text").option("ignoreMissingFiles", "true")
+        reader = spark.read.format("text").option("ignoreMissingFiles", "true").options(**skip_longer)
         lines = reader.load(paths if isinstance(paths, str) else list(paths))
     columns = [
         F.col("value").alias("raw"),
@@ -57,6 +62,16 @@ def read_landing(
         # plans built on it: those compile to the same code every batch (see to_bronze).
         columns.append(F.current_timestamp().alias("ingested_at"))
     return lines.select(*columns)
+
+
+def unread_bytes(file_size: int, line_bytes: int, lines: int, files: int = 1) -> int:
+    """Bytes of a file (or files) that no line read accounts for, with the benefit of the doubt:
+    each line may have ended in CR LF and each file begun with a byte-order mark. At least
+    :data:`~medallion.schemas.UNREAD_LINE_BYTES` / 2 means the reader skipped a line (one it
+    skips is longer than that, and a few hundred thousand CRs are not).
+
+    ``line_bytes`` sums each line's UTF-8 length plus its newline."""
+    return file_size - line_bytes - lines - 3 * files
 
 
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")

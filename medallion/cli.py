@@ -262,6 +262,13 @@ def ingest(
         return
     report = ingestor.run_batch()
     console.print(_table(f"ingest ({report.seconds:.1f}s)", list(report.COLUMNS), report.rows()))
+    for counts in report.feeds.values():
+        if counts.missing or counts.unread:
+            console.print(
+                f"{counts.feed}: {counts.missing} file(s) vanished before they were read, "
+                f"{counts.unread} with a line too long to read; recorded in silver.quarantine",
+                markup=False,
+            )
     if expectations := report.expectation_rows(settings):
         console.print(
             _table("declared expectations", ["expectation", "check", "action", "broken"], expectations)

@@ -28,12 +28,18 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from medallion import failpoints
-from medallion.bronze import KAFKA_COLUMNS, local_path, read_kafka, read_landing, to_bronze
+from medallion.bronze import KAFKA_COLUMNS, local_path, read_kafka, read_landing, to_bronze, unread_bytes
 from medallion.claims import Claim, ClaimLedger
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
 from medallion.observation import observed
-from medallion.schemas import BRONZE_SCHEMA, QUARANTINE_SCHEMA, SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
+from medallion.schemas import (
+    BRONZE_SCHEMA,
+    QUARANTINE_SCHEMA,
+    SILVER_EVENTS_SCHEMA,
+    SILVER_LABELS_SCHEMA,
+    UNREAD_LINE_BYTES,
+)
 from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labels
 from medallion.spark import session_conf
 from medallion.streaming.checkpoint import listed_files, query_id
@@ -43,6 +49,7 @@ from medallion.tables.table import driver_rows
 
 FEEDS = ("events", "labels")
 MISSING_FILE = "missing file: deleted after it was listed, before it was read"
+UNREAD_LINE = f"unread line: over {UNREAD_LINE_BYTES} bytes, skipped by the reader unparsed"
 
 # The app ids of the night's ingest and of bronze rows written before claims existed.
 BATCH_APP = "ingest-batch"
@@ -75,6 +82,7 @@ class FeedCounts:
     dropped: int = 0
     blank: int = 0
     missing: int = 0  # files listed that vanished before they were read (quarantined as records)
+    unread: int = 0  # files with a line too long to read (quarantined as records, not lines)
     expectations: dict[str, int] = field(default_factory=dict)
     skipped_replay: bool = False
 
@@ -87,6 +95,7 @@ class FeedCounts:
         self.dropped += other.dropped
         self.blank += other.blank
         self.missing += other.missing
+        self.unread += other.unread
         for name, broken in other.expectations.items():
             self.expectations[name] = self.expectations.get(name, 0) + broken
 
@@ -102,6 +111,7 @@ class IngestedBatch:
     # When each of the batch's files landed (microseconds), if the landed lines had ``landed_at``.
     landed_us: dict[str, int] = field(default_factory=dict)
     event_dates: list[date] = field(default_factory=list)  # the event_date values of an events batch
+    files_read: list[str] = field(default_factory=list)  # local paths of the files that gave a line
 
     def counted(self, silver: int) -> None:
         """Record the silver row count; every valid row that is not in silver is a duplicate."""
@@ -232,6 +242,8 @@ class Ingestor:
         carried = ["landed_at"] if landed_times else []
         claiming = not exclusive
         parsed, summary, cached = self._parsed(feed, landed, batch_id, writer, ingested_at, carried, claiming)
+        files_read = [local_path(path) for path in summary.files] if summary.rows else []
+        owned_sizes: dict[str, int | None] = {}
         if claiming and summary.rows:
             # Each file read, with its size when listed (None where the lines carry no size).
             read = dict.fromkeys(summary.files)
@@ -242,10 +254,15 @@ class Ingestor:
                 # Files another batch owns, or that changed while read: this batch leaves them.
                 parsed = replace(parsed, rows=parsed.rows.where(F.col("source_file").isin(owned)))
                 summary = self._summary(feed, parsed, carried, sizes=False)
+            owned_sizes = {path: read[path] for path in owned}
         counts = FeedCounts(feed, bronze=summary.rows)
+        if summary.rows and owned_sizes:
+            counts.unread = self._record_unread(
+                feed, parsed, summary, owned_sizes, (f"{writer}:unread", batch_id)
+            )
         if counts.bronze == 0:
             cached.unpersist()
-            return IngestedBatch(counts, None, [])
+            return IngestedBatch(counts, None, [], files_read=files_read)
         counts.expectations = {rule.name: summary[f"broken_{rule.name}"] for rule in parsed.expectations}
         try:
             fail_if_broken(feed, parsed.expectations, counts.expectations)
@@ -296,7 +313,7 @@ class Ingestor:
         else:
             silver_rows = silver_rows.persist()  # the caller scores them
             held.append(silver_rows)
-        ingested = IngestedBatch(counts, silver_rows, held, summary.valid, landed_us, event_dates)
+        ingested = IngestedBatch(counts, silver_rows, held, summary.valid, landed_us, event_dates, files_read)
         # The writer threads carry this thread's Spark job properties (a micro-batch's among them).
         inherited = inheritable_thread_target(landed.sparkSession)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-write") as writers:
@@ -409,7 +426,11 @@ class Ingestor:
         ``files``, ``event_dates`` (events only), ``landed`` ((source_file, landed_us) pairs,
         if ``landed_at`` is carried), ``read`` ((source_file, file_size) pairs, only if ``sizes``)
         and the counts of :meth:`ParsedFeed.summary_columns`."""
-        figures = [F.count("*").alias("rows"), F.collect_set("source_file").alias("files")]
+        figures = [
+            F.count("*").alias("rows"),
+            F.collect_set("source_file").alias("files"),
+            F.sum(F.octet_length("raw") + 1).alias("line_bytes"),
+        ]
         if feed == "events":
             figures.append(F.collect_set("event_date").alias("event_dates"))
         if carried:
@@ -427,7 +448,18 @@ class Ingestor:
         if not landed:
             return []
         claimed = {local_path(path) for path in self._ledger(feed).refresh().claimed()}
-        return [path for path in landed if path not in claimed]
+        landed = [path for path in landed if path not in claimed]
+        if not landed:
+            return []
+        # A file no line of which could be read is recorded once and not read again.
+        unreadable = {
+            local_path(row.source_file)
+            for row in self.quarantine.read()
+            .where((F.col("feed") == feed) & F.array_contains("reasons", UNREAD_LINE))
+            .select("source_file")
+            .collect()
+        }
+        return [path for path in landed if path not in unreadable]
 
     def run_batch(self, on_step: Callable[[FeedCounts], None] | None = None) -> IngestReport:
         """Ingest every landing file no batch owns yet, for both feeds.
@@ -449,49 +481,101 @@ class Ingestor:
             files = [path for path in self.new_files(feed) if os.path.exists(path)]
             if files:
                 batches.append((self._next_batch_id(feed, writer), read_landing(self.spark, files)))
+            lined: set[str] = set()
             for batch_id, landed in batches:
                 batch = self.process(feed, landed, BATCH_APP, batch_id)
                 batch.release()
+                lined.update(batch.files_read)
                 report.feeds[feed].add(batch.counts)
                 report.event_dates.update(batch.event_dates)
                 if on_step:
                     on_step(batch.counts)
-            report.feeds[feed].missing += self.record_missing(feed, files)
+            missing, unread = self.record_lineless(feed, [path for path in files if path not in lined])
+            report.feeds[feed].missing += missing
+            report.feeds[feed].unread += unread
         report.seconds = time.monotonic() - started
         return report
 
-    def record_missing(self, feed: str, listed: Sequence[str], txn: tuple[str, int] | None = None) -> int:
-        """Quarantine a record for each listed file that vanished before it was read (and that
-        no batch owns): its lines are gone, and someone should know. A file another writer
-        (the night, or the stream) already recorded is not recorded again; ``txn`` keys the
-        write for a caller that may replay it (a micro-batch)."""
+    def record_lineless(
+        self, feed: str, listed: Sequence[str], txn: tuple[str, int] | None = None
+    ) -> tuple[int, int]:
+        """For listed files that gave no line and that no batch owns, quarantine a record of
+        why: the file vanished before it was read, or every line in it was too long to read
+        (:data:`UNREAD_LINE_BYTES`). Returns (missing, unread). A file another writer (the
+        night, or the stream) already recorded is not recorded again; ``txn`` keys the write
+        for a caller that may replay it (a micro-batch)."""
         ledger = self._ledger(feed).refresh()
-        gone = [path for path in listed if not os.path.exists(path) and ledger.owner(f"file:{path}") is None]
-        if gone:
-            recorded = {
-                row.source_file
-                for row in self.quarantine.read()
-                .where((F.col("feed") == feed) & F.col("source_file").isin([f"file:{p}" for p in gone]))
-                .where(F.array_contains("reasons", MISSING_FILE))
-                .select("source_file")
-                .collect()
+        unowned = [path for path in listed if ledger.owner(f"file:{path}") is None]
+        found: dict[str, str] = {}
+        for path in unowned:
+            try:
+                size = os.path.getsize(path)
+            except FileNotFoundError:
+                found[path] = MISSING_FILE
+                continue
+            if size >= UNREAD_LINE_BYTES // 2:
+                found[path] = UNREAD_LINE
+        recorded = self._quarantine_file_records(feed, found, txn)
+        missing = sum(reason == MISSING_FILE for reason in recorded.values())
+        return missing, len(recorded) - missing
+
+    def _record_unread(
+        self,
+        feed: str,
+        parsed: ParsedFeed,
+        summary: Row,
+        sizes: Mapping[str, int | None],
+        txn: tuple[str, int],
+    ) -> int:
+        """Quarantine a record for each of the batch's files whose bytes its lines do not
+        account for: the reader skipped a line there too long to read. One cheap test on the
+        batch's totals; the files are looked at one by one only when it fails."""
+        if None in sizes.values():
+            return 0
+        threshold = UNREAD_LINE_BYTES // 2
+        if unread_bytes(sum(sizes.values()), summary.line_bytes or 0, summary.rows, len(sizes)) < threshold:
+            return 0
+        per_file = parsed.rows.groupBy("source_file").agg(
+            F.sum(F.octet_length("raw") + 1).alias("line_bytes"), F.count("*").alias("lines")
+        )
+        found = {
+            local_path(row.source_file): UNREAD_LINE
+            for row in per_file.collect()
+            if unread_bytes(sizes[row.source_file], row.line_bytes, row.lines) >= threshold
+        }
+        return len(self._quarantine_file_records(feed, found, txn))
+
+    def _quarantine_file_records(
+        self, feed: str, reasons: Mapping[str, str], txn: tuple[str, int] | None
+    ) -> dict[str, str]:
+        """One quarantine row per file (by local path) and reason, unless quarantine holds it;
+        returns the ones written."""
+        if not reasons:
+            return {}
+        recorded = {
+            (row.source_file, reason)
+            for row in self.quarantine.read()
+            .where((F.col("feed") == feed) & F.col("source_file").isin([f"file:{p}" for p in reasons]))
+            .select("source_file", "reasons")
+            .collect()
+            for reason in row.reasons
+        }
+        new = {path: reason for path, reason in reasons.items() if (f"file:{path}", reason) not in recorded}
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "feed": feed,
+                "reasons": [reason],
+                "raw": None,
+                "source_file": f"file:{path}",
+                "ingested_at": now,
+                "quarantined_at": now,
             }
-            gone = [path for path in gone if f"file:{path}" not in recorded]
-        if gone:
-            now = datetime.now(UTC)
-            rows = [
-                {
-                    "feed": feed,
-                    "reasons": [MISSING_FILE],
-                    "raw": None,
-                    "source_file": f"file:{path}",
-                    "ingested_at": now,
-                    "quarantined_at": now,
-                }
-                for path in gone
-            ]
+            for path, reason in new.items()
+        ]
+        if rows:
             self.quarantine.append(driver_rows(QUARANTINE_SCHEMA, rows), txn=txn)
-        return len(gone)
+        return new
 
     def _written(self, feed: str, writer: str, batch_id: int) -> bool:
         """Whether bronze, silver and quarantine all committed the writer's batch."""
@@ -565,9 +649,13 @@ class Ingestor:
             ) -> None:
                 app_id = f"stream:{query_id(checkpoint)}"
                 kafka = feed == "events" and self.settings.stream.source == "kafka"
-                self.process(feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka).release()
+                ingested = self.process(
+                    feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka
+                )
+                ingested.release()
                 if not kafka:
-                    self.record_missing(feed, listed_files(checkpoint, batch_id), txn=(f"{app_id}:missing", batch_id))
+                    lineless = sorted(set(listed_files(checkpoint, batch_id)) - set(ingested.files_read))
+                    self.record_lineless(feed, lineless, txn=(f"{app_id}:lineless", batch_id))
                 compaction.after(batch_id)
 
             query = (

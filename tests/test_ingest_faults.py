@@ -260,6 +260,38 @@ def test_the_stream_records_a_file_deleted_after_its_batch_listed_it(spark, sett
     assert [r.event_id for r in lake.table("silver", "events").read().collect()] == ["a"]
 
 
+@pytest.mark.parametrize("mode", ["night", "stream"])
+def test_a_line_too_long_to_read_is_skipped_unread_and_its_file_recorded(spark, settings, mode):
+    """A line over UNREAD_LINE_BYTES never sits in memory: the reader skips it, the lines
+    around it go on, and quarantine holds one record per file saying a line was not read."""
+    from medallion.ingest import UNREAD_LINE
+    from medallion.schemas import UNREAD_LINE_BYTES
+
+    folder = settings.storage.landing_events
+    huge = json.dumps(event("huge") | {"merchant_id": "m" * (UNREAD_LINE_BYTES + 10)})
+    land(folder, "events-0001.jsonl", [json.dumps(event("a")), huge, json.dumps(event("b"))])
+    land(folder, "events-0002.jsonl", [huge])  # nothing in it can be read
+    land(folder, "events-0003.jsonl", [json.dumps(event("c"))])
+    ingestor = Ingestor(settings, spark)
+    for _ in range(2):  # a second run records nothing again
+        if mode == "night":
+            counts = ingestor.run_batch().feeds["events"]
+        else:
+            for query in ingestor.start_stream({"availableNow": True}):
+                query.awaitTermination(180)
+                assert query.exception() is None
+    lake = Lakehouse(settings, spark)
+    quarantine = lake.table("silver", "quarantine").read().collect()
+    assert sorted((Path(r.source_file).name, r.reasons, r.raw) for r in quarantine) == [
+        ("events-0001.jsonl", [UNREAD_LINE], None),
+        ("events-0002.jsonl", [UNREAD_LINE], None),
+    ]
+    assert sorted(r.event_id for r in lake.table("silver", "events").read().collect()) == ["a", "b", "c"]
+    assert lake.table("bronze", "events").read().count() == 3
+    if mode == "night":
+        assert counts.unread == 0  # the second run: recorded once, by the first
+
+
 def test_a_micro_batch_can_be_bounded_by_bytes(spark, storage_root):
     """A few huge files must not all land in one micro-batch the driver then holds whole."""
     from medallion.config import load_settings

@@ -53,4 +53,3 @@ def listed_files(checkpoint: str, batch_id: int, source: int = 0) -> list[str]:
         if isinstance(entry, dict) and entry.get("batchId") == batch_id and "path" in entry:
             files.append(local_path(entry["path"]))
     return files
-

@@ -217,14 +217,14 @@ class SpeedLayer:
             "events", landed, app_id, batch_id, count_silver=False, landed_times=not kafka, exclusive=kafka
         )
         file_times = ingested.landed_us
-        # A file listed for this batch that vanished before it was read gave no line: say so.
-        missing = (
-            0
-            if kafka
-            else self._ingestor.record_missing(
-                "events", listed_files(self.checkpoint, batch_id), txn=(f"{app_id}:missing", batch_id)
+        # A file listed for this batch that gave no line (it vanished before the read, or its
+        # only lines were too long to read) is recorded in quarantine.
+        lineless = (0, 0)
+        if not kafka:
+            listed = set(listed_files(self.checkpoint, batch_id)) - set(ingested.files_read)
+            lineless = self._ingestor.record_lineless(
+                "events", sorted(listed), txn=(f"{app_id}:lineless", batch_id)
             )
-        )
         try:
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts
@@ -267,7 +267,7 @@ class SpeedLayer:
             figures = BatchFigures(
                 counts.bronze,
                 scored_rows,
-                counts.quarantined + unscorable + missing,
+                counts.quarantined + unscorable + sum(lineless) + counts.unread,
                 counts.duplicates,
                 latencies[0],
                 latencies[1],
