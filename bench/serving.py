@@ -133,7 +133,7 @@ def main() -> None:
     from medallion.serving.materialize import Materializer
     from medallion.serving.online import Transaction
     from medallion.serving.rowmath import row_features
-    from medallion.serving.store import open_store
+    from medallion.serving.stores import open_store
     from medallion.spark import get_spark
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))

@@ -595,7 +595,7 @@ def serve_api(
 ) -> None:
     """The online scoring service: POST /score, GET /predictions/{event_id}, /model, /health, /ready."""
     from medallion.serving.api import serve
-    from medallion.serving.store import open_store
+    from medallion.serving.stores import open_store
 
     settings = settings_from(env, set_)
     open_store(settings).ping()  # a bad store ends here, in one line, before the server starts

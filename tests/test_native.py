@@ -83,7 +83,7 @@ def _register_unsupported_champion(settings) -> str:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from medallion.model.train import FraudModel
+    from medallion.model.pyfunc import FraudModel
 
     _, champion = _champion(settings)
     fitted = champion.unwrap_python_model().pipeline

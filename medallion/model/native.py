@@ -305,7 +305,7 @@ def _codes(codes: Sequence[int]) -> str:
 
 def compile_pyfunc(model, leaves_per_projection: int = LEAVES_PER_PROJECTION) -> NativeModel:
     """Compile an ``mlflow.pyfunc`` model holding medallion's ``FraudModel``."""
-    from medallion.model.train import FraudModel
+    from medallion.model.pyfunc import FraudModel
 
     try:
         python_model = model.unwrap_python_model()

@@ -21,25 +21,8 @@ import pandas as pd
 
 from medallion.config import Settings
 from medallion.errors import MedallionError
+from medallion.model.pyfunc import FraudModel  # registered models may name it as this module's
 from medallion.schemas import CATEGORICAL_FEATURES, FEATURE_COLUMNS, LABEL_COLUMN, NUMERIC_FEATURES
-
-try:
-    import mlflow.pyfunc
-
-    _PythonModel = mlflow.pyfunc.PythonModel
-except ImportError:  # pragma: no cover - mlflow is a hard dependency
-    _PythonModel = object
-
-
-class FraudModel(_PythonModel):
-    """A pyfunc whose ``predict`` returns the fraud probability (float) of each row."""
-
-    def __init__(self, pipeline=None):
-        self.pipeline = pipeline
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
-        frame = model_input[list(FEATURE_COLUMNS)]
-        return pd.Series(self.pipeline.predict_proba(frame)[:, 1].astype("float64"), name="score")
 
 
 @dataclass(frozen=True)

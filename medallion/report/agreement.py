@@ -13,7 +13,7 @@ from medallion.reconcile import latest_audits
 from medallion.report.page import Section, empty, figure, fmt, html_table, img
 
 if TYPE_CHECKING:
-    from medallion.report.run import RunReport
+    from medallion.report.context import ReportContext
 
 _OUTCOMES = (
     ("agreed", "#4caf50"),
@@ -25,9 +25,9 @@ _OUTCOMES = (
 )
 
 
-def agreement_section(run: RunReport) -> Section:
+def agreement_section(context: ReportContext) -> Section:
     title = "Batch vs speed agreement"
-    audit = run.inputs.read("gold", "reconciliation_audit")
+    audit = context.inputs.read("gold", "reconciliation_audit")
     if audit is None:
         return empty(
             "agreement",
@@ -37,7 +37,7 @@ def agreement_section(run: RunReport) -> Section:
     rows = (
         latest_audits(audit)
         .orderBy(F.col("event_date").desc())
-        .limit(max(run.max_days, 60))
+        .limit(max(context.max_days, 60))
         .toPandas()
         .sort_values("event_date")
     )
@@ -81,7 +81,7 @@ def agreement_section(run: RunReport) -> Section:
     )
     intro = (
         "<p>The latest reconciliation of each date: speed rows agree when |batch score &minus; speed score| "
-        f"&le; {run.settings.reconcile.tolerance:g}. Speed-only rows after the night ran are late arrivals; "
+        f"&le; {context.settings.reconcile.tolerance:g}. Speed-only rows after the night ran are late arrivals; "
         "rejected speed rows are events silver does not hold (quarantined or duplicates).</p>"
     )
     return Section(

@@ -31,23 +31,23 @@ from medallion.report.reference import Reference
 from medallion.schemas import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 if TYPE_CHECKING:
-    from medallion.report.run import RunReport
+    from medallion.report.context import ReportContext
 
 _HISTOGRAM_BINS = 20
 _PSI_BINS = 10
 
 
-def drift_section(run: RunReport) -> Section:
+def drift_section(context: ReportContext) -> Section:
     title = "Score and feature drift"
-    scored = run.inputs.scores()
-    features = run.inputs.read("gold", "features")
+    scored = context.inputs.scores()
+    features = context.inputs.read("gold", "features")
     if scored is None and features is None:
         return empty(
             "drift",
             title,
             "no predictions or features: run <code>medallion batch</code> or <code>medallion stream</code>",
         )
-    reference = run.reference
+    reference = context.reference
     if reference is None or reference.frame.empty:
         return empty(
             "drift",
@@ -58,8 +58,8 @@ def drift_section(run: RunReport) -> Section:
     for frame in (scored, features):
         if frame is not None:
             days |= {row.event_date for row in frame.select("event_date").distinct().collect()}
-    shown = sorted(days)[-run.max_days :]
-    top = _top_features(reference, run.top_features)
+    shown = sorted(days)[-context.max_days :]
+    top = _top_features(reference, context.top_features)
     psi_rows: dict[str, dict[date, float]] = {}
     events: dict[date, int] = {}
     hist = None
@@ -75,7 +75,7 @@ def drift_section(run: RunReport) -> Section:
             events.setdefault(day, rows)
     if not events:
         return empty("drift", title, "no day has scores or features yet: run <code>medallion batch</code>")
-    few = sorted(day for day, rows in events.items() if rows < run.min_day_rows)
+    few = sorted(day for day, rows in events.items() if rows < context.min_day_rows)
     for values in psi_rows.values():
         for day in few:
             if day in values:
@@ -96,7 +96,7 @@ def drift_section(run: RunReport) -> Section:
         parts.append(f"<p>Features followed: {html.escape(', '.join(top))}: {chosen}.</p>")
     if few:
         parts.append(
-            f"<p>No PSI for {len(few)} day(s) with fewer than {run.min_day_rows} events, too few to fill "
+            f"<p>No PSI for {len(few)} day(s) with fewer than {context.min_day_rows} events, too few to fill "
             f"{_PSI_BINS} bins (late arrivals, typically): {', '.join(map(str, few))}.</p>"
         )
     plotted = {

@@ -13,21 +13,21 @@ from medallion.report.inputs import RunInputs
 from medallion.report.page import Section, empty, figure, html_table, img, no_data
 
 if TYPE_CHECKING:
-    from medallion.report.run import RunReport
+    from medallion.report.context import ReportContext
 
 _LAYER_COLOURS = {"bronze": "#b08d57", "silver": "#9ea7ad", "gold": "#d4a017"}
 
 
-def layers_section(run: RunReport) -> Section:
+def layers_section(context: ReportContext) -> Section:
     from medallion.status import stream_status, table_status
 
     title = "Layers"
-    tables = table_status(run.settings, run.spark)
+    tables = table_status(context.settings, context.spark)
     if not tables:
         return empty(
             "layers", title, "run <code>medallion datagen</code>, then <code>medallion ingest</code>"
         )
-    lake = run.inputs.lake
+    lake = context.inputs.lake
     parts = [
         f"<p>Delta engine <code>{html.escape(lake.engine)}</code>: {html.escape(lake.engine_reason)}</p>",
         html_table(
@@ -38,7 +38,7 @@ def layers_section(run: RunReport) -> Section:
         img(_layers_figure(tables), "rows per Delta table"),
         "<h3>silver.quarantine by reason</h3>",
     ]
-    reasons = quarantine_reasons(run.inputs)
+    reasons = quarantine_reasons(context.inputs)
     if reasons.empty:
         parts.append(no_data("silver.quarantine holds no records: run <code>medallion ingest</code>"))
     else:
@@ -52,7 +52,7 @@ def layers_section(run: RunReport) -> Section:
             )
         )
         parts.append(img(_quarantine_figure(reasons), "quarantined records per reason"))
-    streams = stream_status(run.settings)
+    streams = stream_status(context.settings)
     if streams:
         parts.append("<h3>stream checkpoints</h3>")
         parts.append(

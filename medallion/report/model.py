@@ -12,12 +12,12 @@ from medallion.report.page import Section, empty, figure, fmt, html_table, img, 
 from medallion.schemas import LABEL_COLUMN
 
 if TYPE_CHECKING:
-    from medallion.report.run import RunReport
+    from medallion.report.context import ReportContext
 
 
-def model_section(run: RunReport) -> Section:
+def model_section(context: ReportContext) -> Section:
     title = "Model"
-    champion = run.champion
+    champion = context.champion
     if champion is None:
         return empty(
             "model",
@@ -29,7 +29,7 @@ def model_section(run: RunReport) -> Section:
     tags = champion.tags
     parts = [
         f"<p>Champion <strong>{html.escape(champion.name)} v{html.escape(champion.version)}</strong>"
-        f" (alias <code>{html.escape(run.settings.model.aliases.champion)}</code>), MLflow run"
+        f" (alias <code>{html.escape(context.settings.model.aliases.champion)}</code>), MLflow run"
         f" <code>{html.escape(champion.run_id)}</code>, trained on"
         f" {html.escape(tags.get('data_from', '?'))}..{html.escape(tags.get('data_to', '?'))}"
         f" (gate: {html.escape(tags.get('gate', '-'))}).</p>",
@@ -41,16 +41,16 @@ def model_section(run: RunReport) -> Section:
             table_id="model-metrics",
         ),
     ]
-    curves = [run.inputs.artifact(name) for name in ("roc_curve.png", "pr_curve.png")]
+    curves = [context.inputs.artifact(name) for name in ("roc_curve.png", "pr_curve.png")]
     if all(curve is not None for curve in curves):
         parts.append("<h3>ROC and precision/recall on the validation days (as logged by the run)</h3>")
         parts.append(
             "".join(img_bytes(png, alt) for png, alt in zip(curves, ("ROC curve", "PR curve"), strict=True))
         )
     else:
-        parts.append(_computed_curves(run, champion))
-    importance_png = run.inputs.artifact("feature_importance.png")
-    reference = run.reference
+        parts.append(_computed_curves(context, champion))
+    importance_png = context.inputs.artifact("feature_importance.png")
+    reference = context.reference
     if reference is not None and reference.importance is not None:
         parts.append("<h3>feature importance (ROC AUC drop when the feature is shuffled)</h3>")
         parts.append(
@@ -64,7 +64,7 @@ def model_section(run: RunReport) -> Section:
     if importance_png is not None:
         parts.append(img_bytes(importance_png, "permutation importance logged by the run"))
     parts.append("<h3>registered versions</h3>")
-    versions = list_versions(run.settings)
+    versions = list_versions(context.settings)
     parts.append(
         html_table(
             ["version", "aliases", "ROC AUC", "PR AUC", "gate", "gate reasons"],
@@ -77,16 +77,18 @@ def model_section(run: RunReport) -> Section:
     return Section("model", title, "\n".join(parts), True)
 
 
-def _computed_curves(run: RunReport, champion: Champion) -> str:
+def _computed_curves(context: ReportContext, champion: Champion) -> str:
     """The champion's curves over the validation days of a labelled reference, when the run logged none."""
-    reference = run.reference
+    reference = context.reference
     if reference is None or not reference.has_labels or reference.scores is None:
         return no_data(
             "the run logged no curves and no labelled training window is readable: "
             "run <code>medallion features</code>, then <code>medallion train</code>"
         )
     days = sorted(reference.frame["event_date"].unique())
-    validation_days = int(champion.params.get("validation_days", run.settings.model.train.validation_days))
+    validation_days = int(
+        champion.params.get("validation_days", context.settings.model.train.validation_days)
+    )
     held_out = reference.frame["event_date"] >= days[-min(validation_days, len(days))]
     labels = reference.frame.loc[held_out, LABEL_COLUMN].to_numpy()
     if len(np.unique(labels)) < 2:

@@ -18,22 +18,22 @@ window reach pandas.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cached_property
 
 import pandas as pd
 from pyspark.sql import SparkSession
 
 from medallion.config import Settings
 from medallion.report.agreement import agreement_section
+from medallion.report.context import ReportContext
 from medallion.report.drift import drift_section
-from medallion.report.inputs import Champion, RunInputs
+from medallion.report.inputs import RunInputs
 from medallion.report.layers import layers_section, quarantine_reasons
 from medallion.report.model import model_section
-from medallion.report.page import Report, Section
-from medallion.report.reference import Reference, load_reference
+from medallion.report.page import Report
 from medallion.report.stream import stream_section
 
 SECTION_IDS = ("layers", "model", "agreement", "stream", "drift")
+SECTIONS = (layers_section, model_section, agreement_section, stream_section, drift_section)
 
 
 class RunReport:
@@ -44,10 +44,8 @@ class RunReport:
         report = RunReport(settings, spark, top_features=3, max_days=14).build()
         report.write()
 
-    ``top_features``: how many of the champion's most important features the drift section
-    follows besides the score. ``max_days``: the newest days shown per day. ``sample_rows``:
-    the most rows of the training window brought to the driver. ``min_day_rows``: days with
-    fewer events (a few late arrivals) are listed but get no PSI.
+    ``sample_rows``: the most rows of the training window brought to the driver; the others
+    bound the sections (:class:`~medallion.report.context.ReportContext`).
     """
 
     def __init__(
@@ -60,39 +58,12 @@ class RunReport:
         min_day_rows: int = 50,
     ) -> None:
         self.settings = settings
-        self.spark = spark
-        self.top_features = top_features
-        self.max_days = max_days
-        self.min_day_rows = min_day_rows
         self.inputs = RunInputs(settings, spark, sample_rows)
+        self.context = ReportContext(settings, spark, self.inputs, top_features, max_days, min_day_rows)
 
     def build(self) -> Report:
-        sections = (self.layers(), self.model(), self.agreement(), self.stream(), self.drift())
+        sections = tuple(section(self.context) for section in SECTIONS)
         return Report(datetime.now(UTC), self.settings.storage.root_path, self.inputs.lake.engine, sections)
-
-    @property
-    def champion(self) -> Champion | None:
-        return self.inputs.champion
-
-    @cached_property
-    def reference(self) -> Reference | None:
-        """What drift is measured against; read once, on first use."""
-        return load_reference(self.inputs)
-
-    def layers(self) -> Section:
-        return layers_section(self)
 
     def quarantine_reasons(self) -> pd.DataFrame:
         return quarantine_reasons(self.inputs)
-
-    def model(self) -> Section:
-        return model_section(self)
-
-    def agreement(self) -> Section:
-        return agreement_section(self)
-
-    def stream(self) -> Section:
-        return stream_section(self)
-
-    def drift(self) -> Section:
-        return drift_section(self)

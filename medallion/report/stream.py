@@ -10,12 +10,12 @@ from pyspark.sql import functions as F
 from medallion.report.page import Section, empty, figure, fmt, html_table, img
 
 if TYPE_CHECKING:
-    from medallion.report.run import RunReport
+    from medallion.report.context import ReportContext
 
 
-def stream_section(run: RunReport) -> Section:
+def stream_section(context: ReportContext) -> Section:
     title = "Stream latency and throughput"
-    metrics = run.inputs.read("gold", "stream_metrics")
+    metrics = context.inputs.read("gold", "stream_metrics")
     if metrics is None:
         return empty("stream", title, "gold.stream_metrics is empty: run <code>medallion stream</code>")
     frame = (

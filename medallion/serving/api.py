@@ -40,7 +40,8 @@ from medallion.errors import MedallionError
 from medallion.serving.champion import ChampionWatcher
 from medallion.serving.online import NotReady, OnlineScorer, Transaction
 from medallion.serving.requests_log import RequestLog
-from medallion.serving.store import OnlineStore, open_store
+from medallion.serving.store import OnlineStore
+from medallion.serving.stores import open_store
 
 log = logging.getLogger("medallion.serving")
 

@@ -35,7 +35,8 @@ from medallion.errors import ModelNotReadyError
 from medallion.features import PROFILE_COLUMNS, build_features
 from medallion.predict import with_scores
 from medallion.schemas import FEATURE_COLUMNS, SERVING_SCHEMA
-from medallion.serving.store import OnlineStore, Precomputed, Snapshot, open_store, prediction_key
+from medallion.serving.store import OnlineStore, Precomputed, Snapshot, prediction_key
+from medallion.serving.stores import open_store
 from medallion.tables import Lakehouse
 
 

@@ -2,7 +2,8 @@
 
 Usage::
 
-    from medallion.serving.store import Snapshot, open_store, prediction_key
+    from medallion.serving.store import Snapshot, prediction_key
+    from medallion.serving.stores import open_store
 
     store = open_store(settings)                  # serving.store: sqlite (default) | redis
     store.publish(Snapshot(profiles=[...], predictions=[...], serving=[...], info={...}))
@@ -33,7 +34,6 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from medallion.config import Settings
 from medallion.features import PROFILE_COLUMNS
 from medallion.schemas import FEATURE_COLUMNS, NUMERIC_FEATURES
 
@@ -160,17 +160,6 @@ class OnlineStore(abc.ABC):
 
     def describe(self) -> str:
         return self.kind
-
-
-def open_store(settings: Settings) -> OnlineStore:
-    """The store ``serving.store`` names."""
-    if settings.serving.store == "redis":
-        from medallion.serving.redis_store import RedisStore
-
-        return RedisStore(settings.serving.redis_url, settings.serving)
-    from medallion.serving.sqlite_store import SqliteStore
-
-    return SqliteStore.for_settings(settings)
 
 
 def day_text(day: date | str) -> str:

@@ -176,7 +176,7 @@ def test_online_features_equal_the_batch_features(spark, scenario):
     from medallion.schemas import FEATURE_COLUMNS
     from medallion.serving.online import Transaction
     from medallion.serving.rowmath import row_features
-    from medallion.serving.store import open_store
+    from medallion.serving.stores import open_store
 
     settings, _, _, landed, _ = scenario
     store = open_store(settings)
@@ -230,7 +230,7 @@ def test_a_night_precomputes_what_missed_online(spark, scenario):
     assert missed["precomputed"] is False
     report = Materializer(settings, spark, log=lambda _: None).run()
     assert report.from_requests >= 1 and report.generation >= 2
-    from medallion.serving.store import open_store
+    from medallion.serving.stores import open_store
 
     store = open_store(settings)
     # Written-back scores from before the refresh are gone: the hit is the night's.
