@@ -1,4 +1,4 @@
-"""The report over a run: :class:`RunReport` gathers the five sections into one :class:`Report`.
+"""The report over a run: :class:`RunReport` gathers the sections into one :class:`Report`.
 
 The sections, in page order, each an ``<section id="...">`` with an ``<h2>``:
 
@@ -6,6 +6,7 @@ The sections, in page order, each an ``<section id="...">`` with an ``<h2>``:
 - ``model``: the champion's version, run metrics and parameters, ROC and PR curves;
 - ``agreement``: gold.reconciliation_audit per date (agreed, disagreed, speed only, batch only);
 - ``stream``: gold.stream_metrics per micro-batch (latency p50/p95, rows/s) over time;
+- ``online``: gold.online_requests per day (hits, misses by scoring path, latency percentiles);
 - ``drift``: score histograms per day and the PSI per day, against the champion's training
   window, of the score and of the champion's most important features.
 
@@ -29,11 +30,12 @@ from medallion.report.drift import drift_section
 from medallion.report.inputs import RunInputs
 from medallion.report.layers import layers_section, quarantine_reasons
 from medallion.report.model import model_section
+from medallion.report.online import online_section
 from medallion.report.page import Report
 from medallion.report.stream import stream_section
 
-SECTION_IDS = ("layers", "model", "agreement", "stream", "drift")
-SECTIONS = (layers_section, model_section, agreement_section, stream_section, drift_section)
+SECTION_IDS = ("layers", "model", "agreement", "stream", "online", "drift")
+SECTIONS = (layers_section, model_section, agreement_section, stream_section, online_section, drift_section)
 
 
 class RunReport:

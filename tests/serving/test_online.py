@@ -466,3 +466,22 @@ def test_status_shows_online_requests_and_latencies(spark, scenario, monkeypatch
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "online requests" in out and "gold.online_requests" in out
+
+
+def test_the_run_report_shows_online_requests_hits_misses_and_latency(spark, scenario, paths):
+    from medallion.report import RunReport
+    from medallion.report.online import online_days
+    from medallion.tables import Lakehouse
+
+    settings, _, _, landed, _ = scenario
+    with _client(settings) as client:
+        answers = client.post("/score", json=[landed[eid] for eid in list(paths)[:20]])
+    assert answers.status_code == 200, answers.text
+    requests = Lakehouse(settings, spark).table("gold", "online_requests").read()
+    days = online_days(requests)
+    total = requests.count()
+    assert days["requests"].sum() == total >= 20
+    assert (days["precomputed"] + days["native"] + days["pyfunc"]).sum() == total
+    section = RunReport(settings, spark).build()["online"]
+    assert section.has_data and "<img" in section.body and 'id="online-days"' in section.body
+    assert "no data yet" not in section.body
