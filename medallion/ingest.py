@@ -45,7 +45,7 @@ from medallion.spark import session_conf
 from medallion.streaming.checkpoint import listed_files, query_id
 from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
-from medallion.tables.table import driver_rows
+from medallion.tables.arrow import driver_rows
 
 FEEDS = ("events", "labels")
 MISSING_FILE = "missing file: deleted after it was listed, before it was read"

@@ -52,7 +52,7 @@ from medallion.schemas import (
 )
 from medallion.spark import session_conf
 from medallion.tables import Lakehouse, Table
-from medallion.tables.table import driver_rows
+from medallion.tables.arrow import driver_rows
 
 SPEED_COMPARED = ("event_id", "event_date", "score", "decision", "model_version", "scored_at", "batch_id")
 

@@ -207,7 +207,7 @@ def test_values_from_the_data_reach_the_terminal_as_text_not_markup_or_escapes(s
     from medallion.cli import main
     from medallion.schemas import SERVING_SCHEMA
     from medallion.tables import Lakehouse
-    from medallion.tables.table import driver_rows
+    from medallion.tables.arrow import driver_rows
 
     event_id = "ev-[/]-[bold]x\x1b[31m"
     now = datetime.now(UTC)

@@ -121,7 +121,7 @@ class ScoreGuard:
     @classmethod
     def quarantine_rows(cls, invalid: pa.Table) -> pa.Table:
         """Invalid rows of :meth:`split` as silver.quarantine rows."""
-        from medallion.tables.table import arrow_schema
+        from medallion.tables.arrow import arrow_schema
 
         n = invalid.num_rows
         column = invalid.column

@@ -36,7 +36,8 @@ from pyspark.sql.types import (
 
 from medallion.config import Settings
 from medallion.schemas import FEATURE_SCHEMA
-from medallion.tables.table import Table, driver_rows
+from medallion.tables.arrow import driver_rows
+from medallion.tables.table import Table
 
 ONLINE_REQUESTS_SCHEMA = StructType(
     [

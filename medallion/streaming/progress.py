@@ -30,7 +30,7 @@ from pyspark.sql.streaming.listener import JStreamingQueryListener, QueryProgres
 
 from medallion.schemas import STREAM_METRICS_SCHEMA
 from medallion.tables import Table
-from medallion.tables.table import driver_rows
+from medallion.tables.arrow import driver_rows
 
 
 @dataclass(frozen=True)

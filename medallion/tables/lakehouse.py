@@ -32,7 +32,7 @@ class Lakehouse:
         self.spark = spark
         self.engine, self.engine_reason = resolve_engine(spark, settings)
         if self.engine == "rs":
-            from medallion.tables.datasource import register
+            from medallion.tables.delta_rs.datasource import register
 
             # So spark.read/readStream.format("delta") work here as they do on Databricks.
             register(spark)

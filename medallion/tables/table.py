@@ -14,6 +14,8 @@ Usage::
 
 The engine is a string: ``"rs"`` (embedded delta-rs, Spark doing the compute) or
 ``"spark"`` (delta-spark on the JVM). Both write plain Delta tables that the other reads.
+Each engine's class is registered under its name by :mod:`medallion.tables`
+(:func:`register_engine`): the engines import this contract, and it imports none of them.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import abc
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError
+from medallion.tables.checks import check_same_schema, normalize_path, one_line, schema_differences
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
@@ -59,6 +61,7 @@ class Table(abc.ABC):
     max_attempts: int = 5
     #: Whether :meth:`replace_partition` is available (the embedded engine's).
     replaces_partitions: ClassVar[bool] = False
+    #: Engine name -> class, as :func:`register_engine` filled it.
     _engines: ClassVar[dict[str, type[Table]]] = {}
 
     def __init__(self, spark: SparkSession, path: str) -> None:
@@ -108,18 +111,13 @@ class Table(abc.ABC):
         """True if ``path`` holds a Delta table (a ``_delta_log`` with at least one commit)."""
         return _engine_class(engine)._exists(spark, path)
 
-    def __init_subclass__(cls, engine: str | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if engine:
-            Table._engines[engine] = cls
-            cls.engine = engine
-
     def __repr__(self) -> str:
         return f"Table({self.path!r}, engine={self.engine!r})"
 
     # ------------------------------------------------------------------ engine hooks
 
-    engine: str = "?"
+    #: The engine's name, as :func:`register_engine` knows it.
+    engine: ClassVar[str] = "?"
 
     @classmethod
     @abc.abstractmethod
@@ -317,156 +315,25 @@ class Table(abc.ABC):
                 if number == self.max_attempts:
                     raise ConcurrentWriteError(
                         f"{operation} on {self.path} lost to concurrent commits {number} times "
-                        f"({_one_line(exc)}); serialize the writers of this table or retry later"
+                        f"({one_line(exc)}); serialize the writers of this table or retry later"
                     ) from None
                 time.sleep(0.05 * 2 ** (number - 1) * (1 + random.random()))
         raise AssertionError("unreachable")
 
 
-def _engine_class(engine: str) -> type[Table]:
-    # Import for the side effect of registering the engine classes.
-    from medallion.tables import rs_engine, spark_engine  # noqa: F401
+def register_engine(name: str, table_class: type[Table]) -> None:
+    """Make ``engine=name`` in :meth:`Table.at`, :meth:`Table.create` and :meth:`Table.exists`
+    mean ``table_class``. :mod:`medallion.tables` registers both engines when imported::
 
+        register_engine("rs", RsTable)
+    """
+    Table._engines[name] = table_class
+
+
+def _engine_class(engine: str) -> type[Table]:
     try:
         return Table._engines[engine]
     except KeyError:
         raise MedallionError(
             f"unknown Delta engine {engine!r}: use one of {', '.join(ENGINES)} (or resolve 'auto' with resolve_engine)"
         ) from None
-
-
-def normalize_path(path: str) -> str:
-    """A local path made absolute; URIs (s3://, abfss://, dbfs:/) kept as given."""
-    import os
-
-    if "://" in path or path.startswith("dbfs:"):
-        return path.rstrip("/")
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return os.path.abspath(os.path.expanduser(path))
-
-
-def schema_differences(table: StructType, frame: StructType) -> tuple[list[str], list[str], list[str]]:
-    """(missing from the frame, not in the table, different type) column descriptions.
-
-    Nullability is not compared: Spark loses it through most transformations; NOT NULL is
-    enforced on the written data instead.
-    """
-    theirs = {f.name: f for f in frame.fields}
-    ours = {f.name: f for f in table.fields}
-    missing = [name for name in ours if name not in theirs]
-    extra = [name for name in theirs if name not in ours]
-    changed = [
-        f"{name} ({ours[name].dataType.simpleString()} in the table, {theirs[name].dataType.simpleString()} in the frame)"
-        for name in ours
-        if name in theirs and ours[name].dataType.simpleString() != theirs[name].dataType.simpleString()
-    ]
-    return missing, extra, changed
-
-
-def check_same_schema(path: str, table: StructType, frame: StructType, what: str = "the frame") -> None:
-    """Raise :class:`SchemaMismatchError` naming every column that differs."""
-    missing, extra, changed = schema_differences(table, frame)
-    if missing or extra or changed:
-        raise SchemaMismatchError(describe_mismatch(path, missing, extra, changed, what))
-
-
-def arrow_in_table_order(path: str, table: StructType, rows: pa.Table) -> pa.Table:
-    """``rows`` with the table's columns in the table's order; a one-line error if they differ."""
-    names = table.fieldNames()
-    missing = [name for name in names if name not in rows.column_names]
-    extra = [name for name in rows.column_names if name not in names]
-    if missing or extra:
-        raise SchemaMismatchError(describe_mismatch(path, missing, extra, [], "the Arrow rows"))
-    return rows.select(names)
-
-
-def arrow_schema(schema: StructType) -> pa.Schema:
-    """``schema`` in Arrow, timestamps as UTC instants (as Spark stores them)."""
-    import inspect
-
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    # pyspark 4.2 names the time zone; 4.0 and 4.1 (a cluster's own) take a flag.
-    if "timezone" in inspect.signature(to_arrow_schema).parameters:
-        return to_arrow_schema(schema, timezone="UTC")
-    return to_arrow_schema(schema, timestamp_utc=True)
-
-
-def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    """A few rows built on the driver as Arrow in ``schema``, ready for :meth:`Table.append`
-    or :meth:`Table.merge`: no Spark job to make them (``createDataFrame`` runs one)::
-
-        audit.append(driver_rows(AUDIT_SCHEMA, [{"event_date": day, "rows": 7}]))
-    """
-    import pyarrow as pa
-
-    names = schema.fieldNames()
-    return pa.Table.from_pylist(
-        [{name: row[name] for name in names} for row in rows], schema=arrow_schema(schema)
-    )
-
-
-def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:
-    """Per file of :meth:`Table.file_statistics`: whether its bounds of ``column`` may enclose one of
-    ``values`` (False: the file holds none of them). A file without both bounds (a long string's
-    max is left out) may hold anything; a truncated bound still bounds (delta-rs rounds a max up)::
-
-        stats = bronze.file_statistics(["source_file"])
-        if may_match(stats, "source_file", batch_files).any():
-            ...  # look the files up with Spark
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    low, high = stats.column(f"min.{column}"), stats.column(f"max.{column}")
-    if pa.types.is_null(low.type) or pa.types.is_null(high.type):
-        return np.ones(stats.num_rows, dtype=bool)
-    unbounded = pc.or_(pc.is_null(low), pc.is_null(high))
-    found = np.zeros(stats.num_rows, dtype=bool)
-    for value in set(values):
-        hit = pc.and_(
-            pc.less_equal(low, pa.scalar(value, low.type)),
-            pc.greater_equal(high, pa.scalar(value, high.type)),
-        )
-        found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
-    return found | unbounded.to_numpy(zero_copy_only=False)
-
-
-def describe_mismatch(path: str, missing: list[str], extra: list[str], changed: list[str], what: str) -> str:
-    parts = []
-    if missing:
-        parts.append(f"missing in {what}: {', '.join(missing)}")
-    if extra:
-        parts.append(f"not in the table: {', '.join(extra)}")
-    if changed:
-        parts.append(f"type differs: {', '.join(changed)}")
-    hint = "; select/cast the columns to the table schema" + (
-        " or pass merge_schema=True to add new columns" if extra and not changed else ""
-    )
-    return f"schema of {what} does not match {path}: " + "; ".join(parts) + hint
-
-
-def as_utc(timestamp: str | datetime) -> datetime:
-    """An aware UTC datetime from an ISO string or datetime; naive means UTC."""
-    if isinstance(timestamp, str):
-        text = timestamp.strip().replace(" ", "T")
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            timestamp = datetime.fromisoformat(text)
-        except ValueError:
-            raise MedallionError(
-                f"timestamp {timestamp!r} is not ISO 8601, e.g. '2026-11-20T08:00:00Z'"
-            ) from None
-    if timestamp.tzinfo is None:
-        return timestamp.replace(tzinfo=UTC)
-    return timestamp.astimezone(UTC)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError, TableNotFoundError
 from medallion.tables import Table
-from medallion.tables.table import may_match
+from medallion.tables.arrow import may_match
 
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 

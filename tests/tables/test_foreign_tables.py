@@ -131,7 +131,7 @@ def test_a_reader_feature_the_embedded_engine_does_not_know_is_refused(spark, pa
 def test_the_embedded_data_source_refuses_too(spark, path):
     from pyspark.errors import AnalysisException
 
-    from medallion.tables.datasource import register
+    from medallion.tables.delta_rs.datasource import register
 
     spark.sql(
         f"CREATE TABLE delta.`{path}` (id BIGINT) USING delta TBLPROPERTIES ('delta.columnMapping.mode' = 'name')"

@@ -180,12 +180,12 @@ def test_a_commit_to_the_same_partition_makes_it_start_over_and_both_land(
 
 
 def test_which_concurrent_commits_conflict_with_rewriting_a_partition(spark, storage_root, frame):
+    from medallion.tables.delta_rs.log import filesystem
     from medallion.tables.partition_merge import partition_conflict
-    from medallion.tables.rs_engine import _filesystem
 
     events = Table.create(spark, str(storage_root / "t"), SCHEMA, partition_by=["event_date"], engine="rs")
     events.append(frame([0], DAY1))
-    fs, root = _filesystem(events.path)
+    fs, root = filesystem(events.path)
     read = events.version()
 
     events.append(frame([1], DAY2))

@@ -20,7 +20,12 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from medallion.tables.staged import STRING_STATS_PREFIX, describe_file, is_data_file, partition_values
+from medallion.tables.delta_rs.staged import (
+    STRING_STATS_PREFIX,
+    describe_file,
+    is_data_file,
+    partition_values,
+)
 
 SCHEMA = StructType(
     [

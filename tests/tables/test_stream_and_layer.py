@@ -65,7 +65,7 @@ def test_read_stream_starts_with_the_snapshot_and_respects_max_files(spark, engi
         query.stop()
     # maxFilesPerTrigger caps every micro-batch, the snapshot's too (delta-spark). pyspark gives
     # a Python stream reader no admission control, so the embedded engine's first batch of a
-    # run catches up on the whole snapshot (see medallion/tables/datasource.py).
+    # run catches up on the whole snapshot (see medallion/tables/delta_rs/datasource.py).
     snapshot = [1, 1] if engine == "spark" else [2]
     assert [n for n in sizes if n] == [*snapshot, 1, 1, 1]
 

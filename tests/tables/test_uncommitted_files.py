@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from medallion.tables.rs_engine import RsTable
+from medallion.tables.delta_rs import RsTable
 from medallion.tables.table import Table
 from tests.tables.conftest import SCHEMA, rows
 

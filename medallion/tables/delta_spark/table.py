@@ -14,12 +14,13 @@ Example::
 
     t = SparkTable.at(spark, "dbfs:/lake/tables/silver/events")
     t.append(df, txn=("ingest:events", 3))
+
+Errors are translated in :mod:`medallion.tables.delta_spark.errors`; txns are read from the
+log in :mod:`medallion.tables.delta_spark.log`.
 """
 
 from __future__ import annotations
 
-import json
-import posixpath
 import re
 import threading
 import time
@@ -31,6 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
 from medallion.spark import session_conf
+from medallion.tables.checks import arrow_in_table_order, as_utc, describe_mismatch, schema_differences
+from medallion.tables.delta_spark.errors import CommitConflict, conflicts, translated
+from medallion.tables.delta_spark.log import TXN_RETENTION_PROPERTY, interval_ms, newest_txn
 from medallion.tables.partition_merge import (
     MergeClauses,
     check_partition,
@@ -38,15 +42,7 @@ from medallion.tables.partition_merge import (
     rows_outside_message,
     several_matches_message,
 )
-from medallion.tables.table import (
-    Table,
-    Txn,
-    _one_line,
-    arrow_in_table_order,
-    as_utc,
-    describe_mismatch,
-    schema_differences,
-)
+from medallion.tables.table import Table, Txn
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -58,38 +54,14 @@ _TXN_CONF_LOCK = threading.Lock()
 TXN_APP_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
-TXN_RETENTION_PROPERTY = "delta.setTransactionRetentionDuration"
 
-# A checkpoint's file in _delta_log (the Delta protocol's names): classic (one file),
-# multi-part (part i of n) or V2 (a UUID; its adds may sit in sidecars, but its txn and
-# metaData actions are in this file).
-_CHECKPOINT_FILE = re.compile(
-    r"^(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10})|\.[0-9a-fA-F-]+)?\.(parquet|json)$"
-)
-# The parts of the log's actions that decide a txn's version: as delta-spark replays them.
-_TXN_ACTIONS = (
-    "txn struct<appId: string, version: bigint, lastUpdated: bigint>, "
-    "metaData struct<configuration: map<string, string>>"
-)
-_INTERVAL_MS = {
-    "week": 7 * 86_400_000,
-    "day": 86_400_000,
-    "hour": 3_600_000,
-    "minute": 60_000,
-    "second": 1_000,
-    "millisecond": 1,
-    "microsecond": 0.001,
-}
 _MATCHED_ROW = "__medallion_target_row"
 
 
-class _CommitConflict(Exception):
-    """A concurrent commit won (delta-spark's conflict classes share no base class but
-    PySparkException): :meth:`Table._retrying` retries on it."""
-
-
-class SparkTable(Table, engine="spark"):
+class SparkTable(Table):
     """A Delta table handled by delta-spark (``DeltaTable`` and ``format("delta")``)."""
+
+    engine = "spark"
 
     # ------------------------------------------------------------------ construction
 
@@ -169,14 +141,14 @@ class SparkTable(Table, engine="spark"):
         then the commits after it): delta-spark has no public API for a table's txns, and
         its DeltaLog class has another package on Databricks."""
         head = self.version()  # also: a missing table is a TableNotFoundError
-        found = _newest_txn(self.spark, self.path, app_id, head)
+        found = newest_txn(self.spark, self.path, app_id, head)
         if found is None:
             return None
         version, last_updated, configuration = found
         retention = configuration.get(TXN_RETENTION_PROPERTY)
         if retention is not None:
             # delta-spark's snapshots drop a txn not updated within this duration.
-            cutoff = time.time() * 1000 - _interval_ms(self.path, retention)
+            cutoff = time.time() * 1000 - interval_ms(self.path, retention)
             if last_updated is None or last_updated <= cutoff:
                 return None
         return version
@@ -192,7 +164,7 @@ class SparkTable(Table, engine="spark"):
             reader = reader.option("versionAsOf", version)
         if timestamp is not None:
             reader = reader.option("timestampAsOf", as_utc(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f"))
-        with _translated(self.path):
+        with translated(self.path):
             return reader.load(self.path)
 
     def read_stream(
@@ -226,12 +198,12 @@ class SparkTable(Table, engine="spark"):
                 writer = writer.option("txnAppId", txn[0]).option("txnVersion", int(txn[1]))
             if merge_schema:
                 writer = writer.option("mergeSchema", "true")
-            with _conflicts(), _translated(self.path):
+            with conflicts(), translated(self.path):
                 writer.save(self.path)
             return True
 
         # A blind append conflicts only with a commit of the same txn app id (or the metadata).
-        return self._retrying("append", attempt, _CommitConflict)
+        return self._retrying("append", attempt, CommitConflict)
 
     def overwrite(self, df: DataFrame, where: str | None = None, txn: Txn | None = None) -> bool:
         def attempt() -> bool:
@@ -244,13 +216,13 @@ class SparkTable(Table, engine="spark"):
                 writer = writer.option("txnAppId", txn[0]).option("txnVersion", int(txn[1]))
             with (
                 session_conf(self.spark, self._replace_where_conf(where)),
-                _conflicts(),
-                _translated(self.path),
+                conflicts(),
+                translated(self.path),
             ):
                 writer.save(self.path)
             return True
 
-        return self._retrying("overwrite", attempt, _CommitConflict)
+        return self._retrying("overwrite", attempt, CommitConflict)
 
     def _replace_where_conf(self, where: str | None) -> dict[str, str]:
         """A predicate on partition columns only takes Delta's partition replaceWhere: the
@@ -322,8 +294,8 @@ class SparkTable(Table, engine="spark"):
                 builder = builder.whenNotMatchedInsertAll(condition=insert_condition)
             with (
                 self._dml_txn(txn),
-                _conflicts(),
-                _translated(self.path),
+                conflicts(),
+                translated(self.path),
                 self._merge_refusals(keys, outside),
             ):
                 metrics = builder.execute().first()
@@ -335,7 +307,7 @@ class SparkTable(Table, engine="spark"):
                 "deleted": int(metrics["num_deleted_rows"]),
             }
 
-        return self._retrying("merge", attempt, _CommitConflict)
+        return self._retrying("merge", attempt, CommitConflict)
 
     def _merge_changes(
         self, source: DataFrame, condition: str, partition: Mapping[str, Any] | None, clauses: MergeClauses
@@ -394,26 +366,26 @@ class SparkTable(Table, engine="spark"):
         self._delta()
 
         def attempt() -> int:
-            with _conflicts(), _translated(self.path):
+            with conflicts(), translated(self.path):
                 result = self.spark.sql(f"DELETE FROM delta.`{self.path}` WHERE {where}").first()
             return int(result["num_affected_rows"]) if result is not None else 0
 
-        return self._retrying("delete", attempt, _CommitConflict)
+        return self._retrying("delete", attempt, CommitConflict)
 
     # ------------------------------------------------------------------ maintenance
 
     def optimize(self) -> dict[str, Any]:
         def attempt() -> dict[str, Any]:
-            with _conflicts():
+            with conflicts():
                 row = self._delta().optimize().executeCompaction().first()
             return row["metrics"].asDict(recursive=True) if row is not None else {}
 
-        return self._retrying("optimize", attempt, _CommitConflict)
+        return self._retrying("optimize", attempt, CommitConflict)
 
     def vacuum(self, retention_hours: float = 168, enforce_retention: bool = True) -> list[str]:
         self._delta()
         sql = f"VACUUM delta.`{self.path}` RETAIN {retention_hours} HOURS"
-        with self._retention_check(enforce_retention), _translated(self.path):
+        with self._retention_check(enforce_retention), translated(self.path):
             doomed = [row[0] for row in self.spark.sql(sql + " DRY RUN").collect()]
             self.spark.sql(sql).collect()
         return doomed
@@ -457,207 +429,8 @@ class SparkTable(Table, engine="spark"):
             yield
 
 
-@contextmanager
-def _translated(path: str) -> Iterator[None]:
-    """Spark/Delta errors a user can cause, as one-line MedallionErrors naming the table."""
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import AnalysisException
-    from pyspark.errors.exceptions.captured import CapturedException
-
-    try:
-        yield
-    except AnalysisException as exc:
-        text = str(exc)
-        if "DELTA_MISSING_DELTA_TABLE" in text or "is not a Delta table" in text or "PATH_NOT_FOUND" in text:
-            raise TableNotFoundError(f"no Delta table at {path}: {_one_line(exc)}") from None
-        if "DELTA_REPLACE_WHERE_MISMATCH" in text or "does not conform" in text:
-            raise MedallionError(
-                f"overwrite of {path}: some rows do not match the predicate: {_one_line(exc)}"
-            ) from None
-        if (
-            "DELTA_FAILED_TO_MERGE_FIELDS" in text
-            or "DELTA_SCHEMA" in text
-            or "schema mismatch" in text.lower()
-        ):
-            raise SchemaMismatchError(f"schema mismatch writing {path}: {_one_line(exc)}") from None
-        if "DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION" in text:
-            # Worded as the embedded engine words it: one message whichever engine reads.
-            raise MedallionError(
-                f"{path} has no version at or before that timestamp: {_one_line(exc)}"
-            ) from None
-        if "DELTA_VERSION" in text or "DELTA_TIMESTAMP" in text:
-            raise MedallionError(f"time travel on {path}: {_one_line(exc)}") from None
-        raise
-    except (CapturedException, Py4JJavaError) as exc:
-        # A constraint is checked as the write job runs: delta-spark's error reaches Python
-        # as the JVM exception itself (pyspark converts only Spark's own classes).
-        refused = _constraint_violation(path, _messages(exc))
-        if refused is None:
-            raise
-        raise refused from None
-
-
-def _messages(exc: BaseException) -> str:
-    """The messages of a JVM error and of its causes, without the stack traces."""
-    from py4j.protocol import Py4JJavaError
-
-    if not isinstance(exc, Py4JJavaError):
-        return str(exc)
-    messages, cause = [], exc.java_exception
-    while cause is not None and len(messages) < 10:
-        messages.append(str(cause.getMessage()))
-        cause = cause.getCause()
-    return "\n".join(messages)
-
-
-def _constraint_violation(path: str, text: str) -> MedallionError | None:
-    """The one-line error for rows a NOT NULL or CHECK constraint refuses, else None."""
-    columns = re.findall(r"NOT NULL constraint violated for column: (.+?)\.?$", text, flags=re.MULTILINE)
-    if "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in text and columns:
-        # Worded as the embedded engine words it (which counts the nulls, too).
-        found = ", ".join(dict.fromkeys(columns))
-        return SchemaMismatchError(
-            f"NOT NULL column(s) of {path} would get nulls: {found}; fill or filter them"
-        )
-    if "DELTA_VIOLATE_CONSTRAINT_WITH_VALUES" in text:
-        return MedallionError(f"a CHECK constraint of {path} refuses rows: {text.strip().splitlines()[0]}")
-    return None
-
-
-def _conflict_classes() -> tuple[type[BaseException], ...]:
-    """delta-spark's concurrent-modification exceptions: another commit won the version."""
-    from delta import exceptions as delta
-
-    return (
-        delta.ConcurrentAppendException,
-        delta.ConcurrentDeleteDeleteException,
-        delta.ConcurrentDeleteReadException,
-        delta.ConcurrentTransactionException,
-        delta.ConcurrentWriteException,
-        delta.DeltaConcurrentModificationException,
-        delta.MetadataChangedException,
-        delta.ProtocolChangedException,
-    )
-
-
-@contextmanager
-def _conflicts() -> Iterator[None]:
-    """delta-spark's commit conflicts as :class:`_CommitConflict`, which writes retry on."""
-    try:
-        yield
-    except _conflict_classes() as exc:
-        raise _CommitConflict(_one_line(exc)) from exc
-
-
 def _holds(condition: str | None, default: bool) -> Column:
     """A merge clause's SQL condition as a column (a null result does not hold)."""
     from pyspark.sql import functions as F
 
     return F.lit(default) if condition is None else F.coalesce(F.expr(condition), F.lit(False))
-
-
-def _newest_txn(
-    spark: SparkSession, path: str, app_id: str, head: int
-) -> tuple[int, int | None, dict[str, str]] | None:
-    """``(version, lastUpdated, table configuration)`` of ``app_id``'s txn as of version
-    ``head``, replaying the log as delta-spark does: the newest txn and metaData win."""
-    from pyspark.sql import functions as F
-
-    checkpoint, commits = _log_segment(spark, path, head)
-    log = posixpath.join(path, "_delta_log")
-    parts = []
-    if checkpoint:
-        version, files = checkpoint
-        reader = spark.read.schema(_TXN_ACTIONS)
-        paths = [posixpath.join(log, name) for name in files]
-        read = reader.json(paths) if files[0].endswith(".json") else reader.parquet(*paths)
-        parts.append(read.withColumn("commit", F.lit(version).cast("long")))
-    if commits:
-        read = spark.read.schema(_TXN_ACTIONS).json([posixpath.join(log, name) for name in commits])
-        parts.append(
-            read.withColumn("commit", F.regexp_extract("_metadata.file_path", r"(\d{20})\.json$", 1))
-        )
-    rows = (
-        reduce(lambda a, b: a.unionByName(b), parts)
-        .where((F.col("txn.appId") == F.lit(app_id)) | F.col("metaData").isNotNull())
-        .select(
-            F.col("commit").cast("long").alias("commit"),
-            "txn.version",
-            "txn.lastUpdated",
-            F.col("metaData").isNotNull().alias("is_metadata"),
-            "metaData.configuration",
-        )
-        .collect()
-    )
-    txns = [r for r in rows if not r["is_metadata"]]
-    if not txns:
-        return None
-    txn = max(txns, key=lambda r: r["commit"])
-    metadata = max((r for r in rows if r["is_metadata"]), key=lambda r: r["commit"], default=None)
-    configuration = (metadata["configuration"] if metadata else None) or {}
-    return int(txn["version"]), txn["lastUpdated"], configuration
-
-
-def _log_segment(spark: SparkSession, path: str, head: int) -> tuple[tuple[int, list[str]] | None, list[str]]:
-    """``((version, files) of the newest complete checkpoint or None, commit files after it up to
-    version ``head``)``: names in ``_delta_log``, found through Hadoop's FileSystem (Spark's).
-
-    Only the checkpoint that ``_last_checkpoint`` points to is listed: a long log has
-    thousands of files, and py4j fetches their names one call at a time.
-    """
-    jvm = spark.sparkContext._jvm
-    log = jvm.org.apache.hadoop.fs.Path(posixpath.join(path, "_delta_log"))
-    fs = log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    hint = _last_checkpoint(jvm, fs, log)
-    checkpoint = None
-    if hint is not None:
-        found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(log, f"{hint:020d}.checkpoint*"))
-        checkpoint = _newest_checkpoint([s.getPath().getName() for s in found or []])
-    if checkpoint is None:  # no hint (a young log), or a stale one: list it all
-        checkpoint = _newest_checkpoint([s.getPath().getName() for s in fs.listStatus(log)])
-    after = checkpoint[0] if checkpoint else -1
-    return checkpoint, [f"{version:020d}.json" for version in range(after + 1, head + 1)]
-
-
-def _last_checkpoint(jvm: Any, fs: Any, log: Any) -> int | None:
-    """The version ``_delta_log/_last_checkpoint`` names, or None (absent or being replaced)."""
-    from py4j.protocol import Py4JJavaError
-
-    try:
-        stream = fs.open(jvm.org.apache.hadoop.fs.Path(log, "_last_checkpoint"))
-        try:
-            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
-        return int(json.loads(text)["version"])
-    except (Py4JJavaError, ValueError, KeyError, TypeError):  # no checkpoint yet, or mid-rewrite
-        return None
-
-
-def _newest_checkpoint(names: Sequence[str]) -> tuple[int, list[str]] | None:
-    """The newest checkpoint all of whose parts are there: a single-file one (classic or V2),
-    else the parts of a multi-part one."""
-    found: dict[int, dict[int, set[str]]] = {}  # version -> parts in all (1: single) -> names
-    for name in names:
-        match = _CHECKPOINT_FILE.match(name)
-        if match:
-            total = int(match.group(3) or 1)
-            found.setdefault(int(match.group(1)), {}).setdefault(total, set()).add(name)
-    for version in sorted(found, reverse=True):
-        for total, files in sorted(found[version].items()):
-            if len(files) >= total:  # single-file ones (classic and V2) are each complete
-                return version, sorted(files)[:total]
-    return None
-
-
-def _interval_ms(path: str, text: str) -> float:
-    """A Delta interval property (``'2 weeks'``, ``'interval 7 days'``) in milliseconds,
-    as delta-spark reads it (months and years are refused there)."""
-    cleaned = text.strip().lower().removeprefix("interval").strip()
-    pairs = re.findall(r"(-?\d+(?:\.\d+)?)\s*([a-z]+?)s?\b", cleaned)
-    leftover = re.sub(r"-?\d+(?:\.\d+)?\s*[a-z]+", "", cleaned).strip()
-    if not pairs or leftover or any(unit not in _INTERVAL_MS for _, unit in pairs):
-        raise MedallionError(
-            f"{path}: {TXN_RETENTION_PROPERTY}={text!r} is not an interval such as '2 weeks'"
-        )
-    return sum(float(amount) * _INTERVAL_MS[unit] for amount, unit in pairs)

@@ -2,7 +2,7 @@
 
 It lets code written for delta-spark read unchanged where delta-spark's jars are absent::
 
-    from medallion.tables.datasource import register
+    from medallion.tables.delta_rs.datasource import register
 
     register(spark)
     spark.read.format("delta").load("/lake/tables/silver/events")
@@ -22,7 +22,7 @@ first one catches up on everything available when the query (re)starts, and an
 offsets are checkpointed by Spark.
 
 Tables the embedded engine would misread (deletion vectors in use, column mapping) fail the
-read: see :func:`medallion.tables.rs_engine.refuse_unreadable`.
+read: see :func:`medallion.tables.delta_rs.log.refuse_unreadable`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ from typing import Any
 
 from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
 from pyspark.sql.types import StructType
+
+from medallion.tables.arrow import arrow_schema
+from medallion.tables.checks import as_utc, normalize_path
+from medallion.tables.delta_rs.log import filesystem, refuse_unreadable, tail
 
 NAME = "delta"
 # Where delta-spark's jars are loaded, ``delta`` is theirs: the embedded source takes this name.
@@ -75,8 +79,6 @@ class DeltaDataSource(DataSource):
         return NAME
 
     def _path(self) -> str:
-        from medallion.tables.table import normalize_path
-
         path = self.options.get("path")
         if not path:
             raise ValueError("format('delta') needs a path: .load('<table path>')")
@@ -113,9 +115,6 @@ class DeltaBatchReader(DataSourceReader):
 
     def partitions(self) -> list[FilePartition]:
         from deltalake import DeltaTable
-
-        from medallion.tables.rs_engine import refuse_unreadable
-        from medallion.tables.table import as_utc
 
         dt = DeltaTable(self.path, version=self.version)
         if self.timestamp is not None:
@@ -192,8 +191,6 @@ class DeltaStreamReader(DataSourceStreamReader):
     def _files(self, version: int, snapshot: bool) -> list[tuple[str, dict[str, str | None]]]:
         from deltalake import DeltaTable
 
-        from medallion.tables.rs_engine import refuse_unreadable
-
         if snapshot:
             dt = DeltaTable(self.path, version=version)
             refuse_unreadable(dt, self.path)
@@ -212,9 +209,7 @@ def _latest_version(path: str) -> int:
 
 def _appended_files(path: str, version: int) -> list[tuple[str, dict[str, str | None]]]:
     """Files version ``version`` adds, or none if it is not a pure append (skipChangeCommits)."""
-    from medallion.tables.rs_engine import _filesystem
-
-    fs, root = _filesystem(path)
+    fs, root = filesystem(path)
     log = posixpath.join(root, "_delta_log", f"{version:020d}.json")
     try:
         with fs.open_input_stream(log) as stream:
@@ -228,8 +223,6 @@ def _appended_files(path: str, version: int) -> list[tuple[str, dict[str, str | 
     if any("metaData" in a or "protocol" in a for a in actions):
         # A version may turn on what this engine cannot read (column mapping, a feature).
         from deltalake import DeltaTable
-
-        from medallion.tables.rs_engine import refuse_unreadable
 
         refuse_unreadable(DeltaTable(path, version=version), path)
     if any("remove" in a and a["remove"].get("dataChange", True) for a in actions):
@@ -247,18 +240,16 @@ def _snapshot_files(dt) -> list[tuple[str, dict[str, str | None]]]:
 
     import pyarrow as pa
 
-    from medallion.tables.rs_engine import _tail
-
     actions = pa.table(dt.get_add_actions(flatten=True))
     columns = [c for c in actions.column_names if c.startswith("partition.")]
     # Part file names repeat across partition directories: match on directories + name.
     depth = len(columns) + 1
-    uris = {_tail(unquote(u), depth): u for u in dt.file_uris()}
+    uris = {tail(unquote(u), depth): u for u in dt.file_uris()}
     files = []
     for row in actions.to_pylist():
         values = {c[len("partition.") :]: _as_string(row[c]) for c in columns}
         path = row["path"]
-        files.append((uris.get(_tail(unquote(path), depth), posixpath.join(dt.table_uri, path)), values))
+        files.append((uris.get(tail(unquote(path), depth), posixpath.join(dt.table_uri, path)), values))
     return sorted(files)
 
 
@@ -277,11 +268,8 @@ def read_file(table_path: str, partition: FilePartition, schema: StructType) -> 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from medallion.tables.rs_engine import _filesystem
-    from medallion.tables.table import arrow_schema
-
     target = arrow_schema(schema)
-    fs, _ = _filesystem(table_path)
+    fs, _ = filesystem(table_path)
     location = partition.path
     if "://" in location and location.startswith("file:"):
         location = location.split("://", 1)[1]

@@ -1,0 +1,75 @@
+"""Table rows and file statistics as Arrow on the driver, with no Spark job to make them.
+
+Usage::
+
+    from medallion.tables.arrow import driver_rows, may_match
+
+    audit.append(driver_rows(AUDIT_SCHEMA, [{"event_date": day, "rows": 7}]))
+    stats = bronze.file_statistics(["source_file"])
+    may_match(stats, "source_file", batch_files).any()      # False: no file holds them
+
+Timestamps are UTC instants, as Spark stores them, so a batch built here appends unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    from pyspark.sql.types import StructType
+
+
+def arrow_schema(schema: StructType) -> pa.Schema:
+    """``schema`` in Arrow, timestamps as UTC instants (as Spark stores them)."""
+    import inspect
+
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    # pyspark 4.2 names the time zone; 4.0 and 4.1 (a cluster's own) take a flag.
+    if "timezone" in inspect.signature(to_arrow_schema).parameters:
+        return to_arrow_schema(schema, timezone="UTC")
+    return to_arrow_schema(schema, timestamp_utc=True)
+
+
+def driver_rows(schema: StructType, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """A few rows built on the driver as Arrow in ``schema``, ready for :meth:`Table.append`
+    or :meth:`Table.merge`: no Spark job to make them (``createDataFrame`` runs one)::
+
+        audit.append(driver_rows(AUDIT_SCHEMA, [{"event_date": day, "rows": 7}]))
+    """
+    import pyarrow as pa
+
+    names = schema.fieldNames()
+    return pa.Table.from_pylist(
+        [{name: row[name] for name in names} for row in rows], schema=arrow_schema(schema)
+    )
+
+
+def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray:
+    """Per file of :meth:`Table.file_statistics`: whether its bounds of ``column`` may enclose one of
+    ``values`` (False: the file holds none of them). A file without both bounds (a long string's
+    max is left out) may hold anything; a truncated bound still bounds (delta-rs rounds a max up)::
+
+        stats = bronze.file_statistics(["source_file"])
+        if may_match(stats, "source_file", batch_files).any():
+            ...  # look the files up with Spark
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    low, high = stats.column(f"min.{column}"), stats.column(f"max.{column}")
+    if pa.types.is_null(low.type) or pa.types.is_null(high.type):
+        return np.ones(stats.num_rows, dtype=bool)
+    unbounded = pc.or_(pc.is_null(low), pc.is_null(high))
+    found = np.zeros(stats.num_rows, dtype=bool)
+    for value in set(values):
+        hit = pc.and_(
+            pc.less_equal(low, pa.scalar(value, low.type)),
+            pc.greater_equal(high, pa.scalar(value, high.type)),
+        )
+        found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+    return found | unbounded.to_numpy(zero_copy_only=False)
