@@ -258,7 +258,9 @@ def ingest(
             raise ConfigError(
                 "ingest --mode stream writes Delta through foreachBatch: use a micro-batch trigger"
             )
-        ingestor.start_stream(plan.trigger_kwargs, await_termination=True)
+        from medallion.streaming.landing import start_ingest
+
+        start_ingest(ingestor, plan.trigger_kwargs, await_termination=True)
         return
     report = ingestor.run_batch()
     console.print(_table(f"ingest ({report.seconds:.1f}s)", list(report.COLUMNS), report.rows()))

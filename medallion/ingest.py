@@ -6,7 +6,7 @@ Usage::
 
     ingestor = Ingestor(settings, spark)
     report = ingestor.run_batch()          # whatever landed since the last run
-    query = ingestor.start_stream()        # the same, continuously, exactly-once
+    # the same, continuously, exactly-once: medallion.streaming.landing.start_ingest(ingestor, trigger)
 
 Both paths call :meth:`Ingestor.process` with a DataFrame of landed lines: bronze gets every
 line, silver the valid first arrivals, quarantine the rest with reasons. Each table write is
@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from medallion import failpoints
-from medallion.bronze import KAFKA_COLUMNS, local_path, read_kafka, read_landing, to_bronze, unread_bytes
+from medallion.bronze import KAFKA_COLUMNS, local_path, read_landing, to_bronze, unread_bytes
 from medallion.claims import Claim, ClaimLedger
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
@@ -42,8 +42,6 @@ from medallion.schemas import (
 )
 from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labels
 from medallion.spark import session_conf
-from medallion.streaming.checkpoint import listed_files, query_id
-from medallion.streaming.compaction import Compaction
 from medallion.tables import Lakehouse, Table
 from medallion.tables.arrow import driver_rows
 
@@ -612,89 +610,3 @@ class Ingestor:
         ]
         if files:
             ledger.claim(f"{ADOPTED_APP}:{feed}", 0, files)
-
-    # ------------------------------------------------------------------ stream
-
-    def _landing_stream(self, feed: str) -> DataFrame:
-        if not self.settings.storage.is_uri:  # an object store has no folders to make
-            Path(self.landing_folder(feed)).mkdir(parents=True, exist_ok=True)
-        return read_landing(
-            self.spark,
-            self.landing_folder(feed),
-            stream=True,
-            max_files_per_trigger=self.settings.stream.max_files_per_trigger,
-            max_bytes_per_trigger=self.settings.stream.max_bytes_per_trigger,
-        )
-
-    def start_stream(
-        self, trigger: dict[str, object], query_name: str = "ingest", await_termination: bool = False
-    ):
-        """Start one streaming query per feed; each micro-batch goes through :meth:`process`."""
-        queries = []
-        for feed in FEEDS:
-            name = f"{query_name}_{feed}"
-            compaction = Compaction(
-                [self.bronze[feed], self.silver[feed], self.quarantine], self.settings.stream.compact_every
-            )
-            checkpoint = self.settings.storage.checkpoint_path(name)
-            from_kafka = feed == "events" and self.settings.stream.source == "kafka"
-            landed = landed_stream(self.spark, self.settings) if from_kafka else self._landing_stream(feed)
-
-            def write_batch(
-                batch: DataFrame,
-                batch_id: int,
-                feed: str = feed,
-                checkpoint: str = checkpoint,
-                compaction: Compaction = compaction,
-            ) -> None:
-                app_id = f"stream:{query_id(checkpoint)}"
-                kafka = feed == "events" and self.settings.stream.source == "kafka"
-                ingested = self.process(
-                    feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka
-                )
-                ingested.release()
-                if not kafka:
-                    lineless = sorted(set(listed_files(checkpoint, batch_id)) - set(ingested.files_read))
-                    self.record_lineless(feed, lineless, txn=(f"{app_id}:lineless", batch_id))
-                compaction.after(batch_id)
-
-            query = (
-                landed.writeStream.queryName(name)
-                .option("checkpointLocation", checkpoint)
-                .foreachBatch(write_batch)
-                .trigger(**trigger)
-                .start()
-            )
-            queries.append(query)
-        if await_termination:
-            for query in queries:
-                query.awaitTermination()
-        return queries
-
-
-def landed_stream(spark: SparkSession, settings: Settings, continuous: bool = False) -> DataFrame:
-    """The events the stream reads, as landed lines: the landing folder (``stream.source:
-    files``) or the Kafka topic (``stream.source: kafka``; see :func:`read_kafka` for
-    ``continuous``)."""
-    stream = settings.stream
-    if stream.source == "kafka":
-        from medallion.streaming.plan import kafka_options
-
-        kafka = stream.kafka
-        return read_kafka(
-            spark,
-            kafka_options(settings),
-            kafka.topic,
-            kafka.starting_offsets,
-            kafka.max_offsets_per_trigger,
-            continuous=continuous,
-        )
-    if not settings.storage.is_uri:  # an object store has no folders to make
-        Path(settings.storage.landing_events).mkdir(parents=True, exist_ok=True)
-    return read_landing(
-        spark,
-        settings.storage.landing_events,
-        stream=True,
-        max_files_per_trigger=stream.max_files_per_trigger,
-        max_bytes_per_trigger=stream.max_bytes_per_trigger,
-    )

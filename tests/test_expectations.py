@@ -11,6 +11,7 @@ from medallion.config import load_settings
 from medallion.errors import ConfigError
 from medallion.expectations import ExpectationFailed
 from medallion.ingest import Ingestor
+from medallion.streaming.landing import start_ingest
 from medallion.tables import Lakehouse
 from tests.conftest import REPO
 from tests.test_ingest import event, land
@@ -194,7 +195,7 @@ def test_a_fail_expectation_stops_the_stream_with_its_one_line(spark, storage_ro
     )
     land(settings.storage.landing_events, "events-0001.jsonl", [json.dumps(event("b", card_id="stolen-9"))])
     land(settings.storage.landing_labels, "labels-0001.jsonl", [])
-    events_query, labels_query = Ingestor(settings, spark).start_stream({"availableNow": True})
+    events_query, labels_query = start_ingest(Ingestor(settings, spark), {"availableNow": True})
     run_until_stopped(labels_query)
     with pytest.raises(MedallionError) as failed:
         run_until_stopped(events_query)

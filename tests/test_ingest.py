@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from medallion.ingest import Ingestor
 from medallion.schemas import MAX_LINE_BYTES
+from medallion.streaming.landing import start_ingest
 from medallion.tables import Lakehouse
 
 pytestmark = pytest.mark.usefixtures("delta_engine")
@@ -264,7 +265,7 @@ def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
     )
     land(streamed.storage.landing_events, "events-0001.jsonl", lines[:4])
     land(streamed.storage.landing_events, "events-0002.jsonl", lines[4:])
-    for query in Ingestor(streamed, spark).start_stream({"availableNow": True}):
+    for query in start_ingest(Ingestor(streamed, spark), {"availableNow": True}):
         run_until_stopped(query)
 
     def silver(conf):

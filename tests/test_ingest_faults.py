@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from medallion.claims import ClaimLedger
 from medallion.ingest import Ingestor
+from medallion.streaming.landing import start_ingest
 from medallion.tables import Lakehouse
 from tests.test_ingest import event, land
 
@@ -249,7 +250,7 @@ def test_the_stream_records_a_file_deleted_after_its_batch_listed_it(spark, sett
         return process(self, feed, landed, *args, **kwargs)
 
     monkeypatch.setattr(Ingestor, "process", delete_then_process)
-    for query in Ingestor(settings, spark).start_stream({"availableNow": True}):
+    for query in start_ingest(Ingestor(settings, spark), {"availableNow": True}):
         query.awaitTermination(180)
         assert query.exception() is None
     lake = Lakehouse(settings, spark)
@@ -277,7 +278,7 @@ def test_a_line_too_long_to_read_is_skipped_unread_and_its_file_recorded(spark, 
         if mode == "night":
             counts = ingestor.run_batch().feeds["events"]
         else:
-            for query in ingestor.start_stream({"availableNow": True}):
+            for query in start_ingest(ingestor, {"availableNow": True}):
                 query.awaitTermination(180)
                 assert query.exception() is None
     lake = Lakehouse(settings, spark)
@@ -295,7 +296,7 @@ def test_a_line_too_long_to_read_is_skipped_unread_and_its_file_recorded(spark, 
 def test_a_micro_batch_can_be_bounded_by_bytes(spark, storage_root):
     """A few huge files must not all land in one micro-batch the driver then holds whole."""
     from medallion.config import load_settings
-    from medallion.ingest import landed_stream
+    from medallion.streaming.landing import landed_stream
 
     settings = load_settings(
         "local", [f"storage.root={storage_root}", "stream.max_bytes_per_trigger=1"], environ={}

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from medallion.datagen import generate_history
 from medallion.silver import parse_events
+from medallion.streaming.landing import start_ingest
 from medallion.streaming.speed import SpeedLayer
 from medallion.tables import Lakehouse
 from tests.conftest import REPO
@@ -108,7 +109,7 @@ def test_ingest_mode_stream_reads_kafka_events(spark, lake_with_champion, kafka_
 
     settings = lake_with_champion(*kafka_conf(kafka_broker, kafka_topic, "stream.trigger.kind=availableNow"))
     records = produced_history(settings)
-    for query in Ingestor(settings, spark).start_stream({"availableNow": True}):
+    for query in start_ingest(Ingestor(settings, spark), {"availableNow": True}):
         query.awaitTermination(240)
     lake = Lakehouse(settings, spark)
     bronze = lake.table("bronze", "events").read()

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from medallion.config import Settings
 from medallion.errors import StreamConfigError
 from medallion.features import build_features
-from medallion.ingest import Ingestor, landed_stream
+from medallion.ingest import Ingestor
 from medallion.model.guard import ScoreGuard, score_problem
 from medallion.predict import with_scores
 from medallion.schemas import (
@@ -40,6 +40,7 @@ from medallion.spark import session_conf, task_slots
 from medallion.streaming.checkpoint import listed_files, query_id
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.continuous import judge, kafka_records, shown_rows
+from medallion.streaming.landing import landed_stream
 from medallion.streaming.plan import StreamPlan, check_connectors, kafka_options, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
