@@ -115,7 +115,7 @@ def main() -> None:
 
         # Best of five: Python workers and the model load in the first, as a night that scores
         # many partitions pays them once. Run back to back, the in-process predict spends the
-        # least time in the kernel mapping pages for its large arrays: its fastest (README).
+        # least time in the kernel mapping pages for its large arrays: its fastest (docs/performance.md).
         udf_s = best_of(5, lambda: with_scores(cached, scorer, threshold).agg(F.sum("score")).collect())
         frame = pd.read_parquet(parquet)
         features_frame = frame[list(FEATURE_COLUMNS)]

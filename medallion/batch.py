@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from medallion.catalog import PREDICTIONS_BATCH
 from medallion.config import Settings
 from medallion.featurestore import DayBuild, FeatureStore
 from medallion.ingest import Ingestor
@@ -60,9 +61,7 @@ class NightlyBatch:
         self.spark = spark
         self.on_step = on_step or (lambda step: None)
         self.lake = Lakehouse(settings, spark)
-        self.predictions: Table = self.lake.create(
-            "gold", "predictions_batch", PREDICTIONS_BATCH_SCHEMA, partition_by=["event_date"]
-        )
+        self.predictions: Table = self.lake.open(PREDICTIONS_BATCH)
 
     def _step(self, report: NightReport, name: str, work: Callable[[], tuple[int, str]]) -> None:
         started = time.monotonic()

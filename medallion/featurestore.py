@@ -22,11 +22,11 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from medallion.catalog import CARD_PROFILES, FEATURES, SILVER_EVENTS, SILVER_LABELS, TRAINING_SET, TableSpec
 from medallion.config import Settings
 from medallion.features import build_features
 from medallion.gold import PROFILE_WINDOW_DAYS, card_profiles, training_set
 from medallion.observation import observed
-from medallion.schemas import SILVER_EVENTS_SCHEMA, SILVER_LABELS_SCHEMA
 from medallion.silver import latest_labels
 from medallion.spark import session_conf
 from medallion.tables import Lakehouse, Table
@@ -61,23 +61,21 @@ class FeatureStore:
         self.settings = settings
         self.spark = spark
         self.lake = Lakehouse(settings, spark)
-        self.silver_events: Table = self.lake.create(
-            "silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"]
-        )
-        self.silver_labels: Table = self.lake.create("silver", "labels", SILVER_LABELS_SCHEMA)
+        self.silver_events: Table = self.lake.open(SILVER_EVENTS)
+        self.silver_labels: Table = self.lake.open(SILVER_LABELS)
 
     def table(self, name: str) -> Table:
         return self.lake.table("gold", name)
 
-    def _replace(self, name: str, rows: DataFrame, where: str, partition_by: list[str]) -> Table:
-        if not self.lake.exists("gold", name):
-            return self._create_from(name, rows, partition_by)
-        table = self.lake.table("gold", name)
+    def _replace(self, spec: TableSpec, rows: DataFrame, where: str) -> Table:
+        if not self.lake.exists(spec.layer, spec.name):
+            return self._create_from(spec, rows)
+        table = self.lake.table(spec.layer, spec.name)
         table.overwrite(rows, where=where)
         return table
 
-    def _create_from(self, name: str, rows: DataFrame, partition_by: list[str]) -> Table:
-        table = self.lake.create("gold", name, rows.schema, partition_by=partition_by)
+    def _create_from(self, spec: TableSpec, rows: DataFrame) -> Table:
+        table = self.lake.create(spec.layer, spec.name, rows.schema, partition_by=spec.partition_by)
         table.append(rows)
         return table
 
@@ -105,7 +103,7 @@ class FeatureStore:
             with session_conf(self.spark, HASHED_SET_GROUPS):
                 profile_rows = profiles.count()  # builds the cache
             in_days = ", ".join(f"DATE'{d.isoformat()}'" for d in days)
-            self._replace("card_profiles", profiles, f"profile_date IN ({in_days})", ["profile_date"])
+            self._replace(CARD_PROFILES, profiles, f"profile_date IN ({in_days})")
             in_range = (F.col("event_date") >= F.lit(day)) & (F.col("event_date") <= F.lit(last_day))
             events = self.silver_events.read().where(in_range)
             # Counted while written: caching two million feature rows to count them costs
@@ -115,7 +113,7 @@ class FeatureStore:
                 events, profiles.where(F.col("profile_date") <= F.lit(last_day))
             ).observe(counted, F.count(F.lit(1)).alias("rows"))
             in_days = f"event_date BETWEEN DATE'{day.isoformat()}' AND DATE'{last_day.isoformat()}'"
-            table = self._replace("features", features, in_days, ["event_date"])
+            table = self._replace(FEATURES, features, in_days)
             figures = observed(counted)
             feature_rows = figures["rows"] if figures else table.read().where(in_days).count()
         finally:
@@ -133,7 +131,7 @@ class FeatureStore:
                 table = self.lake.table("gold", "training_set")
                 table.overwrite(labelled)
             else:
-                table = self._create_from("training_set", labelled, ["event_date"])
+                table = self._create_from(TRAINING_SET, labelled)
         finally:
             labelled.unpersist()
         return rows, table.version()

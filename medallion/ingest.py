@@ -29,6 +29,7 @@ from pyspark.util import inheritable_thread_target
 
 from medallion import failpoints
 from medallion.bronze import KAFKA_COLUMNS, local_path, read_landing, to_bronze, unread_bytes
+from medallion.catalog import BRONZE, QUARANTINE, SILVER
 from medallion.claims import Claim, ClaimLedger
 from medallion.config import Settings
 from medallion.expectations import ExpectationFailed, declared, fail_if_broken, validate
@@ -36,8 +37,6 @@ from medallion.observation import observed
 from medallion.schemas import (
     BRONZE_SCHEMA,
     QUARANTINE_SCHEMA,
-    SILVER_EVENTS_SCHEMA,
-    SILVER_LABELS_SCHEMA,
     UNREAD_LINE_BYTES,
 )
 from medallion.silver import ParsedFeed, dedupe_events, parse_events, parse_labels
@@ -179,17 +178,9 @@ class Ingestor:
         self.settings = settings
         self.spark = spark
         self.lake = Lakehouse(settings, spark)
-        self.bronze = {
-            "events": self.lake.create("bronze", "events", BRONZE_SCHEMA),
-            "labels": self.lake.create("bronze", "labels", BRONZE_SCHEMA),
-        }
-        self.silver = {
-            "events": self.lake.create("silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"]),
-            "labels": self.lake.create("silver", "labels", SILVER_LABELS_SCHEMA),
-        }
-        self.quarantine: Table = self.lake.create(
-            "silver", "quarantine", QUARANTINE_SCHEMA, partition_by=["feed"]
-        )
+        self.bronze = {feed: self.lake.open(spec) for feed, spec in BRONZE.items()}
+        self.silver = {feed: self.lake.open(spec) for feed, spec in SILVER.items()}
+        self.quarantine: Table = self.lake.open(QUARANTINE)
         self._ledgers: dict[str, ClaimLedger] = {}
         self.expectations = {feed: declared(settings, feed) for feed in FEEDS}
         for feed, rules in self.expectations.items():

@@ -41,14 +41,18 @@ from datetime import UTC, date, datetime, timedelta
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
+from medallion.catalog import (
+    PREDICTIONS_BATCH,
+    PREDICTIONS_SPEED,
+    RECONCILIATION_AUDIT,
+    SERVING,
+    SILVER_EVENTS,
+)
 from medallion.config import Settings
 from medallion.observation import observed
 from medallion.schemas import (
-    PREDICTIONS_BATCH_SCHEMA,
-    PREDICTIONS_SPEED_SCHEMA,
     RECONCILIATION_AUDIT_SCHEMA,
     SERVING_SCHEMA,
-    SILVER_EVENTS_SCHEMA,
 )
 from medallion.spark import session_conf
 from medallion.tables import Lakehouse, Table
@@ -191,17 +195,11 @@ class Reconciler:
         self.settings = settings
         self.spark = spark
         lake = Lakehouse(settings, spark)
-        self.batch: Table = lake.create(
-            "gold", "predictions_batch", PREDICTIONS_BATCH_SCHEMA, partition_by=["event_date"]
-        )
-        self.speed: Table = lake.create(
-            "gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]
-        )
-        self.serving: Table = lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"])
-        self.audit: Table = lake.create("gold", "reconciliation_audit", RECONCILIATION_AUDIT_SCHEMA)
-        self.silver: Table = lake.create(
-            "silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"]
-        )
+        self.batch: Table = lake.open(PREDICTIONS_BATCH)
+        self.speed: Table = lake.open(PREDICTIONS_SPEED)
+        self.serving: Table = lake.open(SERVING)
+        self.audit: Table = lake.open(RECONCILIATION_AUDIT)
+        self.silver: Table = lake.open(SILVER_EVENTS)
 
     def run(self, day: date) -> AuditRow:
         """Reconcile one ``event_date``; re-running with unchanged inputs serves the same rows

@@ -245,3 +245,25 @@ STREAM_METRICS_SCHEMA = StructType(
         StructField("model_version", StringType(), True),
     ]
 )
+
+# ---- gold.online_requests: every answer of the online service (medallion.serving)
+ONLINE_REQUESTS_SCHEMA = StructType(
+    [
+        StructField("request_date", DateType(), False),
+        StructField("requested_at", TimestampType(), False),
+        StructField("event_id", StringType(), False),
+        StructField("card_id", StringType(), False),
+        StructField("event_ts", TimestampType(), False),
+        StructField("event_date", DateType(), False),
+        StructField("key", StringType(), False),
+        StructField("model_version", StringType(), False),
+        StructField("precomputed", BooleanType(), False),
+        StructField("source", StringType(), False),
+        StructField("score", DoubleType(), False),
+        StructField("decision", BooleanType(), False),
+        StructField("card_known", BooleanType(), False),
+        StructField("latency_ms", DoubleType(), True),
+        StructField("scored_by", StringType(), True),  # a miss: 'native' | 'pandas_udf'
+        *FEATURE_SCHEMA.fields,
+    ]
+)

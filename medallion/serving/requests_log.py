@@ -24,57 +24,28 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from pyspark.sql.types import (
-    BooleanType,
-    DateType,
-    DoubleType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
-
+from medallion.catalog import ONLINE_REQUESTS
 from medallion.config import Settings
-from medallion.schemas import FEATURE_SCHEMA
+from medallion.schemas import ONLINE_REQUESTS_SCHEMA
 from medallion.tables.arrow import driver_rows
 from medallion.tables.table import Table
 
-ONLINE_REQUESTS_SCHEMA = StructType(
-    [
-        StructField("request_date", DateType(), False),
-        StructField("requested_at", TimestampType(), False),
-        StructField("event_id", StringType(), False),
-        StructField("card_id", StringType(), False),
-        StructField("event_ts", TimestampType(), False),
-        StructField("event_date", DateType(), False),
-        StructField("key", StringType(), False),
-        StructField("model_version", StringType(), False),
-        StructField("precomputed", BooleanType(), False),
-        StructField("source", StringType(), False),
-        StructField("score", DoubleType(), False),
-        StructField("decision", BooleanType(), False),
-        StructField("card_known", BooleanType(), False),
-        StructField("latency_ms", DoubleType(), True),
-        StructField("scored_by", StringType(), True),  # a miss: 'native' | 'pandas_udf'
-        *FEATURE_SCHEMA.fields,
-    ]
-)
 #: Rows kept for a retry when a flush fails; past it the oldest are counted as lost.
 MAX_PENDING = 200_000
 
 
 def open_requests_table(settings: Settings, spark=None) -> Table:
     """gold.online_requests, created if absent, on the conf's engine (no JVM for the embedded one)."""
-    path = settings.storage.table_path("gold", "online_requests")
+    path = settings.storage.table_path(ONLINE_REQUESTS.layer, ONLINE_REQUESTS.name)
     on_databricks = bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
     # As medallion.tables.resolve_engine decides: auto is the embedded engine off Databricks.
     if settings.delta.engine == "rs" or (settings.delta.engine == "auto" and not on_databricks):
-        return Table.create(spark, path, ONLINE_REQUESTS_SCHEMA, partition_by=["request_date"], engine="rs")
+        return Table.create(spark, path, ONLINE_REQUESTS.schema, ONLINE_REQUESTS.partition_by, engine="rs")
     from medallion.spark import get_spark
     from medallion.tables import Lakehouse
 
     lake = Lakehouse(settings, spark or get_spark(settings))
-    return lake.create("gold", "online_requests", ONLINE_REQUESTS_SCHEMA, partition_by=["request_date"])
+    return lake.open(ONLINE_REQUESTS)
 
 
 class RequestLog:

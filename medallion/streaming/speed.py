@@ -24,6 +24,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from medallion.catalog import PREDICTIONS_SHADOW, PREDICTIONS_SPEED, SERVING, STREAM_METRICS
 from medallion.config import Settings
 from medallion.errors import StreamConfigError
 from medallion.features import build_features
@@ -33,8 +34,6 @@ from medallion.predict import with_scores
 from medallion.schemas import (
     PREDICTIONS_SHADOW_SCHEMA,
     PREDICTIONS_SPEED_SCHEMA,
-    SERVING_SCHEMA,
-    STREAM_METRICS_SCHEMA,
 )
 from medallion.spark import session_conf, task_slots
 from medallion.streaming.checkpoint import listed_files, query_id
@@ -112,16 +111,12 @@ class SpeedLayer:
     def tables(self) -> dict[str, Table]:
         lake = self.lake
         tables = {
-            "speed": lake.create(
-                "gold", "predictions_speed", PREDICTIONS_SPEED_SCHEMA, partition_by=["event_date"]
-            ),
-            "serving": lake.create("gold", "predictions", SERVING_SCHEMA, partition_by=["event_date"]),
-            "metrics": lake.create("gold", "stream_metrics", STREAM_METRICS_SCHEMA),
+            "speed": lake.open(PREDICTIONS_SPEED),
+            "serving": lake.open(SERVING),
+            "metrics": lake.open(STREAM_METRICS),
         }
         if self.settings.stream.challenger == "shadow":
-            tables["shadow"] = lake.create(
-                "gold", "predictions_shadow", PREDICTIONS_SHADOW_SCHEMA, partition_by=["event_date"]
-            )
+            tables["shadow"] = lake.open(PREDICTIONS_SHADOW)
         return tables
 
     # ------------------------------------------------------------------ models

@@ -6,7 +6,7 @@ Usage::
 
     lake = Lakehouse(settings, spark)
     lake.engine                                    # 'rs'
-    events = lake.create("silver", "events", SILVER_EVENTS_SCHEMA, partition_by=["event_date"])
+    events = lake.open(SILVER_EVENTS)              # a medallion.catalog.TableSpec
     lake.table("silver", "events").read()
     lake.exists("gold", "features")
 """
@@ -56,6 +56,13 @@ class Lakehouse:
         return Table.create(
             self.spark, self.path(layer, name), schema, partition_by, properties, engine=self.engine
         )
+
+    def open(self, spec) -> Table:
+        """The table a :class:`medallion.catalog.TableSpec` declares, created if absent (its
+        declared columns added if it lacks them; another schema is refused)."""
+        if spec.schema is None:
+            raise ValueError(f"{spec.id} takes its schema from its first rows: create it with those")
+        return self.create(spec.layer, spec.name, spec.schema, spec.partition_by)
 
     def exists(self, layer: str, name: str) -> bool:
         return Table.exists(self.spark, self.path(layer, name), engine=self.engine)
