@@ -1,0 +1,201 @@
+"""The compiled model: inputs, trees and the Spark SQL text that scores a row.
+
+How the expression is laid out: the inputs are encoded once (each category to its code,
+a null number to NaN), then the trees are summed in order (baseline first, as scikit-learn
+adds them, so the sums are bit-equal), in projections of at most ``leaves_per_projection``
+leaves (by default all of them, in one). A model's trees make Java methods too large for the JIT to compile
+(HotSpot leaves methods over 8,000 bytes interpreted), so loading a native scorer sets
+``spark.sql.codegen.hugeMethodLimit`` to 8000 unless the session set it: Spark then runs that
+stage without whole-stage codegen, where each projection is generated as many small methods.
+A chunk's partial sum after the first carries a ``0 * spark_partition_id()`` term: an
+expression Spark treats as non-deterministic, so the optimizer keeps the projections apart
+instead of inlining them back into one (adding 0.0 leaves the sum unchanged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from medallion.errors import MedallionError
+
+#: Leaves per projection: by default every tree in one (fastest measured, docs/performance.md).
+LEAVES_PER_PROJECTION = 1_000_000
+#: HotSpot's limit for compiling a method; Spark's default (65535) would run larger ones interpreted.
+HUGE_METHOD_LIMIT = "8000"
+_PREFIX = "_native_"
+
+
+class NativeUnsupported(MedallionError):
+    """The model holds something the compiler does not know; the message names it."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One model input as the trees see it, computed from one feature column.
+
+    ``codes`` is None for a number (passed through, null as NaN); for a category it maps
+    each known string to the code the trees compare, with ``other`` for null or unknown
+    strings (NaN: the tree's missing-value direction).
+    """
+
+    column: str
+    codes: dict[str, float] | None = None
+    null: float = math.nan
+    other: float = math.nan
+
+    @property
+    def categorical(self) -> bool:
+        return self.codes is not None
+
+
+@dataclass(frozen=True)
+class Node:
+    value: float
+    is_leaf: bool
+    feature: int
+    threshold: float
+    missing_left: bool
+    left: int
+    right: int
+    categorical: bool
+    left_codes: frozenset[int] = frozenset()
+    known_codes: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class NativeModel:
+    """A binary gradient-boosted classifier as Spark SQL: ``with_score`` adds its probability."""
+
+    inputs: tuple[Input, ...]
+    trees: tuple[tuple[Node, ...], ...]
+    baseline: float
+    leaves_per_projection: int = LEAVES_PER_PROJECTION
+    _sql: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def leaves(self) -> int:
+        return sum(node.is_leaf for tree in self.trees for node in tree)
+
+    def describe(self) -> str:
+        categories = sum(i.categorical for i in self.inputs)
+        return (
+            f"{len(self.trees)} trees / {self.leaves} leaves over {categories} categorical and "
+            f"{len(self.inputs) - categories} numeric inputs, {len(self.projections())} projections"
+        )
+
+    # -------------------------------------------------------------- SQL text
+
+    def input_sql(self) -> list[tuple[str, str]]:
+        """(column name, expression) of each encoded input: the first projection."""
+        out = []
+        for index, spec in enumerate(self.inputs):
+            source = _quote(spec.column)
+            if spec.codes is None:
+                sql = f"coalesce(CAST({source} AS DOUBLE), {_double(math.nan)})"
+            else:
+                whens = [f"WHEN {source} IS NULL THEN {_double(spec.null)}"]
+                whens += [f"WHEN {source} = {_string(k)} THEN {_double(v)}" for k, v in spec.codes.items()]
+                sql = f"CASE {' '.join(whens)} ELSE {_double(spec.other)} END"
+            out.append((f"{_PREFIX}in{index}", sql))
+        return out
+
+    def tree_sql(self, tree: Sequence[Node]) -> str:
+        def walk(index: int) -> str:
+            node = tree[index]
+            if node.is_leaf:
+                return _double(node.value)
+            return f"CASE WHEN {self._condition(node)} THEN {walk(node.left)} ELSE {walk(node.right)} END"
+
+        return walk(0)
+
+    def _condition(self, node: Node) -> str:
+        column = f"{_PREFIX}in{node.feature}"
+        if node.categorical:
+            if node.missing_left:
+                # Left unless a known category that goes right: unknown, null and NaN go left.
+                right = sorted(node.known_codes - node.left_codes)
+                return f"NOT ({column} IN ({_codes(right)}))" if right else "true"
+            left = sorted(node.left_codes)
+            return f"{column} IN ({_codes(left)})" if left else "false"
+        below = f"{column} <= {_double(node.threshold)}"
+        return f"({below} OR isnan({column}))" if node.missing_left else below
+
+    def projections(self) -> list[list[int]]:
+        """Tree indices per projection, in order, each chunk within the leaf budget."""
+        chunks: list[list[int]] = [[]]
+        leaves = 0
+        for index, tree in enumerate(self.trees):
+            size = sum(node.is_leaf for node in tree)
+            if chunks[-1] and leaves + size > self.leaves_per_projection:
+                chunks.append([])
+                leaves = 0
+            chunks[-1].append(index)
+            leaves += size
+        return chunks
+
+    def sql(self) -> dict[str, Any]:
+        """Every SQL text the score needs (built once per model)."""
+        if not self._sql:
+            raw = f"{_PREFIX}raw"
+            sums = []
+            for number, chunk in enumerate(self.projections()):
+                start = _double(self.baseline) if number == 0 else f"({raw} + 0.0D * spark_partition_id())"
+                sums.append(" + ".join([start, *(f"({self.tree_sql(self.trees[i])})" for i in chunk)]))
+            self._sql.update(inputs=self.input_sql(), sums=sums, raw=raw)
+        return self._sql
+
+    # -------------------------------------------------------------- Spark
+
+    def columns(self) -> list[tuple[str, Any]]:
+        """(name, Column) in order: the encoded inputs, then one partial sum per projection.
+
+        Build once per model and reuse: parsing the text is the costly part.
+        """
+        from pyspark.sql import functions as F
+
+        sql = self.sql()
+        out: list[tuple[str, Any]] = [("__inputs__", [(n, F.expr(s)) for n, s in sql["inputs"]])]
+        out += [(sql["raw"], F.expr(text)) for text in sql["sums"]]
+        return out
+
+    def with_score(self, frame, column: str = "score", columns: list[tuple[str, Any]] | None = None):
+        """``frame`` plus ``column``: the probability of the positive class, as the pipeline gives it."""
+        from pyspark.sql import functions as F
+
+        parts = columns if columns is not None else self.columns()
+        original = frame.columns
+        _, encoded = parts[0]
+        frame = frame.withColumns(dict(encoded))
+        for name, expression in parts[1:]:
+            frame = frame.withColumn(name, expression)
+        raw = F.col(self.sql()["raw"])
+        probability = F.lit(1.0) / (F.lit(1.0) + F.exp(-raw))
+        return frame.select(*[F.col(_quote(c)) for c in original], probability.alias(column))
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _double(value: float) -> str:
+    if math.isnan(value):
+        return "CAST('NaN' AS DOUBLE)"
+    if math.isinf(value):
+        return f"CAST('{'' if value > 0 else '-'}Infinity' AS DOUBLE)"
+    # repr is the shortest text that reads back as the same double; D makes it a double literal.
+    return f"{float(value)!r}".upper() + "D"
+
+
+def _codes(codes: Sequence[int]) -> str:
+    return ", ".join(f"{float(c)!r}D" for c in codes)
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
