@@ -63,8 +63,9 @@ def judge(scored: DataFrame) -> DataFrame:
 
 def wall_clock(any_column: Column) -> Column:
     """The time a row is evaluated. Continuous mode refuses current_timestamp() (its plan runs
-    for as long as the query does), so the clock is read in the Python worker that already
-    scores the row; the column passed in only gives the UDF its rows."""
+    for as long as the query does), so the clock is read in a Python worker, where the
+    continuous path's profile lookup already runs; the column passed in only gives the UDF
+    its rows."""
 
     @pandas_udf("timestamp")
     def now(rows: pd.Series) -> pd.Series:
