@@ -213,15 +213,15 @@ class SpeedLayer:
             "events", landed, app_id, batch_id, count_silver=False, landed_times=not kafka, exclusive=kafka
         )
         file_times = ingested.landed_us
-        # A file listed for this batch that gave no line (it vanished before the read, or its
-        # only lines were too long to read) is recorded in quarantine.
-        lineless = (0, 0)
-        if not kafka:
-            listed = set(listed_files(self.checkpoint, batch_id)) - set(ingested.files_read)
-            lineless = self._ingestor.record_lineless(
-                "events", sorted(listed), txn=(f"{app_id}:lineless", batch_id)
-            )
         try:
+            # A file listed for this batch that gave no line (it vanished before the read, or
+            # its only lines were too long to read) is recorded in quarantine.
+            lineless = (0, 0)
+            if not kafka:
+                listed = set(listed_files(self.checkpoint, batch_id)) - set(ingested.files_read)
+                lineless = self._ingestor.record_lineless(
+                    "events", sorted(listed), txn=(f"{app_id}:lineless", batch_id)
+                )
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts
             scored_rows, unscorable, latencies = 0, 0, (None, None)
