@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _lib.common import REPO, settings_for, train_champion
+from _lib.common import REPO, register_champion_copy, settings_for, train_champion
 
 
 def free_port() -> int:
@@ -246,10 +246,8 @@ def main() -> None:
 
 def run_soak(settings, spark, score, misses, hits, args) -> dict:
     """Constant rate for ``--soak`` seconds; a materialize and a champion change in the middle."""
-    import mlflow
 
     from medallion.model.registry import version_for
-    from medallion.model.tracking import configure
     from medallion.serving.materialize import Materializer
 
     answers: list = []
@@ -272,14 +270,7 @@ def run_soak(settings, spark, score, misses, hits, args) -> dict:
             if not changed and time.monotonic() >= middle:
                 # The night's refresh, then a new champion (the same artifacts, gate record copied).
                 Materializer(settings, spark, log=lambda _: None).run()
-                configure(settings)
-                client = mlflow.MlflowClient()
-                current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
-                new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
-                for key in ("gate", "gate_reasons"):
-                    client.set_model_version_tag(settings.model.name, new.version, key, current.tags[key])
-                checked.add(str(new.version))
-                client.set_registered_model_alias(settings.model.name, "champion", new.version)
+                checked.add(register_champion_copy(settings, "champion"))
                 changed = True
             pool.submit(send, payloads[sent % len(payloads)])
             sent += 1

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
+from bench._lib.common import register_champion_copy
 from medallion.config import load_settings
 from medallion.errors import ModelNotReadyError
 from tests.conftest import HISTORY_END, REPO
@@ -52,19 +53,7 @@ def test_a_validation_set_of_one_class_fails_the_gate_saying_why(trained, lake_w
 
 def register_copy(settings, alias: str = "challenger", gate: str | None = "passed") -> str:
     """A new version of the champion's artifacts under ``alias``, with ``gate`` as its gate record."""
-    import mlflow
-
-    from medallion.model.registry import version_for
-    from medallion.model.tracking import configure
-
-    configure(settings)
-    client = mlflow.MlflowClient()
-    current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
-    new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
-    if gate is not None:
-        client.set_model_version_tag(settings.model.name, new.version, "gate", gate)
-    client.set_registered_model_alias(settings.model.name, alias, new.version)
-    return str(new.version)
+    return register_champion_copy(settings, alias, gate)
 
 
 def test_forced_promote_then_rollback_restores_the_champion(lake_with_champion):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from bench._lib.common import register_champion_copy
 from medallion.datagen import generate_history
 from medallion.errors import StreamConfigError
 from medallion.streaming.speed import SpeedLayer
@@ -17,24 +18,6 @@ from medallion.tables import Lakehouse
 from tests.conftest import HISTORY_END
 
 DAY = HISTORY_END
-
-
-def _register_copy_as(settings, alias: str) -> str:
-    """A new registry version of the champion's model under ``alias`` (a real promotion)."""
-    import mlflow
-
-    from medallion.model.registry import version_for
-    from medallion.model.tracking import configure
-
-    configure(settings)
-    client = mlflow.MlflowClient()
-    current = client.get_model_version(settings.model.name, version_for(settings, "champion"))
-    new = client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
-    # The same artifacts as the gated champion: the same gate record, or no load would serve it.
-    for key in ("gate", "gate_reasons"):
-        client.set_model_version_tag(settings.model.name, new.version, key, current.tags[key])
-    client.set_registered_model_alias(settings.model.name, alias, new.version)
-    return str(new.version)
 
 
 def landed_lines(settings) -> int:
@@ -86,7 +69,7 @@ def test_processing_time_scores_new_files_and_switches_model_on_promotion(spark,
     try:
         generate_history(settings, days=1, events_per_day=120, end_date=DAY, progress=False)
         query.processAllAvailable()
-        promoted = _register_copy_as(settings, "champion")
+        promoted = register_champion_copy(settings, "champion")
         generate_history(
             settings, days=1, events_per_day=120, end_date=DAY + timedelta(days=1), progress=False
         )
@@ -221,7 +204,7 @@ def test_challenger_in_the_stream_shadow_never_served_canary_served_for_its_card
         "stream.canary_fraction=0.5",
         "datagen.files_per_day=2",
     )
-    challenger = _register_copy_as(settings, "challenger")
+    challenger = register_champion_copy(settings, "challenger")
     generate_history(settings, days=1, events_per_day=150, end_date=DAY, progress=False)
     SpeedLayer(settings, spark, log=lambda _: None).run(timeout=180)
 

@@ -38,3 +38,35 @@ def train_champion(spark, root: Path, days: int = 5, events_per_day: int = 1000)
     store.refresh_training_set()
     print(f"  {retrain_and_promote(spark, settings, store.table('training_set'))}", flush=True)
     return settings.storage.root_path / "mlflow.db"
+
+
+#: :func:`register_champion_copy` copies the champion's own gate record.
+COPY_GATE = "copy"
+
+
+def register_champion_copy(settings, alias: str | None = "challenger", gate: str | None = COPY_GATE) -> str:
+    """A new registry version of the champion's artifacts; returns its number.
+
+    ``gate``: :data:`COPY_GATE` copies the champion's gate record (a checked version, as a
+    real promotion gives), a string sets that verdict ("passed", "failed"), None leaves the
+    version ungated. ``alias``: moved to the new version unless None.
+    """
+    import mlflow
+
+    from medallion.model.registry import version_for
+    from medallion.model.tracking import configure
+
+    configure(settings)
+    client = mlflow.MlflowClient()
+    name = settings.model.name
+    current = client.get_model_version(name, version_for(settings, "champion"))
+    new = client.create_model_version(name, current.source, run_id=current.run_id)
+    if gate == COPY_GATE:
+        for key in ("gate", "gate_reasons"):
+            if key in current.tags:
+                client.set_model_version_tag(name, new.version, key, current.tags[key])
+    elif gate is not None:
+        client.set_model_version_tag(name, new.version, "gate", gate)
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, new.version)
+    return str(new.version)

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pyspark.sql import functions as F
 
+from bench._lib.common import register_champion_copy
 from medallion.config import load_settings
 from tests.conftest import CLOCK, HISTORY_END, REPO
 
@@ -321,24 +322,20 @@ def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(
     event = landed[next(iter(paths))]
     with _client(settings) as client:
         before = client.post("/score", json=event).json()
-        configure(settings)
-        mlflow_client = mlflow.MlflowClient()
-        current = mlflow_client.get_model_version(settings.model.name, version_for(settings, "champion"))
-        new = mlflow_client.create_model_version(settings.model.name, current.source, run_id=current.run_id)
-        for key in ("gate", "gate_reasons"):
-            mlflow_client.set_model_version_tag(settings.model.name, new.version, key, current.tags[key])
+        current = version_for(settings, "champion")
         try:
-            mlflow_client.set_registered_model_alias(settings.model.name, "champion", new.version)
+            new = register_champion_copy(settings, "champion")
             deadline = time.monotonic() + 60
-            while client.get("/model").json()["version"] != str(new.version):
+            while client.get("/model").json()["version"] != new:
                 assert time.monotonic() < deadline, "the alias move was not picked up"
                 time.sleep(0.2)
             after = client.post("/score", json=event).json()
         finally:
-            mlflow_client.set_registered_model_alias(settings.model.name, "champion", current.version)
+            configure(settings)
+            mlflow.MlflowClient().set_registered_model_alias(settings.model.name, "champion", current)
     assert before["precomputed"] is True and before["model_version"] == "1"
     # Version 1's precomputed score is not served for the new version: it is scored again.
-    assert after["model_version"] == str(new.version) and after["precomputed"] is False
+    assert after["model_version"] == new and after["precomputed"] is False
     assert abs(after["score"] - before["score"]) <= 1e-9  # same artifacts, same score
 
 
