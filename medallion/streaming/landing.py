@@ -22,7 +22,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from medallion.bronze import read_kafka, read_landing
 from medallion.config import Settings
-from medallion.ingest import FEEDS, Ingestor
+from medallion.ingest import FEEDS, IngestedBatch, Ingestor
 from medallion.streaming.checkpoint import listed_files, query_id
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.plan import kafka_options
@@ -95,9 +95,17 @@ def _batch_writer(ingestor: Ingestor, feed: str, checkpoint: str, compaction: Co
         ingested = ingestor.process(feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka)
         ingested.release()
         if not kafka:
-            # A file the batch listed that gave no line: vanished, or only lines too long to read.
-            lineless = sorted(set(listed_files(checkpoint, batch_id)) - set(ingested.files_read))
-            ingestor.record_lineless(feed, lineless, txn=(f"{app_id}:lineless", batch_id))
+            record_lineless(ingestor, feed, checkpoint, batch_id, ingested, app_id)
         compaction.after(batch_id)
 
     return write_batch
+
+
+def record_lineless(
+    ingestor: Ingestor, feed: str, checkpoint: str, batch_id: int, ingested: IngestedBatch, app_id: str
+) -> tuple[int, int]:
+    """Record each file the micro-batch listed that gave no line (it vanished before the read,
+    or its only lines were too long to read); keyed by the batch, so a replay writes nothing
+    twice. Returns (missing, unread) as :meth:`Ingestor.record_lineless`."""
+    lineless = sorted(set(listed_files(checkpoint, batch_id)) - set(ingested.files_read))
+    return ingestor.record_lineless(feed, lineless, txn=(f"{app_id}:lineless", batch_id))

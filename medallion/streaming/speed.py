@@ -36,10 +36,10 @@ from medallion.schemas import (
     PREDICTIONS_SPEED_SCHEMA,
 )
 from medallion.spark import session_conf, task_slots
-from medallion.streaming.checkpoint import listed_files, query_id
+from medallion.streaming.checkpoint import query_id
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.continuous import judge, kafka_records, shown_rows
-from medallion.streaming.landing import landed_stream
+from medallion.streaming.landing import landed_stream, record_lineless
 from medallion.streaming.plan import StreamPlan, check_connectors, kafka_options, plan_stream
 from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
@@ -214,14 +214,11 @@ class SpeedLayer:
         )
         file_times = ingested.landed_us
         try:
-            # A file listed for this batch that gave no line (it vanished before the read, or
-            # its only lines were too long to read) is recorded in quarantine.
-            lineless = (0, 0)
-            if not kafka:
-                listed = set(listed_files(self.checkpoint, batch_id)) - set(ingested.files_read)
-                lineless = self._ingestor.record_lineless(
-                    "events", sorted(listed), txn=(f"{app_id}:lineless", batch_id)
-                )
+            lineless = (
+                (0, 0)
+                if kafka
+                else record_lineless(self._ingestor, "events", self.checkpoint, batch_id, ingested, app_id)
+            )
             champion = self.scorer(self.settings.model.aliases.champion)
             rows, counts = ingested.silver_rows, ingested.counts
             scored_rows, unscorable, latencies = 0, 0, (None, None)
