@@ -98,6 +98,10 @@ class Materializer:
             )
         serving_rows, from_serving = self._serving(since)
         from_requests, version = self._missed_requests(since, notes)
+        # An input the serving table already answers keeps that answer: a request that missed
+        # under another version (or before the night) must not relabel a served prediction.
+        served_keys = {key for key, _ in from_serving}
+        from_requests = [(key, value) for key, value in from_requests if key not in served_keys]
         predictions = [*from_serving, *from_requests]
         info = {
             "profile_days": [d.isoformat() for d in profile_days],

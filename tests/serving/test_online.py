@@ -312,8 +312,10 @@ def test_not_ready_without_a_store_generation(scenario, tmp_path):
     assert any("serve materialize" in reason for reason in ready.json()["missing"])
 
 
-def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(scenario, paths):
+def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(spark, scenario, paths):
     import mlflow
+
+    from medallion.serving.materialize import Materializer
 
     from medallion.model.registry import version_for
     from medallion.model.tracking import configure
@@ -337,6 +339,13 @@ def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(
     # Version 1's precomputed score is not served for the new version: it is scored again.
     assert after["model_version"] == new and after["precomputed"] is False
     assert abs(after["score"] - before["score"]) <= 1e-9  # same artifacts, same score
+
+    # The night precomputes what missed, under today's champion (version 1 again): an input the
+    # serving table answers keeps the serving table's answer.
+    Materializer(settings, spark, log=lambda _: None).run()
+    with _client(settings) as client:
+        again = client.post("/score", json=event).json()
+    assert again["precomputed"] is True and again["source"] == "serving" and again["model_version"] == "1"
 
 
 def _readme_commands() -> list[list[str]]:
