@@ -191,7 +191,7 @@ def test_a_micro_batch_names_its_files_and_landing_times_in_its_counting_job(spa
     landed = read_landing(spark, folder)
     micro_batch = spark.createDataFrame(landed.collect(), landed.schema)  # lists no files
     ingestor = Ingestor(settings, spark)
-    batch = ingestor.process("events", micro_batch, "stream:q1", 0, landed_times=True)
+    batch = ingestor.process("events", micro_batch, "stream:q1", 0)
     batch.release()
     expected = {
         f"file:{Path(folder, name).resolve()}": int(os.stat(Path(folder, name)).st_mtime * 1_000_000) // 1000
@@ -209,7 +209,7 @@ def test_a_small_batch_goes_on_in_one_partition(spark, settings):
     for n in range(3):
         land(folder, f"events-000{n}.jsonl", [json.dumps(event(f"e{n}")), json.dumps(event(f"e{n}"))])
     landed = read_landing(spark, folder).repartition(3)
-    batch = Ingestor(settings, spark).process("events", landed, "stream:q1", 0, count_silver=False)
+    batch = Ingestor(settings, spark).process("events", landed, "stream:q1", 0, keep_silver=True)
     assert batch.silver_rows.rdd.getNumPartitions() == 1
     assert sorted(r.event_id for r in batch.silver_rows.collect()) == ["e0", "e1", "e2"]
     batch.release()
@@ -222,6 +222,7 @@ def test_the_parse_of_a_second_batch_compiles_no_new_code(spark, settings):
     from datetime import UTC, datetime, timedelta
 
     from medallion.bronze import read_landing
+    from medallion.ingest.read import read_batch
 
     folder = settings.storage.landing_events
     land(folder, "events-0001.jsonl", [json.dumps(event("e1")), "not json"])
@@ -233,12 +234,12 @@ def test_the_parse_of_a_second_batch_compiles_no_new_code(spark, settings):
         landed = read_landing(spark, folder)
         at = started + timedelta(seconds=batch_id)
         before = compiled.getCount()
-        parsed, summary, cached = ingestor._parsed("events", landed, batch_id, "stream:q1:events", at)
+        read = read_batch("events", landed, ingestor.expectations["events"], batch_id, "stream:q1:events", at)
         new_classes = compiled.getCount() - before
-        assert summary.rows == 2 and summary.quarantined == 1
-        stamps = parsed.rows.select("ingested_at").distinct().collect()
+        assert read.summary.rows == 2 and read.summary.quarantined == 1
+        stamps = read.parsed.rows.select("ingested_at").distinct().collect()
         assert [r.ingested_at.replace(tzinfo=UTC) for r in stamps] == [at]
-        cached.unpersist()
+        read.cached.unpersist()
         if batch_id > 0:
             assert new_classes == 0
 

@@ -151,7 +151,7 @@ def test_the_stream_and_the_night_ingesting_the_same_files_at_once_ingest_each_l
         try:
             landed = read_landing(spark, folder)
             ingestor_stream = Ingestor(settings, spark)
-            ingestor_stream.process("events", landed, "score_events:q1", 0, landed_times=True).release()
+            ingestor_stream.process("events", landed, "score_events:q1", 0).release()
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -214,7 +214,7 @@ def test_settle_seconds_leaves_a_fresh_file_for_a_later_run(spark, storage_root)
 
 @pytest.mark.usefixtures("delta_engine")
 def test_a_file_deleted_after_listing_is_skipped_and_recorded(spark, settings, monkeypatch):
-    import medallion.ingest as ingest_module
+    import medallion.ingest.ingestor as ingest_module
 
     folder = settings.storage.landing_events
     land(folder, "events-0001.jsonl", [json.dumps(event("a"))])

@@ -92,7 +92,7 @@ def _batch_writer(ingestor: Ingestor, feed: str, checkpoint: str, compaction: Co
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = f"stream:{query_id(checkpoint)}"
-        ingested = ingestor.process(feed, batch, app_id, batch_id, landed_times=not kafka, exclusive=kafka)
+        ingested = ingestor.process(feed, batch, app_id, batch_id)
         ingested.release()
         if not kafka:
             record_lineless(ingestor, feed, checkpoint, batch_id, ingested, app_id)

@@ -209,9 +209,7 @@ class SpeedLayer:
         # Kafka records carry their own timestamps (bronze keeps them); the landing time per
         # file, for the latency figures, applies to files only.
         kafka = self.settings.stream.source == "kafka"
-        ingested = self._ingestor.process(
-            "events", landed, app_id, batch_id, count_silver=False, landed_times=not kafka, exclusive=kafka
-        )
+        ingested = self._ingestor.process("events", landed, app_id, batch_id, keep_silver=True)
         file_times = ingested.landed_us
         try:
             lineless = (

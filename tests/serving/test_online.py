@@ -315,10 +315,9 @@ def test_not_ready_without_a_store_generation(scenario, tmp_path):
 def test_an_alias_move_is_picked_up_without_restart_and_old_scores_never_answer(spark, scenario, paths):
     import mlflow
 
-    from medallion.serving.materialize import Materializer
-
     from medallion.model.registry import version_for
     from medallion.model.tracking import configure
+    from medallion.serving.materialize import Materializer
 
     settings, _, _, landed, _ = scenario
     event = landed[next(iter(paths))]
