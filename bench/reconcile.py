@@ -40,7 +40,7 @@ def build_inputs(spark, reconciler, events: int) -> None:
     from pyspark.sql import functions as F
 
     from medallion.schemas import PREDICTIONS_BATCH_SCHEMA, PREDICTIONS_SPEED_SCHEMA, SILVER_EVENTS_SCHEMA
-    from medallion.streaming.speed import upsert_serving
+    from medallion.streaming.predictions import upsert_serving
 
     ids = spark.range(events).select(
         F.col("id"),

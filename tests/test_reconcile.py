@@ -12,7 +12,8 @@ from pyspark.sql import functions as F
 from medallion.reconcile import Reconciler
 from medallion.schemas import PREDICTIONS_BATCH_SCHEMA, PREDICTIONS_SPEED_SCHEMA, SILVER_EVENTS_SCHEMA
 from medallion.serving import get_score
-from medallion.streaming.speed import SpeedLayer, upsert_serving
+from medallion.streaming.predictions import upsert_serving
+from medallion.streaming.speed import SpeedLayer
 from tests.conftest import HISTORY_END, TODAY
 
 DAY = HISTORY_END

@@ -190,7 +190,7 @@ def test_continuous_rate_partitions_may_not_hold_every_core(spark, settings):
         ],
     )
     with pytest.raises(StreamConfigError, match=r"stream.rate.partitions=2 would hold all 2 cores"):
-        SpeedLayer(held, spark, log=lambda _: None).start()
+        SpeedLayer(held, spark, log=lambda _: None)
     assert not spark.streams.active
 
 
@@ -223,7 +223,7 @@ def test_challenger_in_the_stream_shadow_never_served_canary_served_for_its_card
         assert by_variant == {"champion": ("1", silver.count())}
         assert serving.where(F.col("model_version") == challenger).count() == 0
     else:
-        from medallion.streaming.speed import canary_cards
+        from medallion.streaming.predictions import canary_cards
 
         on_canary = silver.where(canary_cards(F.col("card_id"), 0.5)).count()
         assert 0 < on_canary < silver.count()

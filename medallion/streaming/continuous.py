@@ -6,6 +6,9 @@ cannot split one stream into two either. Each row therefore leaves the query onc
     judged = judge(scored)                       # + reasons: why the row is not a prediction
     kafka_records(judged, "scores", "scores.quarantine")  # -> topic, key, value
 
+The query itself: :func:`start_continuous_query` (the speed layer calls it for a continuous
+trigger).
+
 A row is rejected when its record did not parse (silver's reasons) or its score is not a
 probability (:func:`medallion.model.guard.score_problem`). A rejected row has no score and
 no decision; with the Kafka sink it goes to the quarantine topic as a silver.quarantine
@@ -15,11 +18,17 @@ row (feed, reasons, raw, source_file, quarantined_at), a scored one to the score
 from __future__ import annotations
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
+from pyspark.sql.streaming import StreamingQuery
 
+from medallion.config import Settings
+from medallion.errors import StreamConfigError
 from medallion.model.guard import QUARANTINE_FEED, score_problem
+from medallion.spark import session_conf, task_slots
+from medallion.streaming.landing import landed_stream
+from medallion.streaming.plan import StreamPlan, kafka_options
 
 #: What a memory or console sink shows of a judged row.
 SHOWN_COLUMNS = (
@@ -101,3 +110,99 @@ def kafka_records(judged: DataFrame, scores_topic: str, quarantine_topic: str) -
         .otherwise(F.to_json(F.struct(*SCORE_FIELDS)))
         .alias("value"),
     )
+
+
+def start_continuous_query(
+    settings: Settings, spark: SparkSession, plan: StreamPlan, champion, checkpoint: str, log=print
+) -> StreamingQuery:
+    """Start the continuous-trigger query: map-only features (a broadcast profile lookup) and
+    ``champion``'s scoring, every row judged; Kafka or rate events in, Kafka, memory or
+    console out (``settings.stream``)."""
+    from medallion.features import profile_lookup_features
+    from medallion.predict import with_scores
+    from medallion.tables import Lakehouse
+
+    stream = settings.stream
+    check_cores(spark, settings)
+    events = (
+        rate_events(spark, settings) if stream.source == "rate" else parsed_kafka_records(spark, settings)
+    )
+    lake = Lakehouse(settings, spark)
+    profiles = (
+        lake.table("gold", "card_profiles").read().toPandas()
+        if lake.exists("gold", "card_profiles")
+        else None
+    )
+    features = profile_lookup_features(events, profiles)
+    judged = judge(with_scores(features, champion, settings.model.decision_threshold))
+    if stream.sink == "kafka":
+        out = kafka_records(judged, stream.kafka.scores_topic, stream.kafka.quarantine_topic)
+    else:
+        out = shown_rows(judged)
+    writer = out.writeStream.queryName(stream.query_name).trigger(**plan.trigger_kwargs)
+    if stream.sink == "memory":
+        writer = writer.format("memory")
+    elif stream.sink == "console":
+        writer = writer.format("console").option("checkpointLocation", checkpoint)
+    else:
+        # Each record names its topic: scores, or the quarantine topic for rejected ones.
+        writer = (
+            writer.format("kafka").options(**kafka_options(settings)).option("checkpointLocation", checkpoint)
+        )
+    # A pandas UDF fills an Arrow batch before it runs; in continuous mode rows trickle
+    # in, so a full-size batch would hold them back. The query clones the session's
+    # conf at start, so the smaller batch applies to this query only.
+    rows_per_batch = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(stream.continuous_arrow_batch_rows)}
+    with session_conf(spark, rows_per_batch):
+        query = writer.start()
+    log(f"[stream] started {stream.query_name} (continuous): {plan.describe()}")
+    return query
+
+
+def check_cores(spark: SparkSession, settings: Settings) -> None:
+    """Refuse a rate source that would hold every core: continuous tasks never finish, so with
+    every core held no other job (the profile lookup's, a night's) ever runs."""
+    stream = settings.stream
+    cores = task_slots(spark.sparkContext)
+    if stream.source == "rate" and stream.rate.partitions >= cores:
+        raise StreamConfigError(
+            f"stream.rate.partitions={stream.rate.partitions} would hold all {cores} cores in continuous "
+            f"mode; set it below {cores} (or give Spark more cores)"
+        )
+
+
+def rate_events(spark: SparkSession, settings: Settings) -> DataFrame:
+    """Synthetic events from the rate source (continuous-mode demos and tests)."""
+    from medallion.schemas import CHANNELS, MERCHANT_CATEGORIES
+
+    rate = (
+        spark.readStream.format("rate")
+        .option("rowsPerSecond", settings.stream.rate.rows_per_second)
+        .option("numPartitions", settings.stream.rate.partitions)
+        .load()
+    )
+    channels = F.array(*[F.lit(c) for c in CHANNELS])
+    categories = F.array(*[F.lit(c) for c in MERCHANT_CATEGORIES])
+    return rate.select(
+        F.concat(F.lit("rate-"), F.col("value").cast("string")).alias("event_id"),
+        F.concat(F.lit("card-"), (F.col("value") % 50).cast("string")).alias("card_id"),
+        F.concat(F.lit("m-"), (F.col("value") % 17).cast("string")).alias("merchant_id"),
+        F.element_at(categories, (F.col("value") % len(MERCHANT_CATEGORIES) + 1).cast("int")).alias(
+            "merchant_category"
+        ),
+        ((F.col("value") % 200) + F.lit(1.25)).cast("decimal(18,2)").alias("amount"),
+        F.lit("EUR").alias("currency"),
+        F.lit("DE").alias("country"),
+        F.element_at(channels, (F.col("value") % len(CHANNELS) + 1).cast("int")).alias("channel"),
+        F.col("timestamp").alias("event_ts"),
+        F.to_date("timestamp").alias("event_date"),
+    )
+
+
+def parsed_kafka_records(spark: SparkSession, settings: Settings) -> DataFrame:
+    """Kafka records through the same silver parsing as files (map-only, so continuous-safe):
+    every record but blank ones, with its ``reasons`` (empty when it parsed) and ``raw`` line."""
+    from medallion.silver import parse_events
+
+    landed = landed_stream(spark, settings, continuous=True)
+    return parse_events(landed.select("raw", "source_file", "ingested_at")).records
