@@ -28,9 +28,10 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Body, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -119,6 +120,142 @@ _SCORE_BODY = {
 }
 
 
+@dataclass
+class Service:
+    """What the routes answer from, built when the app starts (its lifespan)."""
+
+    settings: Settings
+    store: OnlineStore
+    watcher: ChampionWatcher
+    requests: RequestLog
+    scorer: OnlineScorer
+    started: float
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+router = APIRouter()
+
+
+def _transactions(payload: Any, max_batch: int) -> tuple[list[Transaction], bool] | JSONResponse:
+    """The body as transactions (and whether it was a single one), or the 4xx answer saying why not."""
+    single = isinstance(payload, dict)
+    items = [payload] if single else payload
+    if not isinstance(items, list):
+        return _error(422, "body", "expected a transaction object or a list of them")
+    if not items:
+        return _error(422, "body", "an empty list: send at least one transaction")
+    if len(items) > max_batch:
+        return _error(413, "body", f"{len(items)} transactions > serving.max_batch {max_batch}")
+    txns, problems = [], []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append({"field": "body", "reason": "expected a transaction object", "index": index})
+            continue
+        try:
+            txns.append(Transaction.model_validate(item))
+        except ValidationError as exc:
+            problems += _problems(exc, None if single else index)
+    if problems:
+        return JSONResponse({"detail": problems}, status_code=422)
+    return txns, single
+
+
+@router.post("/score", openapi_extra=_SCORE_BODY)
+def score(request: Request, payload: Any = Body(...)):  # noqa: B008 - FastAPI's idiom
+    """Score one transaction or a list of them."""
+    service = _service(request)
+    parsed = _transactions(payload, service.settings.serving.max_batch)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    txns, single = parsed
+    answers = service.scorer.score(txns)
+    return answers[0] if single else answers
+
+
+@router.get("/predictions/{event_id}")
+def prediction(request: Request, event_id: str):
+    """The event's serving row, as the last materialize stored it."""
+    row = _service(request).store.serving_row(event_id)
+    if row is None:
+        return _error(
+            404,
+            "event_id",
+            f"no serving row for {event_id!r} in the online store (the last serving.serving_days days, "
+            "as of the last medallion serve materialize)",
+        )
+    return row
+
+
+@router.get("/model")
+def model(request: Request):
+    """The champion the service scores with."""
+    watcher = _service(request).watcher
+    champion = watcher.current
+    if champion is None:
+        raise NotReady(watcher.problem or "the champion is not loaded yet")
+    return {
+        **champion.info,
+        "scored_by": champion.scored_by,
+        "scoring_note": champion.path_note or None,
+        "problem": watcher.problem,
+    }
+
+
+@router.get("/health")
+def health(request: Request):
+    service = getattr(request.app.state, "service", None)
+    started = service.started if service is not None else time.time()
+    return {"status": "ok", "uptime_seconds": round(time.time() - started, 1)}
+
+
+@router.get("/ready")
+def ready(request: Request):
+    service = _service(request)
+    missing = []
+    champion = service.watcher.current
+    if champion is None:
+        missing.append(f"champion: {service.watcher.problem or 'not loaded yet'}")
+    generation = service.store.current()
+    if generation is None:
+        missing.append("online store: no generation yet (run medallion serve materialize)")
+    if missing:
+        return JSONResponse({"ready": False, "missing": missing}, status_code=503)
+    return {
+        "ready": True,
+        "model_version": champion.version,
+        "store": service.store.describe(),
+        "generation": generation.id,
+        "generation_info": generation.info,
+    }
+
+
+async def _invalid(request: Request, exc: RequestValidationError):
+    problems = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"] if p != "body"]
+        reason = "body is not valid JSON" if error["type"] == "json_invalid" else error["msg"]
+        problems.append({"field": ".".join(loc) or "body", "reason": reason})
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+async def _not_ready(request: Request, exc: NotReady):
+    return JSONResponse({"detail": f"not ready: {exc}"}, status_code=503)
+
+
+async def _medallion(request: Request, exc: MedallionError):
+    return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
+async def _unexpected(request: Request, exc: Exception):
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500
+    )
+
+
 def create_app(
     settings: Settings,
     store: OnlineStore | None = None,
@@ -127,26 +264,25 @@ def create_app(
     log_line: Callable[[str], None] = print,
 ) -> FastAPI:
     """The service; ``store``, ``watcher`` and ``request_log`` default to the conf's."""
-    state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state["store"] = store or open_store(settings)
-        state["store"].ping()
-        state["watcher"] = watcher or ChampionWatcher(settings, log=log_line)
-        state["watcher"].refresh()
-        state["watcher"].start()
-        state["log"] = request_log or RequestLog.open(settings)
-        state["log"].start()
-        state["scorer"] = OnlineScorer(settings, state["store"], state["watcher"], state["log"])
-        state["started"] = time.time()
+        opened = store or open_store(settings)
+        opened.ping()
+        champion = watcher or ChampionWatcher(settings, log=log_line)
+        champion.refresh()
+        champion.start()
+        requests = request_log or RequestLog.open(settings)
+        requests.start()
+        scorer = OnlineScorer(settings, opened, champion, requests)
+        app.state.service = Service(settings, opened, champion, requests, scorer, time.time())
         try:
             yield
         finally:
-            state["watcher"].stop()
-            state["log"].stop()
+            champion.stop()
+            requests.stop()
             if store is None:
-                state["store"].close()
+                opened.close()
 
     app = FastAPI(
         title="medallion online scoring",
@@ -154,106 +290,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=settings.serving.max_body_bytes)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
-        problems = []
-        for error in exc.errors():
-            loc = [str(p) for p in error["loc"] if p != "body"]
-            reason = "body is not valid JSON" if error["type"] == "json_invalid" else error["msg"]
-            problems.append({"field": ".".join(loc) or "body", "reason": reason})
-        return JSONResponse({"detail": problems}, status_code=422)
-
-    @app.exception_handler(NotReady)
-    async def _not_ready(request: Request, exc: NotReady):
-        return JSONResponse({"detail": f"not ready: {exc}"}, status_code=503)
-
-    @app.exception_handler(MedallionError)
-    async def _medallion(request: Request, exc: MedallionError):
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500
-        )
-
-    @app.post("/score", openapi_extra=_SCORE_BODY)
-    def score(payload: Any = Body(...)):  # noqa: B008 - FastAPI's idiom
-        """Score one transaction or a list of them."""
-        single = isinstance(payload, dict)
-        items = [payload] if single else payload
-        if not isinstance(items, list):
-            return _error(422, "body", "expected a transaction object or a list of them")
-        if not items:
-            return _error(422, "body", "an empty list: send at least one transaction")
-        limit = settings.serving.max_batch
-        if len(items) > limit:
-            return _error(413, "body", f"{len(items)} transactions > serving.max_batch {limit}")
-        txns, problems = [], []
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                problems.append({"field": "body", "reason": "expected a transaction object", "index": index})
-                continue
-            try:
-                txns.append(Transaction.model_validate(item))
-            except ValidationError as exc:
-                problems += _problems(exc, None if single else index)
-        if problems:
-            return JSONResponse({"detail": problems}, status_code=422)
-        answers = state["scorer"].score(txns)
-        return answers[0] if single else answers
-
-    @app.get("/predictions/{event_id}")
-    def prediction(event_id: str):
-        """The event's serving row, as the last materialize stored it."""
-        row = state["store"].serving_row(event_id)
-        if row is None:
-            return _error(
-                404,
-                "event_id",
-                f"no serving row for {event_id!r} in the online store (the last serving.serving_days days, "
-                "as of the last medallion serve materialize)",
-            )
-        return row
-
-    @app.get("/model")
-    def model():
-        """The champion the service scores with."""
-        champion = state["watcher"].current
-        if champion is None:
-            raise NotReady(state["watcher"].problem or "the champion is not loaded yet")
-        return {
-            **champion.info,
-            "scored_by": champion.scored_by,
-            "scoring_note": champion.path_note or None,
-            "problem": state["watcher"].problem,
-        }
-
-    @app.get("/health")
-    def health():
-        return {"status": "ok", "uptime_seconds": round(time.time() - state.get("started", time.time()), 1)}
-
-    @app.get("/ready")
-    def ready():
-        missing = []
-        champion = state["watcher"].current
-        if champion is None:
-            missing.append(f"champion: {state['watcher'].problem or 'not loaded yet'}")
-        generation = state["store"].current()
-        if generation is None:
-            missing.append("online store: no generation yet (run medallion serve materialize)")
-        if missing:
-            return JSONResponse({"ready": False, "missing": missing}, status_code=503)
-        return {
-            "ready": True,
-            "model_version": champion.version,
-            "store": state["store"].describe(),
-            "generation": generation.id,
-            "generation_info": generation.info,
-        }
-
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(NotReady, _not_ready)
+    app.add_exception_handler(MedallionError, _medallion)
+    app.add_exception_handler(Exception, _unexpected)
+    app.include_router(router)
     return app
 
 
