@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,17 @@ _HISTOGRAM_BINS = 20
 _PSI_BINS = 10
 
 
+@dataclass
+class _Drift:
+    """The section's figures: PSI per followed name and day, events per day, the score histogram."""
+
+    top: list[str]
+    psi: dict[str, dict[date, float]] = field(default_factory=dict)
+    events: dict[date, int] = field(default_factory=dict)
+    hist: pd.DataFrame | None = None
+    few: list[date] = field(default_factory=list)  # days with too few events for a PSI
+
+
 def drift_section(context: ReportContext) -> Section:
     title = "Score and feature drift"
     scored = context.inputs.scores()
@@ -54,32 +66,46 @@ def drift_section(context: ReportContext) -> Section:
             title,
             "no training window or features to compare with: run <code>medallion features</code>",
         )
+    drift = _measured(context, scored, features, reference)
+    if not drift.events:
+        return empty("drift", title, "no day has scores or features yet: run <code>medallion batch</code>")
+    return Section("drift", title, "\n".join(_drift_parts(drift, reference, context.min_day_rows)), True)
+
+
+def _measured(
+    context: ReportContext, scored: DataFrame | None, features: DataFrame | None, reference: Reference
+) -> _Drift:
+    """PSI and histograms of the newest ``context.max_days`` days against ``reference``; a
+    day with fewer than ``context.min_day_rows`` events gets NaN."""
     days: set[date] = set()
     for frame in (scored, features):
         if frame is not None:
             days |= {row.event_date for row in frame.select("event_date").distinct().collect()}
     shown = sorted(days)[-context.max_days :]
-    top = _top_features(reference, context.top_features)
-    psi_rows: dict[str, dict[date, float]] = {}
-    events: dict[date, int] = {}
-    hist = None
+    drift = _Drift(_top_features(reference, context.top_features))
     if scored is not None and reference.scores is not None and reference.scores.size:
-        hist, psi_rows[SCORE] = _score_drift(scored.where(F.col("event_date").isin(shown)), reference.scores)
-        events = {day: int(row.sum()) for day, row in hist.iterrows()}
-    if features is not None and top:
-        feature_psi, feature_rows = _feature_drift(
-            features.where(F.col("event_date").isin(shown)), reference.frame, top
+        drift.hist, drift.psi[SCORE] = _score_drift(
+            scored.where(F.col("event_date").isin(shown)), reference.scores
         )
-        psi_rows.update(feature_psi)
+        drift.events = {day: int(row.sum()) for day, row in drift.hist.iterrows()}
+    if features is not None and drift.top:
+        feature_psi, feature_rows = _feature_drift(
+            features.where(F.col("event_date").isin(shown)), reference.frame, drift.top
+        )
+        drift.psi.update(feature_psi)
         for day, rows in feature_rows.items():
-            events.setdefault(day, rows)
-    if not events:
-        return empty("drift", title, "no day has scores or features yet: run <code>medallion batch</code>")
-    few = sorted(day for day, rows in events.items() if rows < context.min_day_rows)
-    for values in psi_rows.values():
-        for day in few:
+            drift.events.setdefault(day, rows)
+    drift.few = sorted(day for day, rows in drift.events.items() if rows < context.min_day_rows)
+    for values in drift.psi.values():
+        for day in drift.few:
             if day in values:
                 values[day] = float("nan")
+    return drift
+
+
+def _drift_parts(drift: _Drift, reference: Reference, min_day_rows: int) -> list[str]:
+    """The section's HTML: what is compared, the PSI chart and table, the score histograms."""
+    top, few, psi_rows, events, hist = drift.top, drift.few, drift.psi, drift.events, drift.hist
     parts = [
         f"<p>Reference: {html.escape(reference.description)} ({len(reference.frame)} rows sampled). "
         f"PSI over {_PSI_BINS} quantile bins of the reference (one bin per category for categorical "
@@ -96,7 +122,7 @@ def drift_section(context: ReportContext) -> Section:
         parts.append(f"<p>Features followed: {html.escape(', '.join(top))}: {chosen}.</p>")
     if few:
         parts.append(
-            f"<p>No PSI for {len(few)} day(s) with fewer than {context.min_day_rows} events, too few to fill "
+            f"<p>No PSI for {len(few)} day(s) with fewer than {min_day_rows} events, too few to fill "
             f"{_PSI_BINS} bins (late arrivals, typically): {', '.join(map(str, few))}.</p>"
         )
     plotted = {
@@ -129,7 +155,7 @@ def drift_section(context: ReportContext) -> Section:
                 "score histogram per day",
             )
         )
-    return Section("drift", title, "\n".join(parts), True)
+    return parts
 
 
 def _top_features(reference: Reference, count: int) -> list[str]:

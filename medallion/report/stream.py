@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion.report.page import Section, empty, figure, fmt, html_table, img
@@ -18,7 +19,18 @@ def stream_section(context: ReportContext) -> Section:
     metrics = context.inputs.read("gold", "stream_metrics")
     if metrics is None:
         return empty("stream", title, "gold.stream_metrics is empty: run <code>medallion stream</code>")
-    frame = (
+    frame = _newest_batches(metrics)
+    intro = (
+        "<p>One point per micro-batch (the newest 5000): latency from landing to commit, and landed rows "
+        "per second of trigger execution.</p>"
+    )
+    chart = img(_stream_figure(frame), "stream latency and throughput")
+    return Section("stream", title, intro + chart + _summary_table(frame), True)
+
+
+def _newest_batches(metrics: DataFrame, limit: int = 5000) -> pd.DataFrame:
+    """The newest ``limit`` micro-batches' metrics, per query in commit order."""
+    return (
         metrics.select(
             "query_name",
             "batch_id",
@@ -32,10 +44,14 @@ def stream_section(context: ReportContext) -> Section:
             "model_version",
         )
         .orderBy(F.col("committed_at").desc())
-        .limit(5000)
+        .limit(limit)
         .toPandas()
         .sort_values(["query_name", "committed_at"])
     )
+
+
+def _summary_table(frame: pd.DataFrame) -> str:
+    """One row per query: batches, rows, latency and rate figures, the model versions seen."""
     summary = frame.groupby("query_name").agg(
         batches=("batch_id", "count"),
         rows=("input_rows", "sum"),
@@ -47,7 +63,7 @@ def stream_section(context: ReportContext) -> Section:
         rate=("rows_per_second", "median"),
         models=("model_version", lambda v: ", ".join(sorted({str(x) for x in v.dropna()}))),
     )
-    table = html_table(
+    return html_table(
         [
             "query",
             "batches",
@@ -77,13 +93,6 @@ def stream_section(context: ReportContext) -> Section:
         ],
         numeric={1, 2, 3, 6, 7, 8},
         table_id="stream-summary",
-    )
-    intro = (
-        "<p>One point per micro-batch (the newest 5000): latency from landing to commit, and landed rows "
-        "per second of trigger execution.</p>"
-    )
-    return Section(
-        "stream", title, intro + img(_stream_figure(frame), "stream latency and throughput") + table, True
     )
 
 
