@@ -111,21 +111,10 @@ def worker_daemon_applies() -> bool:
     return True
 
 
-def get_spark(settings: Settings):
-    """The active SparkSession if there is one, else a session built from ``settings``
-    (under spark-submit, on spark-submit's master and confs)."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-
-    require_java()
-    # Python UDF workers must run this interpreter, or they lose the venv's packages.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-
-    conf = {
+def session_defaults(settings: Settings) -> dict[str, str]:
+    """The confs every session medallion builds starts from (``spark.conf`` in settings and
+    spark-submit's own confs go over them)."""
+    return {
         # Local mode runs every task in the driver: Spark's 1g default spills caches to disk.
         "spark.driver.memory": settings.spark.driver_memory,
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
@@ -134,12 +123,12 @@ def get_spark(settings: Settings):
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.spark.arrow_max_records_per_batch),
         # Below Int.MaxValue, Spark 4 sums every Arrow vector's size after each row it sends a
-        # pandas UDF: about 40% of the cost of handing rows to the scoring UDF.
+        # pandas UDF, a large share of the cost of handing rows to the scoring UDF.
         # maxRecordsPerBatch bounds the batches instead (100k feature rows are about 12 MB).
         "spark.sql.execution.arrow.maxBytesPerBatch": str(2**31 - 1),
         # Every core runs a Python worker at once; Spark would give each worker's OpenMP pool
         # (the model's predict) all the cores, and the oversubscribed threads spin against
-        # each other: scoring is about 15% faster with one thread per worker.
+        # each other: one thread per worker scores faster.
         "spark.executorEnv.OMP_NUM_THREADS": "1",
         "spark.sql.adaptive.enabled": "true",
         # Delta hands Spark explicit file lists: listing them needs no distributed job,
@@ -151,22 +140,17 @@ def get_spark(settings: Settings):
         "spark.ui.enabled": "false",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         # The throughput collector: a local session's batch work (parsing, caching, Arrow
-        # batches for the model) allocates fast and keeps little; G1's concurrent bookkeeping
-        # cost 9% of a 2M-event ingest (64.7 s against 58.9 s).
+        # batches for the model) allocates fast and keeps little, and G1's concurrent
+        # bookkeeping shows in an ingest's time (docs/performance.md, "Ingest").
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     }
-    # spark-submit starts the JVM and hands its port to this process.
-    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
-    given = _submitted_conf() if submitted else {}
-    master = given.get("spark.master", settings.spark.master)
-    # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
-    if master.startswith("local") and worker_daemon_applies():
-        conf["spark.python.daemon.module"] = "medallion.worker_daemon"
-    if master.startswith("local"):
-        # delta-spark replays a table's log in this many tasks (default 50): on one machine
-        # each small table's snapshot would be 50 tasks.
-        conf["spark.databricks.delta.snapshotPartitions"] = str(settings.spark.shuffle_partitions)
+
+
+def _delta_conf(settings: Settings, submitted: bool) -> dict[str, str]:
+    """``spark.jars`` (cached delta-spark and Kafka jars) and Delta's extension and catalog,
+    where Delta's classes are there to load."""
+    conf: dict[str, str] = {}
     if submitted:
         # spark-submit started the JVM with its own --jars/--packages: configure Delta only
         # if its classes load there.
@@ -182,6 +166,36 @@ def get_spark(settings: Settings):
     if delta:
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+    return conf
+
+
+def get_spark(settings: Settings):
+    """The active SparkSession if there is one, else a session built from ``settings``
+    (under spark-submit, on spark-submit's master and confs)."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+
+    require_java()
+    # Python UDF workers must run this interpreter, or they lose the venv's packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+    conf = session_defaults(settings)
+    # spark-submit starts the JVM and hands its port to this process.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    given = _submitted_conf() if submitted else {}
+    master = given.get("spark.master", settings.spark.master)
+    if master.startswith("local"):
+        # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
+        if worker_daemon_applies():
+            conf["spark.python.daemon.module"] = "medallion.worker_daemon"
+        # delta-spark replays a table's log in this many tasks (default 50): on one machine
+        # each small table's snapshot would be 50 tasks.
+        conf["spark.databricks.delta.snapshotPartitions"] = str(settings.spark.shuffle_partitions)
+    conf.update(_delta_conf(settings, submitted))
     conf.update({k: v for k, v in settings.spark.conf.items() if k != "spark.jars" or submitted})
 
     if submitted:
