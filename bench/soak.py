@@ -16,7 +16,7 @@ reconcile) and checks:
 
 It ends with one JSON line: ``{"bench": "soak", "metric": "lost_plus_doubled", "events": ...,
 "kills": ..., "lost": ..., "doubled": ..., "ratio": ..., "target": "== 0", "ok": ...}``.
-``make test`` runs a 3-minute version (tests/test_soak.py).
+``make test`` runs a 3-minute version (tests/streaming/test_soak.py).
 """
 
 from __future__ import annotations

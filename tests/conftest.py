@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 
 # The suite's clock: every settings fixture pins clock.today to it, and tests build their
 # dates from it, so the suite passes on any calendar day. MEDALLION_TEST_TODAY=YYYY-MM-DD runs

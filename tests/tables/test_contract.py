@@ -8,13 +8,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMA
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError, TableNotFoundError
 from medallion.tables import Table
 from medallion.tables.arrow import may_match
+from tests.tables.conftest import SCHEMA
 
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from conftest import SCHEMA
 from pyspark.sql import functions as F
 
 from medallion.tables import Table
+from tests.tables.conftest import SCHEMA
 
 # Any two days: nothing here reads the clock.
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from conftest import SCHEMA
 from pyspark.sql import functions as F
 
 from medallion.errors import ConcurrentWriteError, MedallionError
 from medallion.tables import Table
+from tests.tables.conftest import SCHEMA
 
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
 

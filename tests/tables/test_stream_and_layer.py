@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import SCHEMA
-
 from medallion.tables import Lakehouse, Table, foreach_batch_writer, resolve_engine
+from tests.tables.conftest import SCHEMA
 
 
 def _drain(stream, checkpoint: str) -> tuple[list[str], list[int]]:

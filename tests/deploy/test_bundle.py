@@ -18,7 +18,7 @@ import yaml
 from medallion.cli import main
 from medallion.config import load_settings
 from tests.conftest import HISTORY_END, REPO, TODAY
-from tests.test_jobs import clean_environ, spark_submit
+from tests.deploy.test_jobs import clean_environ, spark_submit
 
 
 def bundle_tasks() -> dict[str, list[dict]]:
@@ -99,7 +99,7 @@ def test_the_databricks_overlay_validates():
 
 # Databricks runs a job's tasks on one job cluster; here one spark-submit (one JVM, one driver)
 # runs each task's python_file in turn as __main__ with its parameters, stopping at the first
-# task that exits non-zero. tests/test_readme_commands.py runs the jobs one spark-submit each.
+# task that exits non-zero. tests/deploy/test_readme_commands.py runs the jobs one spark-submit each.
 CHAIN = """
 import runpy, sys
 for key, path, *parameters in (line.split("\\t") for line in sys.argv[1].splitlines()):

@@ -1,8 +1,8 @@
 """The jobs/ entry points under a real `spark-submit`, as a scheduler would run them.
 
 Every stage has a job (ingest, features, train, validate/promote, batch, reconcile, stream,
-report). The nightly chain runs them in tests/test_bundle.py and README's spark-submit block in
-tests/test_readme_commands.py; the first test here checks that together they run every job.
+report). The nightly chain runs them in tests/deploy/test_bundle.py and README's spark-submit block in
+tests/deploy/test_readme_commands.py; the first test here checks that together they run every job.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from medallion.config import load_settings, parse_set
 from medallion.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_conf(directory: Path, base: str, **overlays: str) -> Path:

@@ -19,7 +19,7 @@ from medallion.datagen import generate_history
 from medallion.kafka.broker import free_port
 from medallion.tables import Lakehouse
 from tests.conftest import HISTORY_END
-from tests.test_jobs import clean_environ, spark_submit
+from tests.deploy.test_jobs import clean_environ, spark_submit
 
 
 class StandaloneCluster:

@@ -10,7 +10,7 @@ from medallion.config import load_settings
 from medallion.errors import StreamConfigError
 from medallion.streaming.plan import plan_stream
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def conf(*overrides: str):

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from medallion.errors import ModelNotReadyError
 from tests.conftest import CLOCK, HISTORY_END
-from tests.test_model import register_copy
+from tests.model.test_model import register_copy
 
 DAY = HISTORY_END
 

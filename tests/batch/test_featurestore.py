@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from medallion.featurestore import FeatureStore
 from medallion.ingest import Ingestor
-from tests.test_ingest import event, land
+from tests.ingest.test_ingest import event, land
 
 
 @pytest.mark.usefixtures("delta_engine")

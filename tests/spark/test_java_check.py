@@ -19,7 +19,7 @@ def test_the_java_check_reads_past_what_java_tool_options_prints(monkeypatch):
 
 def test_make_checks_java_as_spark_finds_it(tmp_path):
     """`make setup` checks the java Spark launches ($JAVA_HOME's first), past the notice."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "JAVA_TOOL_OPTIONS": "-Dmedallion.test=1"}
     env.pop("JAVA_HOME", None)
     passed = subprocess.run(["make", "-s", "java"], cwd=repo, env=env, capture_output=True, text=True)
@@ -34,7 +34,7 @@ def test_make_checks_java_as_spark_finds_it(tmp_path):
 
 def test_make_checks_the_python_it_builds_the_venv_from(tmp_path):
     """`make setup` refuses a missing or too old Python in one message, as it does Java."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     assert subprocess.run(["make", "-s", "python"], cwd=repo, capture_output=True).returncode == 0
     missing = subprocess.run(
         ["make", "-s", "python", f"PYTHON={tmp_path}/python3"], cwd=repo, capture_output=True, text=True

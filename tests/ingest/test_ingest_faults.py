@@ -21,7 +21,7 @@ from medallion.claims import ClaimLedger
 from medallion.ingest import Ingestor
 from medallion.streaming.landing import start_ingest
 from medallion.tables import Lakehouse
-from tests.test_ingest import event, land
+from tests.ingest.test_ingest import event, land
 
 
 def _land_night(folder: str, files: int = 4, per_file: int = 30) -> None:

@@ -12,8 +12,8 @@ import signal
 import subprocess
 
 from tests.conftest import HISTORY_END, REPO, TODAY
-from tests.test_bundle import delta_rows
-from tests.test_jobs import readme_block
+from tests.deploy.test_bundle import delta_rows
+from tests.deploy.test_jobs import readme_block
 
 
 def test_the_readme_spark_submit_block_runs_as_written(tmp_path):

@@ -261,7 +261,7 @@ def test_stream_ingest_equals_batch_ingest(spark, settings, tmp_path):
 
     streamed = load_settings(
         environ={},
-        directory=Path(__file__).parent.parent / "conf",
+        directory=Path(__file__).resolve().parents[2] / "conf",
         overrides=[f"storage.root={tmp_path / 'streamed'}", "stream.max_files_per_trigger=1"],
     )
     land(streamed.storage.landing_events, "events-0001.jsonl", lines[:4])

@@ -11,7 +11,7 @@ from medallion.batch import NightlyBatch
 from medallion.datagen import generate_history
 from medallion.tables import Lakehouse
 from tests.conftest import HISTORY_END
-from tests.test_ingest import event, land
+from tests.ingest.test_ingest import event, land
 
 
 def test_a_late_event_gets_a_batch_score_the_next_night(spark, lake_with_champion):

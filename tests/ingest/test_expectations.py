@@ -14,7 +14,7 @@ from medallion.ingest import Ingestor
 from medallion.streaming.landing import start_ingest
 from medallion.tables import Lakehouse
 from tests.conftest import REPO
-from tests.test_ingest import event, land
+from tests.ingest.test_ingest import event, land
 
 
 def settings_with(storage_root, *rules: str):
