@@ -96,42 +96,13 @@ def _load(settings: Settings, version: str):
 
 def validate(settings: Settings, validation: pd.DataFrame) -> GateResult:
     """Check the challenger against conf thresholds and the champion on the same held-out rows."""
-    from medallion.model.train import evaluate
-
     gate = settings.model.gate
-    client = _client(settings)
     version = version_for(settings, settings.model.aliases.challenger)
     challenger = _load(settings, version)
     features, labels = validation[list(FEATURE_COLUMNS)], validation[LABEL_COLUMN].to_numpy()
     scores = np.asarray(challenger.predict(features), dtype=float)  # also warms the model up
-    # Timed on 10k rows, best of three: a small validation set or a busy machine would
-    # otherwise measure fixed overhead and noise, not the model.
-    timed = features.sample(n=10_000, replace=True, random_state=0) if len(features) else features
-    runs = []
-    for _ in range(3):
-        started = time.perf_counter()
-        challenger.predict(timed)
-        runs.append(time.perf_counter() - started)
-    ms_per_10k = min(runs) * 1000 * 10_000 / max(len(timed), 1)
-    # NaN compares false with everything (and sklearn refuses it): such scores fail before any metric.
-    not_probabilities = int((~(np.isfinite(scores) & (scores >= 0) & (scores <= 1))).sum())
-    if not_probabilities:
-        metrics = {"roc_auc": math.nan, "pr_auc": math.nan, "ms_per_10k_rows": ms_per_10k}
-        reasons = [
-            f"{not_probabilities} of {len(scores)} validation scores are not probabilities "
-            "(NaN, infinite or outside [0, 1])"
-        ]
-    else:
-        metrics = evaluate(scores, labels, settings.model.decision_threshold) | {
-            "ms_per_10k_rows": ms_per_10k
-        }
-        reasons = [
-            # NaN compares false with everything: "nan < min" would let it through.
-            f"{name} is {metrics[name]} (not a finite number; a validation set of one class gives NaN): "
-            "the gate needs held-out rows of both classes"
-            for name in ("roc_auc", "pr_auc")
-            if not math.isfinite(metrics[name])
-        ]
+    metrics, reasons = _scored_metrics(settings, scores, labels)
+    metrics["ms_per_10k_rows"] = ms_per_10k = _ms_per_10k_rows(challenger, features)
     if metrics["roc_auc"] < gate.min_roc_auc:
         reasons.append(f"roc_auc {metrics['roc_auc']:.3f} < model.gate.min_roc_auc {gate.min_roc_auc}")
     if metrics["pr_auc"] < gate.min_pr_auc:
@@ -140,31 +111,87 @@ def validate(settings: Settings, validation: pd.DataFrame) -> GateResult:
         reasons.append(
             f"{ms_per_10k:.0f} ms per 10k rows > model.gate.max_ms_per_10k_rows {gate.max_ms_per_10k_rows}"
         )
+    reasons += _against_champion(settings, version, features, labels, metrics)
+    result = GateResult(version, not reasons, tuple(reasons), metrics)
+    _record_gate(settings, result)
+    return result
+
+
+def _scored_metrics(
+    settings: Settings, scores: np.ndarray, labels: np.ndarray
+) -> tuple[dict[str, float], list[str]]:
+    """ROC AUC and PR AUC of ``scores``, and the reasons they fail the gate whatever its
+    thresholds: scores that are not probabilities, or metrics that are not finite numbers."""
+    from medallion.model.train import evaluate
+
+    # NaN compares false with everything (and sklearn refuses it): such scores fail before any metric.
+    not_probabilities = int((~(np.isfinite(scores) & (scores >= 0) & (scores <= 1))).sum())
+    if not_probabilities:
+        metrics = {"roc_auc": math.nan, "pr_auc": math.nan}
+        return metrics, [
+            f"{not_probabilities} of {len(scores)} validation scores are not probabilities "
+            "(NaN, infinite or outside [0, 1])"
+        ]
+    metrics = evaluate(scores, labels, settings.model.decision_threshold)
+    reasons = [
+        # NaN compares false with everything: "nan < min" would let it through.
+        f"{name} is {metrics[name]} (not a finite number; a validation set of one class gives NaN): "
+        "the gate needs held-out rows of both classes"
+        for name in ("roc_auc", "pr_auc")
+        if not math.isfinite(metrics[name])
+    ]
+    return metrics, reasons
+
+
+def _ms_per_10k_rows(model, features: pd.DataFrame) -> float:
+    """Milliseconds the model takes per 10k rows: timed on 10k rows, best of three, so a
+    small validation set or a busy machine measures the model, not fixed overhead and noise."""
+    timed = features.sample(n=10_000, replace=True, random_state=0) if len(features) else features
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        model.predict(timed)
+        runs.append(time.perf_counter() - started)
+    return min(runs) * 1000 * 10_000 / max(len(timed), 1)
+
+
+def _against_champion(
+    settings: Settings, version: str, features: pd.DataFrame, labels: np.ndarray, metrics: dict[str, float]
+) -> list[str]:
+    """The champion's ROC AUC on the same rows (into ``metrics``); a reason if the challenger
+    is worse by more than ``model.gate.max_regression``."""
+    from medallion.model.train import evaluate
+
     try:
         champion_version = version_for(settings, settings.model.aliases.champion)
     except ModelNotReadyError:
-        champion_version = None
-    if champion_version is not None and champion_version != version:
-        champion_scores = _load(settings, champion_version).predict(features).to_numpy()
-        champion_auc = evaluate(champion_scores, labels, settings.model.decision_threshold)["roc_auc"]
-        metrics["champion_roc_auc"] = champion_auc
-        if metrics["roc_auc"] < champion_auc - gate.max_regression:
-            reasons.append(
-                f"roc_auc {metrics['roc_auc']:.3f} is worse than champion v{champion_version}'s {champion_auc:.3f} "
-                f"by more than model.gate.max_regression {gate.max_regression}"
-            )
-    result = GateResult(version, not reasons, tuple(reasons), metrics)
-    run_id = client.get_model_version(settings.model.name, version).run_id
-    for key, value in metrics.items():
+        return []
+    if champion_version == version:
+        return []
+    champion_scores = _load(settings, champion_version).predict(features).to_numpy()
+    champion_auc = evaluate(champion_scores, labels, settings.model.decision_threshold)["roc_auc"]
+    metrics["champion_roc_auc"] = champion_auc
+    if metrics["roc_auc"] < champion_auc - settings.model.gate.max_regression:
+        return [
+            f"roc_auc {metrics['roc_auc']:.3f} is worse than champion v{champion_version}'s {champion_auc:.3f} "
+            f"by more than model.gate.max_regression {settings.model.gate.max_regression}"
+        ]
+    return []
+
+
+def _record_gate(settings: Settings, result: GateResult) -> None:
+    """The gate's metrics and verdict on the version's run and the version itself."""
+    client = _client(settings)
+    name, version = settings.model.name, result.version
+    run_id = client.get_model_version(name, version).run_id
+    for key, value in result.metrics.items():
         client.log_metric(run_id, f"gate_{key}", value)
-    client.set_tag(run_id, "gate", "passed" if result.passed else "failed")
+    verdict = "passed" if result.passed else "failed"
+    client.set_tag(run_id, "gate", verdict)
+    client.set_model_version_tag(name, version, "gate", verdict)
     client.set_model_version_tag(
-        settings.model.name, version, "gate", "passed" if result.passed else "failed"
+        name, version, "gate_reasons", "; ".join(result.reasons) or "all checks passed"
     )
-    client.set_model_version_tag(
-        settings.model.name, version, "gate_reasons", "; ".join(reasons) or "all checks passed"
-    )
-    return result
 
 
 def require_gate(settings: Settings, version: str) -> None:

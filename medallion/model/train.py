@@ -150,9 +150,6 @@ def train(
     gradient-boosted tree trains on in one process; sample upstream beyond that.
     """
     import mlflow
-    from mlflow.models import infer_signature
-
-    from medallion.model.tracking import configure
 
     frame = training_set if isinstance(training_set, pd.DataFrame) else training_set.toPandas()
     if frame.empty:
@@ -165,8 +162,45 @@ def train(
     scores = pipeline.predict_proba(validation[list(FEATURE_COLUMNS)])[:, 1]
     metrics = evaluate(scores, validation[LABEL_COLUMN].to_numpy(), settings.model.decision_threshold)
 
-    experiment_id = configure(settings)
+    run_id, info = _log_run(
+        settings, frame, fit_rows, validation, pipeline, scores, metrics, table_path, table_version
+    )
     name = settings.model.name
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    client.update_model_version(
+        name,
+        version,
+        description=(
+            f"Fraud probability from {len(FEATURE_COLUMNS)} gold features ({', '.join(FEATURE_COLUMNS)}); "
+            f"trained on {frame['event_date'].min()}..{frame['event_date'].max()}, ROC AUC {metrics['roc_auc']:.3f}"
+        ),
+    )
+    client.set_registered_model_alias(name, settings.model.aliases.challenger, version)
+    _record_native_parity(settings, training_set, version, run_id, info.model_uri, validation)
+    return TrainResult(name, version, run_id, metrics, validation)
+
+
+def _log_run(
+    settings: Settings,
+    frame: pd.DataFrame,
+    fit_rows: pd.DataFrame,
+    validation: pd.DataFrame,
+    pipeline,
+    scores: np.ndarray,
+    metrics: dict[str, float],
+    table_path: str,
+    table_version: int | None,
+):
+    """One MLflow run: parameters, metrics, lineage tags, plots, and the pyfunc registered
+    under ``model.name``. Returns (run id, the logged model's info)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from medallion.model.tracking import configure
+
+    experiment_id = configure(settings)
     example = fit_rows[list(FEATURE_COLUMNS)].head(5)
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as run:
         mlflow.log_params(
@@ -189,31 +223,21 @@ def train(
                 "git_commit": _git_commit(),
             }
         )
-        for file_name, figure in _plots(
-            scores, validation[LABEL_COLUMN].to_numpy(), pipeline, validation
-        ).items():
+        labels = validation[LABEL_COLUMN].to_numpy()
+        for file_name, figure in _plots(scores, labels, pipeline, validation).items():
             mlflow.log_figure(figure, file_name)
+            plt.close(
+                figure
+            )  # pyplot keeps every figure open until closed; a long-lived driver trains nightly
         signature = infer_signature(example, FraudModel(pipeline).predict(None, example))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=FraudModel(pipeline),
             signature=signature,
             input_example=example,
-            registered_model_name=name,
+            registered_model_name=settings.model.name,
         )
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    client.update_model_version(
-        name,
-        version,
-        description=(
-            f"Fraud probability from {len(FEATURE_COLUMNS)} gold features ({', '.join(FEATURE_COLUMNS)}); "
-            f"trained on {frame['event_date'].min()}..{frame['event_date'].max()}, ROC AUC {metrics['roc_auc']:.3f}"
-        ),
-    )
-    client.set_registered_model_alias(name, settings.model.aliases.challenger, version)
-    _record_native_parity(settings, training_set, version, run.info.run_id, info.model_uri, validation)
-    return TrainResult(name, version, run.info.run_id, metrics, validation)
+    return run.info.run_id, info
 
 
 def _record_native_parity(
