@@ -51,38 +51,19 @@ def run_demo(
     stream_seconds: float = 60.0,
     log: Callable[[str], None] = print,
 ) -> DemoSummary:
-    from medallion import datagen
+    """The whole loop, in five logged steps: history, bootstrap (ingest, features, train,
+    validate, promote), a night per day of history, the speed layer on live events, and
+    tonight's batch with reconcile, the summary and the run report."""
     from medallion.batch import NightlyBatch
-    from medallion.featurestore import FeatureStore
-    from medallion.ingest import Ingestor
-    from medallion.model.lifecycle import retrain_and_promote
     from medallion.reconcile import Reconciler
     from medallion.report import RunReport
-    from medallion.streaming.speed import SpeedLayer
 
     today = Clock.from_settings(settings).today()
     days = days or settings.datagen.days
     yesterday = today - timedelta(days=1)
     first = yesterday - timedelta(days=days - 1)
-
-    log(f"[demo] 1/5 generating {days} days of history, {first} .. {yesterday}")
-    generated = datagen.generate_history(settings, days=days, end_date=yesterday)
-    log(
-        f"  {generated.events} events, {generated.labels} labels, {sum(generated.malformed.values())} malformed lines"
-    )
-
-    log("[demo] 2/5 bootstrap: ingest, features, train, validate, promote")
-    for row in Ingestor(settings, spark).run_batch().rows():
-        log(
-            f"  ingest {row[0]}: {row[1]} files, bronze {row[2]}, silver {row[3]}, quarantined {row[4]}, "
-            f"duplicates {row[5]}, dropped {row[6]}"
-        )
-    store = FeatureStore(settings, spark)
-    build = store.build(first, yesterday)
-    log(f"  features {build.days}: {build.features} events, {build.profiles} profiles")
-    rows, version = store.refresh_training_set()
-    log(f"  training set: {rows} labelled rows (v{version})")
-    log(f"  model: {retrain_and_promote(spark, settings, store.table('training_set'))}")
+    _history(settings, first, yesterday, days, log)
+    _bootstrap(settings, spark, first, yesterday, log)
 
     log(f"[demo] 3/5 nightly loop over {days} days: score with the champion, reconcile")
     night = NightlyBatch(
@@ -94,6 +75,52 @@ def run_demo(
         day = first + timedelta(days=offset)
         log(f"  night of {day}")
         night.run(day, ingest=False, build_features=False)
+
+    _live(settings, spark, stream_seconds, log)
+
+    log("[demo] 5/5 tonight's batch over today's live events, reconcile, summary, report")
+    Reconciler(settings, spark).run(today)  # what serving holds before the night: speed rows
+    night.run(today, ingest=True)  # the batch layer replaces them and audits the agreement
+    summary = summarise(settings, spark, today)
+    summary.report_path = RunReport(settings, spark).build().write()
+    summary.add("report", "written to", summary.report_path)
+    return summary
+
+
+def _history(settings: Settings, first: date, last: date, days: int, log: Callable[[str], None]) -> None:
+    from medallion import datagen
+
+    log(f"[demo] 1/5 generating {days} days of history, {first} .. {last}")
+    generated = datagen.generate_history(settings, days=days, end_date=last)
+    log(
+        f"  {generated.events} events, {generated.labels} labels, {sum(generated.malformed.values())} malformed lines"
+    )
+
+
+def _bootstrap(settings: Settings, spark, first: date, last: date, log: Callable[[str], None]) -> None:
+    """The first night on an empty registry: ingest, features, train, validate, promote."""
+    from medallion.featurestore import FeatureStore
+    from medallion.ingest import Ingestor
+    from medallion.model.lifecycle import retrain_and_promote
+
+    log("[demo] 2/5 bootstrap: ingest, features, train, validate, promote")
+    for row in Ingestor(settings, spark).run_batch().rows():
+        log(
+            f"  ingest {row[0]}: {row[1]} files, bronze {row[2]}, silver {row[3]}, quarantined {row[4]}, "
+            f"duplicates {row[5]}, dropped {row[6]}"
+        )
+    store = FeatureStore(settings, spark)
+    build = store.build(first, last)
+    log(f"  features {build.days}: {build.features} events, {build.profiles} profiles")
+    rows, version = store.refresh_training_set()
+    log(f"  training set: {rows} labelled rows (v{version})")
+    log(f"  model: {retrain_and_promote(spark, settings, store.table('training_set'))}")
+
+
+def _live(settings: Settings, spark, stream_seconds: float, log: Callable[[str], None]) -> None:
+    """The speed layer on events dripped live beside it for ``stream_seconds``."""
+    from medallion import datagen
+    from medallion.streaming.speed import SpeedLayer
 
     log(f"[demo] 4/5 speed layer on live events for {stream_seconds:.0f}s")
     stop = threading.Event()
@@ -108,14 +135,6 @@ def run_demo(
     finally:
         stop.set()
         dripper.join(timeout=30)
-
-    log("[demo] 5/5 tonight's batch over today's live events, reconcile, summary, report")
-    Reconciler(settings, spark).run(today)  # what serving holds before the night: speed rows
-    night.run(today, ingest=True)  # the batch layer replaces them and audits the agreement
-    summary = summarise(settings, spark, today)
-    summary.report_path = RunReport(settings, spark).build().write()
-    summary.add("report", "written to", summary.report_path)
-    return summary
 
 
 def summarise(settings: Settings, spark, today: date) -> DemoSummary:

@@ -79,7 +79,6 @@ class Merges:
         """
         import pyarrow as pa
         from deltalake.exceptions import CommitFailedError
-        from deltalake.transaction import CommitProperties, Transaction
 
         keys = [on] if isinstance(on, str) else list(on)
         on_driver = isinstance(source, pa.Table)
@@ -95,9 +94,9 @@ class Merges:
         nothing = {"inserted": 0, "updated": 0, "deleted": 0}
         if not (update or insert or delete_condition):
             return nothing
+        clauses = MergeClauses(update, insert, update_condition, insert_condition, delete_condition)
         if partition is not None:
             check_partition(self.path, partition, self.partition_by)
-            clauses = MergeClauses(update, insert, update_condition, insert_condition, delete_condition)
             if not on_driver:
                 return self._merge_partition(source, keys, partition, clauses, txn)
             outside = _rows_outside(source, partition)
@@ -114,35 +113,50 @@ class Merges:
             rows = source if on_driver else source.toArrow()
             if rows.num_rows == 0 and txn is None:
                 return nothing
-            predicate = " AND ".join(f"target.{_df_ident(k)} = source.{_df_ident(k)}" for k in keys)
-            if partition is not None:
-                predicate += "".join(
-                    f" AND target.{_df_ident(k)} = '{partition_text(v)}'" for k, v in partition.items()
-                )
-            apps = [Transaction(txn[0], int(txn[1]))] if txn else None
-            with translated(self.path):
-                merger = dt.merge(
-                    rows,
-                    predicate,
-                    source_alias="source",
-                    target_alias="target",
-                    streamed_exec=False,
-                    commit_properties=CommitProperties(max_commit_retries=0, app_transactions=apps),
-                )
-                if delete_condition:
-                    merger = merger.when_matched_delete(predicate=delete_condition)
-                if update:
-                    merger = merger.when_matched_update_all(predicate=update_condition)
-                if insert:
-                    merger = merger.when_not_matched_insert_all(predicate=insert_condition)
-                metrics = merger.execute()
-            return {
-                "inserted": int(metrics.get("num_target_rows_inserted", 0)),
-                "updated": int(metrics.get("num_target_rows_updated", 0)),
-                "deleted": int(metrics.get("num_target_rows_deleted", 0)),
-            }
+            return self._merge_rows(dt, rows, keys, partition, clauses, txn)
 
         return self._retrying("merge", attempt, CommitFailedError)
+
+    def _merge_rows(
+        self,
+        dt,
+        rows: pa.Table,
+        keys: list[str],
+        partition: Mapping[str, Any] | None,
+        clauses: MergeClauses,
+        txn: Txn | None,
+    ) -> dict[str, int]:
+        """One delta-rs merge of ``rows`` into the snapshot ``dt``, committed without retries
+        (the caller retries the whole attempt on a fresh snapshot)."""
+        from deltalake.transaction import CommitProperties, Transaction
+
+        predicate = " AND ".join(f"target.{_df_ident(k)} = source.{_df_ident(k)}" for k in keys)
+        if partition is not None:
+            predicate += "".join(
+                f" AND target.{_df_ident(k)} = '{partition_text(v)}'" for k, v in partition.items()
+            )
+        apps = [Transaction(txn[0], int(txn[1]))] if txn else None
+        with translated(self.path):
+            merger = dt.merge(
+                rows,
+                predicate,
+                source_alias="source",
+                target_alias="target",
+                streamed_exec=False,
+                commit_properties=CommitProperties(max_commit_retries=0, app_transactions=apps),
+            )
+            if clauses.delete_condition:
+                merger = merger.when_matched_delete(predicate=clauses.delete_condition)
+            if clauses.update:
+                merger = merger.when_matched_update_all(predicate=clauses.update_condition)
+            if clauses.insert:
+                merger = merger.when_not_matched_insert_all(predicate=clauses.insert_condition)
+            metrics = merger.execute()
+        return {
+            "inserted": int(metrics.get("num_target_rows_inserted", 0)),
+            "updated": int(metrics.get("num_target_rows_updated", 0)),
+            "deleted": int(metrics.get("num_target_rows_deleted", 0)),
+        }
 
     def _merge_partition(
         self,
