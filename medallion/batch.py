@@ -55,12 +55,16 @@ class NightlyBatch:
     """Runs one night; ``on_step`` is called with each finished step (the CLI prints a line)."""
 
     def __init__(
-        self, settings: Settings, spark: SparkSession, on_step: Callable[[Step], None] | None = None
+        self,
+        settings: Settings,
+        spark: SparkSession,
+        on_step: Callable[[Step], None] | None = None,
+        lake: Lakehouse | None = None,
     ):
         self.settings = settings
         self.spark = spark
         self.on_step = on_step or (lambda step: None)
-        self.lake = Lakehouse(settings, spark)
+        self.lake = lake or Lakehouse(settings, spark)
         self.predictions: Table = self.lake.open(PREDICTIONS_BATCH)
 
     def _step(self, report: NightReport, name: str, work: Callable[[], tuple[int, str]]) -> None:
@@ -81,7 +85,7 @@ class NightlyBatch:
         """One night; ``build_features=False`` scores the features already built for ``day``;
         ``late``: also score the earlier nights that late events reached (:attr:`NightReport.late`)."""
         report = NightReport(day)
-        store = FeatureStore(self.settings, self.spark)
+        store = FeatureStore(self.settings, self.spark, self.lake)
         if ingest:
             self._step(report, "ingest", lambda: self._ingest())
         build = None
@@ -157,7 +161,7 @@ class NightlyBatch:
         return sorted(row.event_date for row in unscored.join(nights, "event_date", "left_semi").collect())
 
     def _ingest(self) -> tuple[int, str]:
-        report = Ingestor(self.settings, self.spark).run_batch()
+        report = Ingestor(self.settings, self.spark, self.lake).run_batch()
         events, labels = report.feeds["events"], report.feeds["labels"]
         detail = (
             f"{events.files + labels.files} files; events: {events.silver} silver, {events.quarantined} quarantined, "
@@ -193,6 +197,6 @@ class NightlyBatch:
         return rows, f"gold.predictions_batch v{self.predictions.version()}"
 
     def _reconcile(self, day: date) -> tuple[int, str]:
-        audit = Reconciler(self.settings, self.spark).run(day)
+        audit = Reconciler(self.settings, self.spark, self.lake).run(day)
         detail = f"agreed {audit.agreed}, batch only {audit.batch_only}, speed only {audit.speed_only}"
         return audit.batch_rows, detail

@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 
 from medallion.clock import Clock
 from medallion.config import Settings
+from medallion.tables import Lakehouse
 
 
 @dataclass
@@ -63,26 +64,28 @@ def run_demo(
     yesterday = today - timedelta(days=1)
     first = yesterday - timedelta(days=days - 1)
     _history(settings, first, yesterday, days, log)
-    _bootstrap(settings, spark, first, yesterday, log)
+    lake = Lakehouse(settings, spark)  # one lakehouse (one engine) for every step
+    _bootstrap(lake, first, yesterday, log)
 
     log(f"[demo] 3/5 nightly loop over {days} days: score with the champion, reconcile")
     night = NightlyBatch(
         settings,
         spark,
         on_step=lambda s: log(f"    {s.name:<16}{s.rows:>8} rows {s.seconds:6.1f}s {s.detail}"),
+        lake=lake,
     )
     for offset in range(days):
         day = first + timedelta(days=offset)
         log(f"  night of {day}")
         night.run(day, ingest=False, build_features=False)
 
-    _live(settings, spark, stream_seconds, log)
+    _live(lake, stream_seconds, log)
 
     log("[demo] 5/5 tonight's batch over today's live events, reconcile, summary, report")
-    Reconciler(settings, spark).run(today)  # what serving holds before the night: speed rows
+    Reconciler(settings, spark, lake).run(today)  # what serving holds before the night: speed rows
     night.run(today, ingest=True)  # the batch layer replaces them and audits the agreement
-    summary = summarise(settings, spark, today)
-    summary.report_path = RunReport(settings, spark).build().write()
+    summary = summarise(settings, spark, today, lake)
+    summary.report_path = RunReport(settings, spark, lake=lake).build().write()
     summary.add("report", "written to", summary.report_path)
     return summary
 
@@ -97,19 +100,20 @@ def _history(settings: Settings, first: date, last: date, days: int, log: Callab
     )
 
 
-def _bootstrap(settings: Settings, spark, first: date, last: date, log: Callable[[str], None]) -> None:
+def _bootstrap(lake: Lakehouse, first: date, last: date, log: Callable[[str], None]) -> None:
     """The first night on an empty registry: ingest, features, train, validate, promote."""
     from medallion.featurestore import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
 
+    settings, spark = lake.settings, lake.spark
     log("[demo] 2/5 bootstrap: ingest, features, train, validate, promote")
-    for row in Ingestor(settings, spark).run_batch().rows():
+    for row in Ingestor(settings, spark, lake).run_batch().rows():
         log(
             f"  ingest {row[0]}: {row[1]} files, bronze {row[2]}, silver {row[3]}, quarantined {row[4]}, "
             f"duplicates {row[5]}, dropped {row[6]}"
         )
-    store = FeatureStore(settings, spark)
+    store = FeatureStore(settings, spark, lake)
     build = store.build(first, last)
     log(f"  features {build.days}: {build.features} events, {build.profiles} profiles")
     rows, version = store.refresh_training_set()
@@ -117,11 +121,12 @@ def _bootstrap(settings: Settings, spark, first: date, last: date, log: Callable
     log(f"  model: {retrain_and_promote(spark, settings, store.table('training_set'))}")
 
 
-def _live(settings: Settings, spark, stream_seconds: float, log: Callable[[str], None]) -> None:
+def _live(lake: Lakehouse, stream_seconds: float, log: Callable[[str], None]) -> None:
     """The speed layer on events dripped live beside it for ``stream_seconds``."""
     from medallion import datagen
     from medallion.streaming.speed import SpeedLayer
 
+    settings = lake.settings
     log(f"[demo] 4/5 speed layer on live events for {stream_seconds:.0f}s")
     stop = threading.Event()
     dripper = threading.Thread(
@@ -131,21 +136,20 @@ def _live(settings: Settings, spark, stream_seconds: float, log: Callable[[str],
     )
     dripper.start()
     try:
-        SpeedLayer(settings, spark, log=log).run(timeout=stream_seconds + 5)
+        SpeedLayer(settings, lake.spark, log=log, lake=lake).run(timeout=stream_seconds + 5)
     finally:
         stop.set()
         dripper.join(timeout=30)
 
 
-def summarise(settings: Settings, spark, today: date) -> DemoSummary:
+def summarise(settings: Settings, spark, today: date, lake: Lakehouse | None = None) -> DemoSummary:
     """Rows per layer, quarantine reasons, the champion, agreement and stream latency."""
     from medallion.reconcile import latest_audits
     from medallion.report.inputs import RunInputs
     from medallion.status import table_status
-    from medallion.tables import Lakehouse
 
     summary = DemoSummary()
-    lake = Lakehouse(settings, spark)
+    lake = lake or Lakehouse(settings, spark)
     for table in table_status(settings, spark):
         summary.add("rows per layer", table.name, f"{table.rows} (v{table.version})")
     if lake.exists("silver", "quarantine"):
@@ -162,7 +166,7 @@ def summarise(settings: Settings, spark, today: date) -> DemoSummary:
         )
         for row in reasons:
             summary.add("quarantine reasons", row.reason, row["count"])
-    champion = RunInputs(settings, spark).champion
+    champion = RunInputs(settings, spark, lake=lake).champion
     if champion is not None:
         summary.add("model", "champion", f"{champion.name} v{champion.version}")
         for name, label in (("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC")):

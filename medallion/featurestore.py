@@ -57,10 +57,10 @@ class DayBuild:
 class FeatureStore:
     """Owns gold.card_profiles, gold.features and gold.training_set."""
 
-    def __init__(self, settings: Settings, spark: SparkSession):
+    def __init__(self, settings: Settings, spark: SparkSession, lake: Lakehouse | None = None):
         self.settings = settings
         self.spark = spark
-        self.lake = Lakehouse(settings, spark)
+        self.lake = lake or Lakehouse(settings, spark)
         self.silver_events: Table = self.lake.open(SILVER_EVENTS)
         self.silver_labels: Table = self.lake.open(SILVER_LABELS)
 

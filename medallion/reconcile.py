@@ -191,10 +191,10 @@ class AuditRow:
 class Reconciler:
     """Reads gold.predictions_batch and gold.predictions_speed, writes serving and the audit."""
 
-    def __init__(self, settings: Settings, spark: SparkSession):
+    def __init__(self, settings: Settings, spark: SparkSession, lake: Lakehouse | None = None):
         self.settings = settings
         self.spark = spark
-        lake = Lakehouse(settings, spark)
+        lake = lake or Lakehouse(settings, spark)
         self.batch: Table = lake.open(PREDICTIONS_BATCH)
         self.speed: Table = lake.open(PREDICTIONS_SPEED)
         self.serving: Table = lake.open(SERVING)

@@ -61,10 +61,10 @@ class Ingestor:
         batch.release()
     """
 
-    def __init__(self, settings: Settings, spark: SparkSession):
+    def __init__(self, settings: Settings, spark: SparkSession, lake: Lakehouse | None = None):
         self.settings = settings
         self.spark = spark
-        self.lake = Lakehouse(settings, spark)
+        self.lake = lake or Lakehouse(settings, spark)
         self.bronze = {feed: self.lake.open(spec) for feed, spec in BRONZE.items()}
         self.silver = {feed: self.lake.open(spec) for feed, spec in SILVER.items()}
         self.quarantine: Table = self.lake.open(QUARANTINE)

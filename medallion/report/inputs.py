@@ -42,11 +42,17 @@ class Champion:
 class RunInputs:
     """Reads for the report; ``sample_rows`` bounds every sample brought to the driver."""
 
-    def __init__(self, settings: Settings, spark: SparkSession, sample_rows: int = 20_000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        spark: SparkSession,
+        sample_rows: int = 20_000,
+        lake: Lakehouse | None = None,
+    ) -> None:
         self.settings = settings
         self.spark = spark
         self.sample_rows = sample_rows
-        self.lake = Lakehouse(settings, spark)
+        self.lake = lake or Lakehouse(settings, spark)
 
     def read(self, layer: str, name: str) -> DataFrame | None:
         """The table's rows, or None if the table is absent or empty."""

@@ -33,6 +33,7 @@ from medallion.report.model import model_section
 from medallion.report.online import online_section
 from medallion.report.page import Report
 from medallion.report.stream import stream_section
+from medallion.tables import Lakehouse
 
 SECTION_IDS = ("layers", "model", "agreement", "stream", "online", "drift")
 SECTIONS = (layers_section, model_section, agreement_section, stream_section, online_section, drift_section)
@@ -58,9 +59,10 @@ class RunReport:
         max_days: int = 14,
         sample_rows: int = 20_000,
         min_day_rows: int = 50,
+        lake: Lakehouse | None = None,
     ) -> None:
         self.settings = settings
-        self.inputs = RunInputs(settings, spark, sample_rows)
+        self.inputs = RunInputs(settings, spark, sample_rows, lake)
         self.context = ReportContext(settings, spark, self.inputs, top_features, max_days, min_day_rows)
 
     def build(self) -> Report:

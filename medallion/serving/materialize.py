@@ -75,12 +75,19 @@ def _jsonable(value: Any) -> Any:
 class Materializer:
     """Builds a :class:`~medallion.serving.store.Snapshot` from the lakehouse and publishes it."""
 
-    def __init__(self, settings: Settings, spark: SparkSession, store: OnlineStore | None = None, log=print):
+    def __init__(
+        self,
+        settings: Settings,
+        spark: SparkSession,
+        store: OnlineStore | None = None,
+        log=print,
+        lake: Lakehouse | None = None,
+    ):
         self.settings = settings
         self.spark = spark
         self.store = store or open_store(settings)
         self.log = log
-        self.lake = Lakehouse(settings, spark)
+        self.lake = lake or Lakehouse(settings, spark)
         self.decimals = settings.serving.round_decimals
 
     def run(self) -> MaterializeReport:

@@ -29,6 +29,7 @@ from medallion.model.guard import QUARANTINE_FEED, score_problem
 from medallion.spark import session_conf, task_slots
 from medallion.streaming.landing import landed_stream
 from medallion.streaming.plan import StreamPlan, kafka_options
+from medallion.tables import Lakehouse
 
 #: What a memory or console sink shows of a judged row.
 SHOWN_COLUMNS = (
@@ -113,21 +114,20 @@ def kafka_records(judged: DataFrame, scores_topic: str, quarantine_topic: str) -
 
 
 def start_continuous_query(
-    settings: Settings, spark: SparkSession, plan: StreamPlan, champion, checkpoint: str, log=print
+    lake: Lakehouse, plan: StreamPlan, champion, checkpoint: str, log=print
 ) -> StreamingQuery:
-    """Start the continuous-trigger query: map-only features (a broadcast profile lookup) and
-    ``champion``'s scoring, every row judged; Kafka or rate events in, Kafka, memory or
-    console out (``settings.stream``)."""
+    """Start the continuous-trigger query on ``lake``: map-only features (a broadcast profile
+    lookup) and ``champion``'s scoring, every row judged; Kafka or rate events in, Kafka,
+    memory or console out (``settings.stream``)."""
     from medallion.features import profile_lookup_features
     from medallion.predict import with_scores
-    from medallion.tables import Lakehouse
 
+    settings, spark = lake.settings, lake.spark
     stream = settings.stream
     check_cores(spark, settings)
     events = (
         rate_events(spark, settings) if stream.source == "rate" else parsed_kafka_records(spark, settings)
     )
-    lake = Lakehouse(settings, spark)
     profiles = (
         lake.table("gold", "card_profiles").read().toPandas()
         if lake.exists("gold", "card_profiles")

@@ -55,13 +55,13 @@ class SpeedLayer:
     serving and metrics tables, and their compaction. A continuous query writes none of them.
     """
 
-    def __init__(self, settings: Settings, spark: SparkSession, log=print):
+    def __init__(self, settings: Settings, spark: SparkSession, log=print, lake: Lakehouse | None = None):
         self.settings = settings
         self.spark = spark
         self.log = log
         self.plan: StreamPlan = plan_stream(settings)
         check_connectors(spark, settings, self.plan)
-        self.lake = Lakehouse(settings, spark)
+        self.lake = lake or Lakehouse(settings, spark)
         self.gate = BatchGate()
         self.progress: StreamProgress | None = None
         self._scorers: dict[str, object] = {}
@@ -72,7 +72,7 @@ class SpeedLayer:
         if self.plan.continuous:
             check_cores(spark, settings)
         else:
-            self._ingestor = Ingestor(settings, spark)
+            self._ingestor = Ingestor(settings, spark, self.lake)
             self._tables = self.tables()
             written = [
                 self._ingestor.bronze["events"],
@@ -133,9 +133,7 @@ class SpeedLayer:
             self.log(f"[stream] note: {note}")
         champion = self.scorer(self.settings.model.aliases.champion)  # no champion: fail before start
         if self.plan.continuous:
-            return start_continuous_query(
-                self.settings, self.spark, self.plan, champion, self.checkpoint, self.log
-            )
+            return start_continuous_query(self.lake, self.plan, champion, self.checkpoint, self.log)
         self.progress = StreamProgress(
             self.spark, self._tables["metrics"], self.settings.stream.query_name, self.log
         ).attach()
