@@ -325,7 +325,7 @@ def register_engine(name: str, table_class: type[Table]) -> None:
     """Make ``engine=name`` in :meth:`Table.at`, :meth:`Table.create` and :meth:`Table.exists`
     mean ``table_class``. :mod:`medallion.tables` registers both engines when imported::
 
-        register_engine("rs", RsTable)
+        register_engine("rs", DeltaRsTable)
     """
     Table._engines[name] = table_class
 

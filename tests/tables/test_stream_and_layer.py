@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medallion.tables import Lakehouse, Table, foreach_batch_writer, resolve_engine
+from medallion.tables import Lakehouse, Table, resolve_engine
 from tests.tables.conftest import SCHEMA
 
 
@@ -67,18 +67,6 @@ def test_read_stream_starts_with_the_snapshot_and_respects_max_files(spark, engi
     # run catches up on the whole snapshot (see medallion/tables/delta_rs/datasource.py).
     snapshot = [1, 1] if engine == "spark" else [2]
     assert [n for n in sizes if n] == [*snapshot, 1, 1, 1]
-
-
-def test_foreach_batch_writer_is_exactly_once(spark, events, frame):
-    write = foreach_batch_writer(events, app_id="query-1")
-    write(frame(range(3)), 0)
-    write(frame(range(3)), 0)  # a replayed batch
-    write(frame(range(3, 4)), 1)
-    assert events.read().count() == 4 and events.last_txn_version("query-1") == 1
-    upsert = foreach_batch_writer(events, app_id="query-2", mode="merge", on="event_id")
-    upsert(frame(range(2, 6), n=9), 0)
-    upsert(frame(range(2, 6), n=9), 0)
-    assert events.read().count() == 6
 
 
 def test_resolve_engine_and_lakehouse(spark, settings):

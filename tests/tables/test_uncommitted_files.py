@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from medallion.tables.delta_rs import RsTable
+from medallion.tables.delta_rs import DeltaRsTable
 from medallion.tables.table import Table
 from tests.tables.conftest import SCHEMA, rows
 
@@ -17,13 +17,13 @@ class PostCommitFailure(RuntimeError):
 
 def test_a_failure_after_the_commit_landed_keeps_its_files(spark, tmp_path, monkeypatch):
     table = Table.create(spark, str(tmp_path / "t"), SCHEMA, partition_by=["event_date"], engine="rs")
-    committed = RsTable._commit
+    committed = DeltaRsTable._commit
 
     def commit_then_fail(self, *args, **kwargs):
         committed(self, *args, **kwargs)
         raise PostCommitFailure("checkpoint failed after the commit was written")
 
-    monkeypatch.setattr(RsTable, "_commit", commit_then_fail)
+    monkeypatch.setattr(DeltaRsTable, "_commit", commit_then_fail)
     frame = spark.createDataFrame(rows([1, 2, 3], date(2026, 11, 20)), SCHEMA)
     with pytest.raises(PostCommitFailure):
         table.append(frame, txn=("app:events", 0))  # staged by Spark: no driver shortcut
@@ -41,7 +41,7 @@ def test_a_commit_that_did_not_land_leaves_no_files(spark, tmp_path, monkeypatch
     def refuse(self, *args, **kwargs):
         raise PostCommitFailure("the object store refused the commit")
 
-    monkeypatch.setattr(RsTable, "_commit", refuse)
+    monkeypatch.setattr(DeltaRsTable, "_commit", refuse)
     frame = spark.createDataFrame(rows([1], date(2026, 11, 20)), SCHEMA)
     with pytest.raises(PostCommitFailure):
         table.append(frame)

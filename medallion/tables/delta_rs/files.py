@@ -41,10 +41,10 @@ STAGING_PREFIX = "staging-"
 
 
 class DataFiles:
-    """The data-file part of :class:`~medallion.tables.delta_rs.RsTable`, which mixes it in.
+    """The data-file part of :class:`~medallion.tables.delta_rs.DeltaRsTable`, which mixes it in.
 
     It works on the table's ``spark`` and ``path``, takes snapshots with ``_delta()`` and
-    reads ``schema`` and ``partition_by``, as RsTable defines them; commits that conflict are
+    reads ``schema`` and ``partition_by``, as DeltaRsTable defines them; commits that conflict are
     retried by :meth:`Table._retrying`.
     """
 

@@ -12,7 +12,7 @@ Usage::
     spark_schema(dt), partition_columns(dt)  # StructType, ["event_date"]
     fs, root = filesystem(path)              # pyarrow's filesystem for the table's files
 
-:class:`~medallion.tables.delta_rs.RsTable` and the ``delta`` data source
+:class:`~medallion.tables.delta_rs.DeltaRsTable` and the ``delta`` data source
 (:mod:`medallion.tables.delta_rs.datasource`) both read tables through these.
 """
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 
 class Merges:
-    """The merging part of :class:`~medallion.tables.delta_rs.RsTable`, which mixes it in.
+    """The merging part of :class:`~medallion.tables.delta_rs.DeltaRsTable`, which mixes it in.
 
     It plans on the table's snapshots (``_delta()``), shapes, stages and commits files with
     :class:`~medallion.tables.delta_rs.files.DataFiles`, and retries conflicts with

@@ -26,7 +26,7 @@ Example::
     t.read(version=1).count()
 
 Memory: reads, appends, overwrites and deletes never collect table data to the driver.
-:meth:`RsTable.merge` does: its source goes to the driver as one Arrow table (bounded by
+:meth:`DeltaRsTable.merge` does: its source goes to the driver as one Arrow table (bounded by
 ``spark.driver.maxResultSize``, 1 GiB by default; budget about twice the source's Arrow
 size in driver memory) and delta-rs rewrites the touched target files in the driver
 process. Merge micro-batches that way. A merge confined to one partition
@@ -67,7 +67,7 @@ DRIVER_WRITE_ROWS = 50_000
 LOG_DEFAULTS = {"delta.checkpointInterval": "10"}
 
 
-class RsTable(Merges, DataFiles, Table):
+class DeltaRsTable(Merges, DataFiles, Table):
     """A Delta table handled by delta-rs, with Spark doing the reading and writing.
 
     Its data files are scanned, staged and committed by :class:`DataFiles`; merges and
@@ -76,7 +76,7 @@ class RsTable(Merges, DataFiles, Table):
 
     Example::
 
-        t = RsTable.at(spark, "/lake/tables/bronze/events")
+        t = DeltaRsTable.at(spark, "/lake/tables/bronze/events")
         t.append(df, txn=("ingest:events", 3))
         t.last_txn_version("ingest:events")   # 3
     """
@@ -87,7 +87,7 @@ class RsTable(Merges, DataFiles, Table):
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def _open(cls, spark: SparkSession, path: str) -> RsTable:
+    def _open(cls, spark: SparkSession, path: str) -> DeltaRsTable:
         table = cls(spark, path)
         table._delta()  # raises TableNotFoundError naming the path
         return table
@@ -106,7 +106,7 @@ class RsTable(Merges, DataFiles, Table):
         schema: StructType,
         partition_by: list[str],
         properties: dict[str, str],
-    ) -> RsTable:
+    ) -> DeltaRsTable:
         from deltalake import DeltaTable, Schema
 
         table = cls(spark, path)

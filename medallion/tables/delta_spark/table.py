@@ -12,7 +12,7 @@ which :func:`medallion.spark.get_spark` configures. Every line is the standard i
 
 Example::
 
-    t = SparkTable.at(spark, "dbfs:/lake/tables/silver/events")
+    t = DeltaSparkTable.at(spark, "dbfs:/lake/tables/silver/events")
     t.append(df, txn=("ingest:events", 3))
 
 Errors are translated in :mod:`medallion.tables.delta_spark.errors`; txns are read from the
@@ -58,7 +58,7 @@ RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 _MATCHED_ROW = "__medallion_target_row"
 
 
-class SparkTable(Table):
+class DeltaSparkTable(Table):
     """A Delta table handled by delta-spark (``DeltaTable`` and ``format("delta")``)."""
 
     engine = "spark"
@@ -66,7 +66,7 @@ class SparkTable(Table):
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def _open(cls, spark: SparkSession, path: str) -> SparkTable:
+    def _open(cls, spark: SparkSession, path: str) -> DeltaSparkTable:
         table = cls(spark, path)
         table._delta()
         return table
@@ -85,7 +85,7 @@ class SparkTable(Table):
         schema: StructType,
         partition_by: list[str],
         properties: dict[str, str],
-    ) -> SparkTable:
+    ) -> DeltaSparkTable:
         from delta.tables import DeltaTable
 
         table = cls(spark, path)
