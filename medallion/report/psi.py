@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medallion.errors import MedallionError
-
 #: PSI rule of thumb: below MODERATE the population is stable, above MAJOR it has shifted.
 PSI_MODERATE = 0.1
 PSI_MAJOR = 0.25
@@ -32,7 +30,7 @@ def quantile_edges(expected: np.ndarray | pd.Series | Sequence[float], bins: int
     """
     values = _numeric(expected)
     if bins < 1:
-        raise MedallionError(f"psi needs at least one bin, got bins={bins}")
+        raise ValueError(f"psi needs at least one bin, got bins={bins}")
     if values.size == 0:
         return np.array([], dtype="float64")
     inner = np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])

@@ -155,7 +155,7 @@ class Table(abc.ABC):
         """The table as of now, or as of ``version`` / ``timestamp`` (time travel).
 
         ``timestamp`` is an ISO string or datetime; a naive one is read as UTC. It selects
-        the last version committed at or before it.
+        the last version committed at or before it. Both at once is a ``ValueError``.
         """
 
     def lookup(self, column: str, values: Sequence[Any], columns: Sequence[str] | None = None) -> pa.Table:

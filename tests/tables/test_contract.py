@@ -74,6 +74,10 @@ def test_append_read_and_time_travel(events, frame):
     assert ids(events.read(timestamp=before)) == ["e0", "e1", "e2"]
     with pytest.raises(MedallionError, match="has no version at or before"):
         events.read(timestamp="2000-01-01T00:00:00Z")
+    with pytest.raises(
+        ValueError, match="pass version or timestamp, not both"
+    ):  # API misuse, as in delta's tables.py
+        events.read(version=1, timestamp=before)
     row = events.read().where("event_id = 'e3'").first()
     assert row.event_date == DAY2 and str(row.amount) == "3.50"
     history = events.history()

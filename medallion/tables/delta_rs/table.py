@@ -171,7 +171,7 @@ class DeltaRsTable(Merges, DataFiles, Table):
 
     def read(self, version: int | None = None, timestamp: str | datetime | None = None) -> DataFrame:
         if version is not None and timestamp is not None:
-            raise MedallionError(f"read {self.path}: pass version or timestamp, not both")
+            raise ValueError(f"read {self.path}: pass version or timestamp, not both")
         dt = self._delta()
         if timestamp is not None:
             when = as_utc(timestamp)

@@ -157,7 +157,7 @@ class DeltaSparkTable(Table):
 
     def read(self, version: int | None = None, timestamp: str | datetime | None = None) -> DataFrame:
         if version is not None and timestamp is not None:
-            raise MedallionError(f"read {self.path}: pass version or timestamp, not both")
+            raise ValueError(f"read {self.path}: pass version or timestamp, not both")
         self._delta()
         reader = self.spark.read.format("delta")
         if version is not None:
