@@ -86,7 +86,7 @@ def main() -> None:
 
     from medallion.config import load_settings
     from medallion.datagen import generate_history
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.spark import get_spark
 

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from medallion.catalog import PREDICTIONS_BATCH
 from medallion.config import Settings
-from medallion.featurestore import DayBuild, FeatureStore
+from medallion.features import DayBuild, FeatureStore
 from medallion.ingest import Ingestor
 from medallion.predict import with_scores
 from medallion.reconcile import Reconciler

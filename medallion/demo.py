@@ -102,7 +102,7 @@ def _history(settings: Settings, first: date, last: date, days: int, log: Callab
 
 def _bootstrap(lake: Lakehouse, first: date, last: date, log: Callable[[str], None]) -> None:
     """The first night on an empty registry: ingest, features, train, validate, promote."""
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
 

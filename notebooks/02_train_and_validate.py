@@ -12,7 +12,7 @@ ctx = NotebookContext.create(globals(), widgets={"env": "local", "set": ""})
 
 # COMMAND ----------
 
-from medallion.featurestore import FeatureStore
+from medallion.features import FeatureStore
 
 store = FeatureStore(ctx.settings, ctx.spark)
 days = store.event_dates()

@@ -78,7 +78,7 @@ def trained(spark, tmp_path_factory):
     """
     from medallion.config import load_settings
     from medallion.datagen import generate_history
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
 

@@ -25,7 +25,7 @@ def settings_for(root: Path, registry: Path | None = None, *extra: str):
 def train_champion(spark, root: Path, days: int = 5, events_per_day: int = 1000) -> Path:
     """A small history ending yesterday, a trained and promoted champion; returns the registry db."""
     from medallion.datagen import generate_history
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
 

@@ -116,7 +116,7 @@ def features(
     ] = False,
 ) -> None:
     """Build gold card profiles and features for a day (or --from/--to in one pass), and refresh the training set."""
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
 
     settings = settings_from(env, set_, today)
     first, last = parse_days(settings, date_, from_, to)

@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from medallion.features import build_features, profile_lookup_features
-from medallion.gold import card_profiles
+from medallion.features.gold import card_profiles
 from medallion.schemas import FEATURE_SCHEMA
 
 
@@ -61,7 +61,7 @@ def test_features_are_point_in_time(spark):
 
 def test_every_micro_batch_builds_its_features_from_columns_made_once(spark):
     # foreachBatch hands each micro-batch a new session object; the Columns are the JVM's.
-    from medallion.features import _feature_columns
+    from medallion.features.definition import _feature_columns
 
     day = date(2026, 11, 20)
     build_features(events(spark, HISTORY), None)
@@ -86,7 +86,7 @@ def test_map_only_lookup_equals_the_join(spark):
 def test_profiles_from_daily_totals_equal_aggregating_every_event_of_the_window(spark):
     from chispa import assert_approx_df_equality
 
-    from medallion.gold import PROFILE_WINDOW_DAYS
+    from medallion.features.gold import PROFILE_WINDOW_DAYS
 
     rows = [
         (

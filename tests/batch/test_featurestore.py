@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
-from medallion.featurestore import FeatureStore
+from medallion.features import FeatureStore
 from medallion.ingest import Ingestor
 from tests.ingest.test_ingest import event, land
 

@@ -42,7 +42,7 @@ def _landed_events(settings) -> dict[str, dict]:
 def scenario(spark, trained, tmp_path_factory):
     from medallion.batch import NightlyBatch
     from medallion.datagen import generate_history
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.serving.materialize import Materializer
     from medallion.streaming.speed import SpeedLayer

@@ -94,7 +94,7 @@ def test_processing_time_scores_new_files_and_switches_model_on_promotion(spark,
 def test_stream_scores_equal_batch_scores(spark, lake_with_champion):
     """The same events and model give the same score in the speed and the batch layer."""
     from medallion.batch import NightlyBatch
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
 
     settings = lake_with_champion("stream.trigger.kind=availableNow", "datagen.late_fraction=0")

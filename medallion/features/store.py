@@ -2,14 +2,14 @@
 
 Usage::
 
-    from medallion.featurestore import FeatureStore
+    from medallion.features import FeatureStore
 
     store = FeatureStore(settings, spark)
     store.build(date(2026, 11, 20))        # profiles for the day and the next, features of the day
     store.build(date(2026, 11, 1), date(2026, 11, 20))   # a backfill, in one pass
     store.refresh_training_set()           # features joined to the latest labels
 
-The feature logic lives in :mod:`medallion.features` and :mod:`medallion.gold`; this module
+The feature logic lives in :mod:`medallion.features.definition` and :mod:`medallion.features.gold`; this module
 only decides which rows to compute and replaces exactly those, so re-running a day is
 idempotent and leaves other days untouched.
 """
@@ -24,8 +24,8 @@ from pyspark.sql import functions as F
 
 from medallion.catalog import CARD_PROFILES, FEATURES, SILVER_EVENTS, SILVER_LABELS, TRAINING_SET, TableSpec
 from medallion.config import Settings
-from medallion.features import build_features
-from medallion.gold import PROFILE_WINDOW_DAYS, card_profiles, training_set
+from medallion.features.definition import build_features
+from medallion.features.gold import PROFILE_WINDOW_DAYS, card_profiles, training_set
 from medallion.observation import observed
 from medallion.silver import latest_labels
 from medallion.spark import session_conf
