@@ -35,7 +35,7 @@ confined to the day instead, with the same result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
@@ -177,15 +177,26 @@ def audit_row(compared: DataFrame, batch_ran: bool | None = None) -> dict[str, o
 
 @dataclass(frozen=True)
 class AuditRow:
-    """One reconciliation of one date, as written to gold.reconciliation_audit."""
+    """One reconciliation of one date: a gold.reconciliation_audit row without its ``reconciled_at``."""
 
-    figures: dict[str, object]
+    event_date: date
+    batch_version: int
+    speed_version: int
+    batch_rows: int
+    speed_rows: int
+    agreed: int
+    disagreed_same_version: int
+    disagreed_other_version: int
+    speed_only: int
+    batch_only: int
+    late_arrivals: int
+    rejected_speed: int
+    mean_abs_diff: float | None
+    max_abs_diff: float | None
+    decision_flips: int
 
-    def __getattr__(self, name: str) -> object:
-        try:
-            return self.figures[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 class Reconciler:
@@ -227,7 +238,7 @@ class Reconciler:
             event_date=day, batch_version=read["batch_version"], speed_version=read["speed_version"]
         )
         self._write_audit(figures)
-        return AuditRow(figures)
+        return AuditRow(**figures)
 
     def _compared(self, day: date, batch_version: int, speed_version: int) -> DataFrame:
         on_day = F.col("event_date") == F.lit(day)

@@ -228,14 +228,14 @@ def reconcile(
     if len(audits) <= 6:
         # A figure per line, a date per column: eleven columns of figures fold into an
         # unreadable grid on an 80-column terminal.
-        figures = [[c, *[a.figures[c] for a in audits]] for c in columns[1:]]
-        dates = [str(a.figures["event_date"]) for a in audits]
+        figures = [[c, *[getattr(a, c) for a in audits]] for c in columns[1:]]
+        dates = [str(a.event_date) for a in audits]
         console.print(rich_table("reconciliation", ["figure", *dates], figures))
     else:
         console.print(
-            rich_table("reconciliation", columns, [[a.figures[c] for c in columns] for a in audits])
+            rich_table("reconciliation", columns, [[getattr(a, c) for c in columns] for a in audits])
         )
-    empty = [str(a.figures["event_date"]) for a in audits if not (a.batch_rows or a.speed_rows)]
+    empty = [str(a.event_date) for a in audits if not (a.batch_rows or a.speed_rows)]
     if empty:
         console.print(
             f"no predictions for {', '.join(empty)} yet: medallion batch and medallion stream write them"

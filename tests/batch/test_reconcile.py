@@ -121,7 +121,7 @@ def test_each_case_ends_as_the_expected_serving_row_and_audit_figures(lake, rebu
         "batch_only": (0.30, "2", "batch", True),
         "late": (0.70, "2", "speed", False),
     }
-    figures = {k: v for k, v in audit.figures.items() if k not in ("mean_abs_diff", "max_abs_diff")}
+    figures = {k: v for k, v in audit.as_dict().items() if k not in ("mean_abs_diff", "max_abs_diff")}
     assert figures == {
         "event_date": DAY,
         "batch_version": lake.batch.version(),
