@@ -7,8 +7,8 @@ Usage::
 
     counted = Observation()
     table.append(rows.observe(counted, F.count("*").alias("rows")))
-    figures = observed(counted)          # {"rows": ...}, or None if no action reported it
-    rows = figures["rows"] if figures else table.read().count()
+    seen = observed(counted)             # {"rows": ...}, or None if no action reported it
+    rows = seen["rows"] if seen else table.read().count()
 """
 
 from __future__ import annotations

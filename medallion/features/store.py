@@ -114,8 +114,8 @@ class FeatureStore:
             ).observe(counted, F.count(F.lit(1)).alias("rows"))
             in_days = f"event_date BETWEEN DATE'{day.isoformat()}' AND DATE'{last_day.isoformat()}'"
             table = self._replace(FEATURES, features, in_days)
-            figures = observed(counted)
-            feature_rows = figures["rows"] if figures else table.read().where(in_days).count()
+            seen = observed(counted)
+            feature_rows = seen["rows"] if seen else table.read().where(in_days).count()
         finally:
             profiles.unpersist()
         return DayBuild(day, feature_rows, profile_rows, feature_rows, table.version(), last_day)

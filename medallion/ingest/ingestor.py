@@ -235,8 +235,8 @@ class Ingestor:
             appended = self.silver[feed].append(silver, txn=txn, expected_rows=batch.valid)
             failpoints.reached("ingest.silver")
             if not keep_silver:
-                figures = observed(counted) if appended else None  # a replay skips the write
-                batch.counted(figures["rows"] if figures else silver.count())
+                seen = observed(counted) if appended else None  # a replay skips the write
+                batch.counted(seen["rows"] if seen else silver.count())
             batch.counts.skipped_replay = not bronze_written.result()
             quarantine_written.result()
 

@@ -93,16 +93,16 @@ def summarise(feed: str, parsed: ParsedFeed, carried: Sequence[str], sizes: bool
     ``files``, ``line_bytes``, ``event_dates`` (events only), ``landed`` ((source_file,
     landed_us) pairs, if ``landed_at`` is carried), ``read`` ((source_file, file_size) pairs,
     only if ``sizes``) and the counts of :meth:`ParsedFeed.summary_columns`."""
-    figures = [
+    aggregates = [
         F.count("*").alias("rows"),
         F.collect_set("source_file").alias("files"),
         F.sum(F.octet_length("raw") + 1).alias("line_bytes"),
     ]
     if feed == "events":
-        figures.append(F.collect_set("event_date").alias("event_dates"))
+        aggregates.append(F.collect_set("event_date").alias("event_dates"))
     if carried:
         landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
-        figures.append(F.collect_set(landed_us).alias("landed"))
+        aggregates.append(F.collect_set(landed_us).alias("landed"))
     if sizes:
-        figures.append(F.collect_set(F.struct("source_file", "file_size")).alias("read"))
-    return parsed.rows.agg(*figures, *parsed.summary_columns()).first()
+        aggregates.append(F.collect_set(F.struct("source_file", "file_size")).alias("read"))
+    return parsed.rows.agg(*aggregates, *parsed.summary_columns()).first()

@@ -10,7 +10,7 @@ Usage::
 
     merged = merged_partition(source, day_rows, ["event_id"], {"event_date": day}, MergeClauses())
     merged.rows.write.parquet(staging)       # the one action: joins, decides, counts
-    merged.figures()                         # {"inserted": .., "updated": .., "deleted": ..}
+    merged.counts()                          # {"inserted": .., "updated": .., "deleted": ..}
     partition_conflict(fs, root, read_version, head_version, {"event_date": day})  # None: commit on top
 
 Semantics are Delta's MERGE with the partition in its condition: a matched row is deleted
@@ -66,14 +66,14 @@ class MergedPartition:
     observations: tuple[Observation, ...]
     target_rows: int | None
 
-    def figures(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """Rows inserted, updated and deleted; raises if the source broke a merge rule.
 
-        Call after an action computed :attr:`rows`: the figures come with it, no extra job.
+        Call after an action computed :attr:`rows`: the counts come with it, no extra job.
         """
         reported = [observed(o) for o in self.observations]
         if all(r is not None for r in reported):
-            got = {k: v for figures in reported for k, v in figures.items()}
+            got = {k: v for counts in reported for k, v in counts.items()}
         else:  # no action reported them: count them with jobs of our own
             got = self.decided.agg(*self.metrics).first().asDict()
             if self.target_rows is None:

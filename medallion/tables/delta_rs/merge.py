@@ -179,7 +179,7 @@ class Merges:
             merged = merged_partition(source, target, keys, partition, clauses, self.path, target_rows)
             staged = self._stage(merged.rows)
             with self._discarded_on_failure(staged):
-                counts = merged.figures()  # raises if the source broke a merge rule
+                counts = merged.counts()  # raises if the source broke a merge rule
                 if not any(counts.values()):
                     # Nothing changes: no new version, unless a txn must be recorded.
                     self._discard(staged)
@@ -223,15 +223,15 @@ class Merges:
             if not staged and not files:
                 return 0
             with self._discarded_on_failure(staged):
-                figures = observed(outside)
-                if figures is None:  # no action reported it: look at what was written
+                seen = observed(outside)
+                if seen is None:  # no action reported it: look at what was written
                     self._check_rows_match(staged, where)
-                elif figures["rows"]:
+                elif seen["rows"]:
                     raise MedallionError(
                         rows_outside_message(
                             self.path,
                             partition,
-                            figures["rows"],
+                            seen["rows"],
                             operation=replacing,
                             remedy="make build return only its rows",
                         )
