@@ -262,7 +262,8 @@ def _checked(
         .drop(*checks.work)
     )
     # Spark pushes a filter on ``reasons`` below these projections, inlining the parse into
-    # every reference to it (filters get no common-subexpression elimination): 7x slower.
+    # every reference to it (filters get no common-subexpression elimination), several times
+    # slower.
     # It does not push a filter through a projection with a nondeterministic column.
     return ParsedFeed(feed, rows.withColumns(checks.routed), tuple(expectations))
 

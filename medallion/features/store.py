@@ -32,9 +32,8 @@ from medallion.spark import session_conf
 from medallion.tables import Lakehouse, Table
 
 # Spark's collect_set aggregate sorts its input once a task holds more than 128 groups: every
-# build sorted the merchants of each card and day (a 10-day backfill of 2M events: profiles
-# in 4.4 s, 3.0 s hashed). Up to this many groups a task hashes; past it the sort still
-# bounds the memory the sets take.
+# build sorted the merchants of each card and day. Up to this many groups a task hashes;
+# past it the sort still bounds the memory the sets take.
 HASHED_SET_GROUPS = {"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "100000"}
 
 

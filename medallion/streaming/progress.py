@@ -173,7 +173,7 @@ class StreamProgress(StreamingQueryListener):
             int(figures.quarantined),
             figures.model_version,
         )
-        # Built on the driver: a Spark job per metrics row cost the next batch ~150 ms of CPU.
+        # Built on the driver: a Spark job per metrics row would take the next batch's CPU.
         self.metrics.append(
             driver_rows(
                 STREAM_METRICS_SCHEMA, [dict(zip(STREAM_METRICS_SCHEMA.fieldNames(), values, strict=True))]

@@ -56,14 +56,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-# A Spark write job costs about 0.2 s however few its rows (job, commit protocol, renames):
-# an append known to be at most this small is collected and written by delta-rs instead.
+# A Spark write job has a fixed cost however few its rows (job, commit protocol, renames):
+# an append known to be at most this small is collected and written by delta-rs instead
+# (docs/performance.md, "Where the code's thresholds come from").
 DRIVER_WRITE_ROWS = 50_000
 
 
 # delta-rs checkpoints every 100 commits, Delta Lake every 10. Every call here reads the log,
-# and replaying 90 JSON commits cost a streaming table 38 ms per read against 6 ms from a
-# checkpoint: a micro-batch reads about a dozen logs. A checkpoint costs its commit ~10 ms.
+# and replaying tens of JSON commits costs many times a checkpoint's read, while a
+# micro-batch reads about a dozen logs; a checkpoint adds little to its commit.
 LOG_DEFAULTS = {"delta.checkpointInterval": "10"}
 
 
