@@ -15,6 +15,10 @@ and counts lost requests and answers from a version that was not a checked champ
 
     .venv/bin/python bench/serving.py --requests 2000 --concurrency 8
     .venv/bin/python bench/serving.py --soak 300
+    .venv/bin/python bench/serving.py --scoring pandas_udf    # misses through the pyfunc
+
+A miss runs the champion in-process by ``--scoring`` (``model.scoring``; native by default
+here: the trees evaluated in Python, checked equal to the pyfunc at load).
 
 Targets (issue 34): throughput >= 2x MLflow's server; p99 <= 25 ms on misses, <= 5 ms on
 hits; 0 errors. Last line JSON.
@@ -127,6 +131,12 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=60, help="time bound per side and kind")
     parser.add_argument("--soak", type=float, default=0, help="seconds of constant-rate run (0: none)")
     parser.add_argument("--rate", type=float, default=50, help="requests per second during --soak")
+    parser.add_argument(
+        "--scoring",
+        choices=("pandas_udf", "native", "auto"),
+        default="native",
+        help="model.scoring of the medallion service: how a miss runs the champion",
+    )
     args = parser.parse_args()
 
     from medallion.batch import NightlyBatch
@@ -172,6 +182,7 @@ def main() -> None:
             "MEDALLION__STORAGE__ROOT": str(root),
             "MEDALLION__DELTA__ENGINE": "rs",
             "MEDALLION__DATAGEN__CARDS": "2000",
+            "MEDALLION__MODEL__SCORING": args.scoring,
             "MLFLOW_TRACKING_URI": f"sqlite:///{registry}",
             # mlflow models serve runs `uvicorn` from PATH: this interpreter's.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -228,6 +239,7 @@ def main() -> None:
                     "target": ">= 2, p99 misses <= 25 ms, hits <= 5 ms, 0 errors",
                     "ok": ok,
                     "concurrency": args.concurrency,
+                    "scoring": args.scoring,
                     **{f"{k}_{m}": v for k, f in figures.items() for m, v in f.items()},
                     **({"soak": soak} if soak else {}),
                 }
