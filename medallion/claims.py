@@ -15,6 +15,10 @@ reads the winner's entry and claims what is left. A claim is written before any 
 the batch, and names the batch id it belongs to, so a rerun after a crash knows exactly
 which files its unfinished batch held.
 
+Every :data:`CHECKPOINT_EVERY` entries the writer of the last one also writes a checkpoint
+(``00000000000000000099.checkpoint.json``: every claim so far), so a cold start reads the
+newest checkpoint and the entries after it, not the whole ledger.
+
 The exclusive create needs a file system that has one: a local disk, NFS, or a mounted
 volume (Databricks ``/Volumes`` and ``/dbfs``). Object-store URIs have no such operation
 through this module; :meth:`ClaimLedger.__init__` refuses them.
@@ -33,6 +37,10 @@ from datetime import UTC, datetime
 from medallion.errors import MedallionError
 
 _ENTRY = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\.json$")
+
+#: A checkpoint after every this many entries.
+CHECKPOINT_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,12 @@ class ClaimLedger:
         if self._next == 0 and not os.path.isdir(self.folder):
             return self
         if self._next == 0:
-            numbers = sorted(int(m.group(1)) for name in os.listdir(self.folder) if (m := _ENTRY.match(name)))
+            names = os.listdir(self.folder)
+            after = self._read_checkpoint(names)
+            numbers = sorted(int(m.group(1)) for name in names if (m := _ENTRY.match(name)))
             for number in numbers:
-                self._read(number)
+                if number > after:
+                    self._read(number)
         # Later entries are probed by number, as Delta's log is: no listing per claim.
         while self._read(self._next):
             pass
@@ -85,6 +96,10 @@ class ClaimLedger:
         except json.JSONDecodeError:
             time.sleep(0.01)  # being written by an exclusive create (see _create_exclusive)
             return False
+        self._add(number, entry)
+        return True
+
+    def _add(self, number: int, entry: dict) -> None:
         claim = Claim(
             number, entry["writer"], int(entry["batch_id"]), tuple(entry["files"]), entry["claimed_at"]
         )
@@ -93,7 +108,43 @@ class ClaimLedger:
         for path in claim.files:
             self._owners.setdefault(path, claim)
         self._next = max(self._next, number + 1)
-        return True
+
+    def _read_checkpoint(self, names: list[str]) -> int:
+        """Load the newest readable checkpoint among ``names``; the last entry number it holds, or -1."""
+        for number in sorted(
+            (int(m.group(1)) for name in names if (m := _CHECKPOINT.match(name))), reverse=True
+        ):
+            try:
+                with open(os.path.join(self.folder, f"{number:020d}.checkpoint.json")) as handle:
+                    entries = json.load(handle)["entries"]
+            except (OSError, ValueError, KeyError):
+                continue  # a damaged checkpoint: an older one, or the entries themselves, still hold it
+            for entry in entries:
+                self._add(int(entry["number"]), entry)
+            self._next = number + 1
+            return number
+        return -1
+
+    def _write_checkpoint(self, number: int) -> None:
+        """Every claim up to entry ``number``, in one file written aside and renamed into place
+        (whoever writes it, its content is the same)."""
+        entries = [
+            {
+                "number": c.number,
+                "writer": c.writer,
+                "batch_id": c.batch_id,
+                "files": list(c.files),
+                "claimed_at": c.claimed_at,
+            }
+            for c in self._claims
+            if c.number <= number
+        ]
+        if len(entries) != number + 1:
+            return  # this ledger has not read every entry up to it
+        staging = os.path.join(self.folder, f".{number:020d}.checkpoint.{os.getpid()}.tmp")
+        with open(staging, "w") as handle:
+            json.dump({"entries": entries}, handle)
+        os.replace(staging, os.path.join(self.folder, f"{number:020d}.checkpoint.json"))
 
     def _path(self, number: int) -> str:
         return os.path.join(self.folder, f"{number:020d}.json")
@@ -137,8 +188,11 @@ class ClaimLedger:
             if not own:
                 return Claim(-1, writer, batch_id, (), claimed_at)
             entry = {"writer": writer, "batch_id": batch_id, "files": list(own), "claimed_at": claimed_at}
-            if self._create(self._next, json.dumps(entry).encode()):
-                self._read(self._next)
+            number = self._next
+            if self._create(number, json.dumps(entry).encode()):
+                self._read(number)
+                if (number + 1) % CHECKPOINT_EVERY == 0:
+                    self._write_checkpoint(number)
                 return self._by_batch[(writer, batch_id)]
             # Another writer took this number first: read its entry and try the next one.
 

@@ -138,6 +138,44 @@ def test_writers_racing_for_the_same_files_each_file_gets_one_owner(tmp_path):
         assert ledger.claim(writer, 0, files).files == tuple(paths)
 
 
+def test_a_cold_ledger_starts_from_its_newest_checkpoint_and_knows_every_claim(tmp_path):
+    from medallion.claims import CHECKPOINT_EVERY
+
+    folder = tmp_path / "claims" / "events"
+    ledger = ClaimLedger(str(folder))
+    count = 2 * CHECKPOINT_EVERY + 30
+    for n in range(count):
+        ledger.claim(
+            f"w{n % 3}:events", n // 3, [f"file:/landing/f{n}.jsonl", f"file:/landing/f{n + 1}.jsonl"]
+        )
+    checkpoints = sorted(p.name for p in folder.glob("*.checkpoint.json"))
+    assert checkpoints == [
+        f"{CHECKPOINT_EVERY - 1:020d}.checkpoint.json",
+        f"{2 * CHECKPOINT_EVERY - 1:020d}.checkpoint.json",
+    ]
+    # The entries the newest checkpoint holds are not read again: gone, they are not missed.
+    for number in range(2 * CHECKPOINT_EVERY):
+        (folder / f"{number:020d}.json").unlink()
+    cold = ClaimLedger(str(folder)).refresh()
+    assert cold.claimed() == ledger.claimed() and len(cold.claimed()) == count + 1
+    for path in ledger.claimed():
+        assert cold.owner(path) == ledger.owner(path)
+    assert cold.last("w1:events") == ledger.last("w1:events")
+    # A replayed batch still gets its first claim back, and the next claim takes the next number.
+    assert (
+        cold.claim("w0:events", 0, ["file:/landing/other.jsonl"]).files == ledger.batch("w0:events", 0).files
+    )
+    assert cold.claim("w9:events", 0, ["file:/landing/new.jsonl"]).number == count
+    # A damaged newest checkpoint: the older one and the entries after it still hold every claim.
+    (folder / checkpoints[-1]).write_text("{not json")
+    for number in range(CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY):
+        ledger_entry = {"writer": "x:events", "batch_id": number, "files": [], "claimed_at": ""}
+        (folder / f"{number:020d}.json").write_text(json.dumps(ledger_entry))
+    assert ClaimLedger(str(folder)).refresh().owner("file:/landing/f5.jsonl") == ledger.owner(
+        "file:/landing/f5.jsonl"
+    )
+
+
 @pytest.mark.usefixtures("delta_engine")
 def test_the_stream_and_the_night_ingesting_the_same_files_at_once_ingest_each_line_once(spark, settings):
     from medallion.bronze import read_landing
