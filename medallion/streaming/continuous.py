@@ -41,10 +41,11 @@ SHOWN_COLUMNS = (
 SCORE_FIELDS = ("event_id", "score", "decision", "model_name", "model_version", "scored_at")
 
 
-def judge(scored: DataFrame) -> DataFrame:
+def judge(scored: DataFrame, clock: Column | None = None) -> DataFrame:
     """``scored`` (features, scores and, for parsed records, silver's ``reasons`` and ``raw``)
     with ``reasons`` covering the score too, ``rejected_feed`` naming what failed ('events':
-    the record, 'predictions': the score), and score and decision null on a rejected row."""
+    the record, 'predictions': the score), and score and decision null on a rejected row.
+    ``scored_at`` is ``clock`` (default :func:`wall_clock`)."""
     parsed = F.col("reasons") if "reasons" in scored.columns else F.array().cast("array<string>")
     problem = score_problem()
     unparsed = F.size(parsed) > 0
@@ -66,7 +67,7 @@ def judge(scored: DataFrame) -> DataFrame:
         {
             "score": F.when(kept, F.col("score")),
             "decision": F.when(kept, F.col("decision")),
-            "scored_at": wall_clock(F.col("score")),
+            "scored_at": wall_clock(F.col("score")) if clock is None else clock,
         }
     )
 
@@ -156,6 +157,43 @@ def start_continuous_query(
     with session_conf(spark, rows_per_batch):
         query = writer.start()
     log(f"[stream] started {stream.query_name} (continuous): {plan.describe()}")
+    return query
+
+
+def start_real_time_query(
+    lake: Lakehouse, plan: StreamPlan, champion, checkpoint: str, log=print
+) -> StreamingQuery:
+    """Start a real-time-mode query (Spark's ``realTime`` trigger): Kafka in, Kafka out, all in
+    the JVM, as real-time mode runs no Python. Features join a snapshot of gold.card_profiles
+    taken at start (a broadcast stream-static join: the same :func:`build_features` as the
+    night and the micro-batches), the champion is scored by its compiled expressions, and
+    every row leaves judged, as in continuous mode."""
+    from medallion.features import build_features
+    from medallion.predict import with_scores
+
+    settings, spark = lake.settings, lake.spark
+    if getattr(champion, "native", None) is None:
+        raise StreamConfigError(
+            f"stream.trigger.kind=realTime needs the champion scored natively, and v{champion.version} is not: "
+            f"{champion.path_note or 'model.scoring is not native'}"
+        )
+    stream = settings.stream
+    events = parsed_kafka_records(spark, settings)
+    profiles = lake.table("gold", "card_profiles").read() if lake.exists("gold", "card_profiles") else None
+    features = build_features(events, None if profiles is None else F.broadcast(profiles))
+    scored = with_scores(features, champion, settings.model.decision_threshold)
+    out = kafka_records(
+        judge(scored, clock=F.current_timestamp()), stream.kafka.scores_topic, stream.kafka.quarantine_topic
+    )
+    query = (
+        out.writeStream.queryName(stream.query_name)
+        .trigger(**plan.trigger_kwargs)
+        .format("kafka")
+        .options(**kafka_options(settings))
+        .option("checkpointLocation", checkpoint)
+        .start()
+    )
+    log(f"[stream] started {stream.query_name} (real-time): {plan.describe()}")
     return query
 
 

@@ -40,7 +40,12 @@ class StreamPlan:
 
     @property
     def continuous(self) -> bool:
-        return self.trigger_kind == "continuous"
+        """A query of long-running tasks (continuous or real-time mode): no foreachBatch."""
+        return self.trigger_kind in ("continuous", "realTime")
+
+    @property
+    def real_time(self) -> bool:
+        return self.trigger_kind == "realTime"
 
     def describe(self) -> str:
         trigger = ", ".join(f"{k}={v!r}" for k, v in self.trigger_kwargs.items())
@@ -98,13 +103,6 @@ def _check_real_time(settings: Settings) -> None:
             "stream.trigger.kind=realTime runs no Python UDF and model.scoring=pandas_udf is one: "
             "set model.scoring=native (the model compiled to Spark expressions)"
         )
-    # The speed layer's map-only profile lookup (medallion.features.profile_lookup_features)
-    # is a pandas UDF over a broadcast snapshot: until it is a JVM expression, a real-time
-    # query would fail at start inside Spark, so it stops here instead.
-    raise StreamConfigError(
-        "stream.trigger.kind=realTime: the stream's card-profile lookup is still a pandas UDF, which real-time "
-        "mode cannot run; use stream.trigger.kind=continuous (Kafka -> Kafka, model.scoring=native) for now"
-    )
 
 
 def plan_stream(settings: Settings) -> StreamPlan:

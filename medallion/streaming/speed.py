@@ -31,7 +31,7 @@ from medallion.schemas import PREDICTIONS_SHADOW_SCHEMA
 from medallion.spark import task_slots
 from medallion.streaming.checkpoint import query_id
 from medallion.streaming.compaction import Compaction
-from medallion.streaming.continuous import check_cores, start_continuous_query
+from medallion.streaming.continuous import check_cores, start_continuous_query, start_real_time_query
 from medallion.streaming.landing import landed_stream, record_lineless
 from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
 from medallion.streaming.predictions import (
@@ -132,6 +132,8 @@ class SpeedLayer:
         for note in self.plan.notes:
             self.log(f"[stream] note: {note}")
         champion = self.scorer(self.settings.model.aliases.champion)  # no champion: fail before start
+        if self.plan.real_time:
+            return start_real_time_query(self.lake, self.plan, champion, self.checkpoint, self.log)
         if self.plan.continuous:
             return start_continuous_query(self.lake, self.plan, champion, self.checkpoint, self.log)
         self.progress = StreamProgress(

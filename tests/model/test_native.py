@@ -197,10 +197,6 @@ def test_a_prediction_table_from_before_scored_by_takes_the_column(spark, settin
             ["stream.source=kafka", "stream.sink=kafka", "model.scoring=pandas_udf"],
             "set model.scoring=native",
         ),
-        (
-            ["stream.source=kafka", "stream.sink=kafka", "model.scoring=native"],
-            "profile lookup is still a pandas UDF",
-        ),
     ],
 )
 def test_real_time_trigger_is_refused_before_start_in_one_line(tmp_path, overrides, says):

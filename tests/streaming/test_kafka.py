@@ -345,3 +345,86 @@ def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
     assert {record["feed"] for record in rejected} == {"events"}
     assert all(record["reasons"] and record["raw"] is not None for record in rejected)
     assert len(scores) + len(rejected) == len([value for value in landed if value.strip()])
+
+
+def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
+    spark, lake_with_champion, kafka_broker, kafka_topic
+):
+    """stream.trigger.kind=realTime: Kafka in, Kafka out, no Python (the profile join against a
+    snapshot of gold.card_profiles, the champion compiled). Every record leaves once, scored or
+    rejected, and each score is the pyfunc's on the features the night computes."""
+    from datetime import timedelta
+
+    from medallion.features import FeatureStore, build_features
+    from medallion.ingest import Ingestor
+    from medallion.model.scoring import load_champion
+    from medallion.predict import with_scores
+    from tests.conftest import HISTORY_END
+
+    scores_topic, rejected_topic = f"{kafka_topic}.scores", f"{kafka_topic}.rejected"
+    kafka_broker.create_topic(scores_topic, partitions=2)
+    kafka_broker.create_topic(rejected_topic, partitions=1)
+    settings = lake_with_champion(
+        *kafka_conf(
+            kafka_broker,
+            kafka_topic,
+            "stream.trigger.kind=realTime",
+            "stream.trigger.interval=5 seconds",
+            "stream.sink=kafka",
+            f"stream.kafka.scores_topic={scores_topic}",
+            f"stream.kafka.quarantine_topic={rejected_topic}",
+            "model.scoring=native",
+        )
+    )
+    # Card profiles for the live day, from three days of history through the night's path.
+    generate_history(
+        settings, days=3, events_per_day=200, end_date=HISTORY_END - timedelta(days=1), progress=False
+    )
+    Ingestor(settings, spark).run_batch()
+    FeatureStore(settings, spark).build(HISTORY_END - timedelta(days=1))
+    records = produced_history(settings)
+    landed = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", kafka_broker.bootstrap)
+        .option("subscribe", kafka_topic)
+        .option("startingOffsets", "earliest")
+        .load()
+        .select(F.col("value").cast("string").alias("raw"), F.lit("kafka").alias("source_file"))
+    )
+    lines: list[str] = []
+    speed = SpeedLayer(settings, spark, log=lines.append)
+    query = speed.start()
+    try:
+        deadline = time.monotonic() + 240
+        left = records
+        while time.monotonic() < deadline and left > 0:
+            assert query.isActive, query.exception()
+            time.sleep(2)
+            left = (
+                records
+                - consumed_count(kafka_broker, scores_topic)
+                - consumed_count(kafka_broker, rejected_topic)
+            )
+    finally:
+        query.stop()
+    assert any("(real-time)" in line for line in lines), lines
+    scores = [json.loads(value) for value in topic_values(kafka_broker.bootstrap, scores_topic)]
+    rejected = [json.loads(value) for value in topic_values(kafka_broker.bootstrap, rejected_topic)]
+    assert len(scores) + len(rejected) == records == landed.count()
+    assert {record["feed"] for record in rejected} == {"events"} and len(scores) > 150
+
+    # The same records the night's way: parsed, joined to the same profiles, scored by the pyfunc.
+    pyfunc = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"scoring": "pandas_udf"})}
+    )
+    profiles = Lakehouse(settings, spark).table("gold", "card_profiles").read()
+    expected = with_scores(
+        build_features(parse_events(landed).valid, profiles),
+        load_champion(spark, pyfunc),
+        settings.model.decision_threshold,
+    ).select("event_id", "score", "decision")
+    night = {row.event_id: (row.score, row.decision) for row in expected.collect()}
+    assert {record["event_id"] for record in scores} == set(night)
+    for record in scores:
+        score, decision = night[record["event_id"]]
+        assert abs(record["score"] - score) <= 1e-9 and record["decision"] == decision
