@@ -186,7 +186,9 @@ def start_real_time_query(
         judge(scored, clock=F.current_timestamp()), stream.kafka.scores_topic, stream.kafka.quarantine_topic
     )
     query = (
+        # Real-time mode takes only the update output mode; a stateless query emits each row once either way.
         out.writeStream.queryName(stream.query_name)
+        .outputMode("update")
         .trigger(**plan.trigger_kwargs)
         .format("kafka")
         .options(**kafka_options(settings))
