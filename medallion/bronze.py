@@ -42,11 +42,12 @@ def read_landing(
     skip_longer = {"mapreduce.input.linerecordreader.line.maxlength": str(UNREAD_LINE_BYTES)}
     if stream:
         reader = spark.readStream.format("text").option("ignoreMissingFiles", "true").options(**skip_longer)
-        # Spark takes one bound or the other: bytes keep a batch of a few huge files small.
-        if max_bytes_per_trigger:
-            reader = reader.option("maxBytesPerTrigger", max_bytes_per_trigger)
-        elif max_files_per_trigger:
+        # Spark takes one bound or the other. Bytes keep a batch of a few huge files small, and
+        # so the rows the driver holds; a file count, when asked for, goes first.
+        if max_files_per_trigger:
             reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+        elif max_bytes_per_trigger:
+            reader = reader.option("maxBytesPerTrigger", max_bytes_per_trigger)
         lines = reader.load(paths if isinstance(paths, str) else paths[0])
     else:
         reader = spark.read.format("text").option("ignoreMissingFiles", "true").options(**skip_longer)

@@ -132,11 +132,15 @@ class StreamSettings(Section):
     source: Literal["files", "kafka", "rate"] = "files"
     sink: Literal["delta", "memory", "console", "kafka"] = "delta"
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
-    max_files_per_trigger: int = Field(default=100, ge=1)
     max_bytes_per_trigger: int | None = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="bound each micro-batch of landing files by their total bytes: the driver holds one batch's rows",
+    )
+    max_files_per_trigger: int | None = Field(
         default=None,
         ge=1,
-        description="bound each micro-batch of landing files by their total bytes instead of their count",
+        description="bound each micro-batch by file count instead (takes precedence when set)",
     )
     query_name: str = Field(default="score_events", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
