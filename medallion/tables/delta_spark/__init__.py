@@ -7,7 +7,7 @@ Usage::
     events = Table.at(spark, "dbfs:/lake/tables/silver/events", engine="spark")   # a DeltaSparkTable
     events.append(df, txn=("ingest:events", 3))
 
-Modules: :mod:`.table` (:class:`DeltaSparkTable`), :mod:`.errors` (delta-spark's errors as
+Modules: :mod:`.table` (:class:`DeltaSparkTable`), :mod:`.merge` (its merge), :mod:`.errors` (delta-spark's errors as
 one-line MedallionErrors, and commit conflicts to retry on), :mod:`.log` (a table's txns,
 replayed from its ``_delta_log``).
 """
