@@ -16,7 +16,7 @@ from medallion.reconcile import Reconciler
 
 day = ctx.day()
 audit = Reconciler(ctx.settings, ctx.spark).run(day)
-print(audit.figures)
+print(audit.as_dict())
 
 # COMMAND ----------
 
