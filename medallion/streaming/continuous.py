@@ -119,13 +119,13 @@ def start_continuous_query(
 ) -> StreamingQuery:
     """Start the continuous-trigger query on ``lake``: map-only features (a broadcast profile
     lookup) and ``champion``'s scoring, every row judged; Kafka or rate events in, Kafka,
-    memory or console out (``settings.stream``)."""
+    memory or console out (``settings.stream``). The caller has refused a rate source that
+    would hold every core (:func:`check_cores`; the speed layer does at construction)."""
     from medallion.features import profile_lookup_features
     from medallion.predict import with_scores
 
     settings, spark = lake.settings, lake.spark
     stream = settings.stream
-    check_cores(spark, settings)
     events = (
         rate_events(spark, settings) if stream.source == "rate" else parsed_kafka_records(spark, settings)
     )
