@@ -32,7 +32,8 @@ PROFILE_COLUMNS = (
 OUTPUT_COLUMNS = (*KEY_COLUMNS, *FEATURE_SCHEMA.fieldNames(), "amount", "country")
 # Carried from the events when they have them: where a row came from and, for the continuous
 # path's unsplit parse, why it did not parse (medallion.streaming.continuous).
-PASSED_THROUGH = ("source_file", "ingested_at", "reasons", "raw")
+# kafka_timestamp: a Kafka record's own time, which the stream measures its latency from.
+PASSED_THROUGH = ("source_file", "ingested_at", "reasons", "raw", "kafka_timestamp")
 
 
 @functools.lru_cache(maxsize=8)

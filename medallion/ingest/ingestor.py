@@ -161,8 +161,11 @@ class Ingestor:
             read = read.keep_files(feed, owned, carried)
         return read, {path: read_sizes[path] for path in owned}
 
-    def _silver_rows(self, feed: str, read: BatchRead, event_dates: list[date]) -> DataFrame:
-        """The batch's valid rows that silver does not hold yet, in silver's columns."""
+    def _silver_rows(
+        self, feed: str, read: BatchRead, event_dates: list[date], extra: Sequence[str] = ()
+    ) -> DataFrame:
+        """The batch's valid rows that silver does not hold yet, in silver's columns (then
+        ``extra`` columns of the lines, for a caller that uses them)."""
         valid = read.parsed.valid
         if feed == "events" and event_dates:
             # Ids silver got from other files; this batch's own files may already be there on
@@ -181,7 +184,7 @@ class Ingestor:
                 .join(valid.select("event_id").distinct(), "event_id", "left_semi")
             )
             valid = dedupe_events(valid, existing_ids=known_ids).unique
-        return valid.select(*self.silver[feed].schema.fieldNames())
+        return valid.select(*self.silver[feed].schema.fieldNames(), *extra)
 
     def _write(
         self,
@@ -204,7 +207,10 @@ class Ingestor:
             # thousand rows. Coalescing the cached rows moves no data.
             read = replace(read, parsed=replace(parsed, rows=parsed.rows.coalesce(1)))
             bronze = bronze.coalesce(1)
-        silver = self._silver_rows(feed, read, batch.event_dates)
+        # A Kafka record's timestamp stays on the rows a caller scores: it is when the record
+        # was produced, the start of the stream's latency (a file's is its landing time).
+        extra = ["kafka_timestamp"] if keep_silver and "kafka_timestamp" in parsed.valid.columns else []
+        silver = self._silver_rows(feed, read, batch.event_dates, extra)
         quarantine = read.parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames())
         if keep_silver:
             silver = silver.persist()  # the caller scores them
@@ -232,7 +238,8 @@ class Ingestor:
                 txn=txn,
                 expected_rows=batch.counts.quarantined,
             )
-            appended = self.silver[feed].append(silver, txn=txn, expected_rows=batch.valid)
+            written = silver.select(*self.silver[feed].schema.fieldNames()) if extra else silver
+            appended = self.silver[feed].append(written, txn=txn, expected_rows=batch.valid)
             failpoints.reached("ingest.silver")
             if not keep_silver:
                 seen = observed(counted) if appended else None  # a replay skips the write

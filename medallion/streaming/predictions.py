@@ -56,7 +56,7 @@ def landed_seconds(predictions: pa.Table) -> np.ndarray:
 
 def landing_latencies_ms(predictions: pa.Table, committed: float) -> tuple[float | None, float | None]:
     """(p50, p95) milliseconds from landing to ``committed`` (epoch seconds); None without
-    landing times (Kafka records)."""
+    landing times (a Kafka record lands when it is produced)."""
     landed = landed_seconds(predictions)
     if not len(landed):
         return None, None

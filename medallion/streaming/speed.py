@@ -284,7 +284,9 @@ class SpeedLayer:
             scored = scored.unionByName(canary)
         else:
             scored = with_scores(features, scorer, threshold).withColumn("variant", F.lit(variant))
-        if not file_times:  # Kafka records: no landing file, no landing time
+        if "kafka_timestamp" in scored.columns:  # a Kafka record "lands" when it is produced
+            return scored.withColumn("landed_at", F.col("kafka_timestamp"))
+        if not file_times:
             return scored.withColumn("landed_at", F.lit(None).cast("timestamp"))
         landed_at = F.create_map(*[F.lit(value) for pair in file_times.items() for value in pair])
         # A map literal is a reference in Spark's generated code, so it does not change the code.

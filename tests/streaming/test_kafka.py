@@ -98,6 +98,18 @@ def test_a_kafka_source_feeds_the_speed_layer_under_each_micro_batch_trigger(
             speed.stopped()
     assert any("kafka -> delta" in line for line in lines), lines
     assert_exactly_once(spark, settings, records)
+    # A record's latency runs from when it was produced: its Kafka timestamp is its landing time.
+    lake = Lakehouse(settings, spark)
+    speed_rows = lake.table("gold", "predictions_speed").read()
+    produced = (
+        parse_events(lake.table("bronze", "events").read())
+        .valid.select("event_id", F.col("kafka_timestamp").alias("produced"))
+        .dropDuplicates(["event_id"])
+    )
+    timed = speed_rows.join(produced, "event_id")
+    assert timed.count() == speed_rows.count()
+    assert timed.where(F.col("landed_at").isNull() | (F.col("landed_at") != F.col("produced"))).count() == 0
+    assert any("latency p50 -" not in line for line in lines if "latency" in line), lines
     # The files source was not read: nothing landed, and bronze names Kafka partitions only.
     assert not list(Path(settings.storage.landing_events).glob("*.jsonl"))
     sources = {r.source_file for r in Lakehouse(settings, spark).table("bronze", "events").read().collect()}
