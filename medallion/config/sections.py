@@ -157,6 +157,14 @@ class StreamSettings(Section):
         ge=1,
         description="rows per Arrow batch for pandas UDFs in continuous mode (a UDF waits to fill one)",
     )
+    refresh_seconds: float | None = Field(
+        default=60,
+        gt=0,
+        description=(
+            "continuous and realTime: how often to check gold.card_profiles and the champion; "
+            "when either moved, the query restarts from its checkpoint on the new ones (null: never)"
+        ),
+    )
 
     @field_validator("challenger", mode="before")
     @classmethod

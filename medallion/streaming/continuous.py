@@ -165,7 +165,8 @@ def start_real_time_query(
 ) -> StreamingQuery:
     """Start a real-time-mode query (Spark's ``realTime`` trigger): Kafka in, Kafka out, all in
     the JVM, as real-time mode runs no Python. Features join a snapshot of gold.card_profiles
-    taken at start (a broadcast stream-static join: the same :func:`build_features` as the
+    taken at start (:meth:`SpeedLayer.refreshed` restarts the query on a new one; a broadcast
+    stream-static join: the same :func:`build_features` as the
     night and the micro-batches), the champion is scored by its compiled expressions, and
     every row leaves judged, as in continuous mode."""
     from medallion.features import build_features

@@ -20,8 +20,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from medallion.errors import MedallionError
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming import StreamingQuery
 
 STOP_MARKER = "medallion: stop requested"
 # How a medallion error raised in a foreachBatch body reads in Spark's query exception.
@@ -82,8 +86,14 @@ def run_until_stopped(
     timeout: float | None = None,
     log: Callable[[str], None] = print,
     gate: BatchGate | None = None,
+    refresh: Callable[[StreamingQuery], StreamingQuery | None] | None = None,
+    refresh_every: float = 60.0,
 ) -> None:
-    """Block until the query ends by itself (availableNow), ``timeout`` passes, or a stop signal."""
+    """Block until the query ends by itself (availableNow), ``timeout`` passes, or a stop signal.
+
+    ``refresh``, called every ``refresh_every`` seconds, may replace the query: it returns the
+    query that runs on (having stopped the old one), or None to keep it.
+    """
     stop = threading.Event()
 
     def request_stop(signum, frame) -> None:
@@ -94,12 +104,16 @@ def run_until_stopped(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, request_stop)
-    started = time.monotonic()
+    started = checked = time.monotonic()
     try:
         while query.isActive and not stop.is_set():
-            if timeout is not None and time.monotonic() - started >= timeout:
+            now = time.monotonic()
+            if timeout is not None and now - started >= timeout:
                 log(f"[stream] {timeout:.0f}s elapsed: stopping after the current batch")
                 break
+            if refresh is not None and now - checked >= refresh_every:
+                checked = now
+                query = refresh(query) or query
             query.awaitTermination(0.5)
         if query.isActive:
             if gate is not None:

@@ -66,6 +66,8 @@ class SpeedLayer:
         self.progress: StreamProgress | None = None
         self._scorers: dict[str, object] = {}
         self._refused: str | None = None  # why the challenger was last refused, said once
+        # The card-profile version and champion a continuous query started on (see refreshed).
+        self._started_on: tuple[int | None, str] | None = None
         self._ingestor: Ingestor | None = None
         self._tables: dict[str, Table] = {}
         self._compaction: Compaction | None = None
@@ -132,10 +134,11 @@ class SpeedLayer:
         for note in self.plan.notes:
             self.log(f"[stream] note: {note}")
         champion = self.scorer(self.settings.model.aliases.champion)  # no champion: fail before start
-        if self.plan.real_time:
-            return start_real_time_query(self.lake, self.plan, champion, self.checkpoint, self.log)
         if self.plan.continuous:
-            return start_continuous_query(self.lake, self.plan, champion, self.checkpoint, self.log)
+            # Read before the query takes its snapshot: a change in between shows at the next check.
+            self._started_on = self._profiles_and_champion()
+            start_query = start_real_time_query if self.plan.real_time else start_continuous_query
+            return start_query(self.lake, self.plan, champion, self.checkpoint, self.log)
         self.progress = StreamProgress(
             self.spark, self._tables["metrics"], self.settings.stream.query_name, self.log
         ).attach()
@@ -151,14 +154,63 @@ class SpeedLayer:
         return query
 
     def run(self, timeout: float | None = None) -> None:
-        """Start the query and block until it ends, ``timeout`` passes, or SIGTERM / Ctrl-C."""
+        """Start the query and block until it ends, ``timeout`` passes, or SIGTERM / Ctrl-C.
+
+        A continuous or real-time query holds a snapshot of the card profiles and the champion
+        it started with; every ``stream.refresh_seconds`` it is restarted from its checkpoint
+        if either moved (a memory sink has no checkpoint to restart from, so it keeps them).
+        """
         query = self.start()
+        every = self.settings.stream.refresh_seconds
+        refreshing = self.plan.continuous and every is not None and self.settings.stream.sink != "memory"
         try:
             run_until_stopped(
-                query, timeout=timeout, log=self.log, gate=None if self.plan.continuous else self.gate
+                query,
+                timeout=timeout,
+                log=self.log,
+                gate=None if self.plan.continuous else self.gate,
+                refresh=self.refreshed if refreshing else None,
+                refresh_every=every or 0.0,
             )
         finally:
             self.stopped()
+
+    def refreshed(self, query):
+        """A continuous or real-time ``query`` restarted from its checkpoint on today's card
+        profiles and champion, if either moved since it started; else None (it runs on).
+        Sinks are at-least-once across the restart: records after the last committed epoch
+        are scored again (Kafka consumers key on event_id)."""
+        from medallion.errors import MedallionError
+
+        try:
+            now = self._profiles_and_champion()
+        except MedallionError as unreadable:  # the registry or the table is away: keep scoring
+            self.log(f"[stream] refresh skipped: {unreadable}")
+            return None
+        if now == self._started_on:
+            return None
+        (profiles_then, champion_then), (profiles_now, champion_now) = self._started_on, now
+        moved = [
+            f"{what} {then} -> {now}"
+            for what, then, now in (
+                ("gold.card_profiles version", profiles_then, profiles_now),
+                ("champion version", champion_then, champion_now),
+            )
+            if then != now
+        ]
+        self.log(f"[stream] {', '.join(moved)}: restarting {self.settings.stream.query_name} from its checkpoint")
+        query.stop()
+        return self.start()
+
+    def _profiles_and_champion(self) -> tuple[int | None, str]:
+        from medallion.model.scoring import resolve_alias
+
+        profiles = (
+            self.lake.table("gold", "card_profiles").version()
+            if self.lake.exists("gold", "card_profiles")
+            else None
+        )
+        return profiles, str(resolve_alias(self.settings, self.settings.model.aliases.champion))
 
     def stopped(self) -> None:
         """After the query stopped: let the listener write the last batches' metrics, then detach."""

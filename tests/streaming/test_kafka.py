@@ -35,9 +35,9 @@ def kafka_conf(broker, topic: str, *extra: str) -> list[str]:
     ]
 
 
-def produced_history(settings, per_day: int = 200) -> int:
+def produced_history(settings, per_day: int = 200, seed: int | None = None) -> int:
     """One day of generated events (malformed and re-sent ones included) produced to the topic."""
-    summary = generate_history(settings, days=1, events_per_day=per_day, progress=False, to="kafka")
+    summary = generate_history(settings, days=1, events_per_day=per_day, seed=seed, progress=False, to="kafka")
     return summary.events + summary.duplicates + sum(summary.malformed.values())
 
 
@@ -363,8 +363,11 @@ def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
     spark, lake_with_champion, kafka_broker, kafka_topic
 ):
     """stream.trigger.kind=realTime: Kafka in, Kafka out, no Python (the profile join against a
-    snapshot of gold.card_profiles, the champion compiled). Every record leaves once, scored or
-    rejected, and each score is the pyfunc's on the features the night computes."""
+    snapshot of gold.card_profiles, the champion compiled). Every record leaves, scored or
+    rejected, and each score is the pyfunc's on the features the night computes. When the
+    night writes new card profiles, the running query restarts on them from its checkpoint:
+    the records produced after score on the new profiles."""
+    import threading
     from datetime import timedelta
 
     from medallion.features import FeatureStore, build_features
@@ -385,6 +388,7 @@ def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
             "stream.sink=kafka",
             f"stream.kafka.scores_topic={scores_topic}",
             f"stream.kafka.quarantine_topic={rejected_topic}",
+            "stream.refresh_seconds=2",
             "model.scoring=native",
         )
     )
@@ -394,49 +398,84 @@ def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
     )
     Ingestor(settings, spark).run_batch()
     FeatureStore(settings, spark).build(HISTORY_END - timedelta(days=1))
-    records = produced_history(settings)
-    landed = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", kafka_broker.bootstrap)
-        .option("subscribe", kafka_topic)
-        .option("startingOffsets", "earliest")
-        .load()
-        .select(F.col("value").cast("string").alias("raw"), F.lit("kafka").alias("source_file"))
-    )
+    lake = Lakehouse(settings, spark)
+    profiles_table = lake.table("gold", "card_profiles")
+    old_profiles = profiles_table.read().localCheckpoint()
+
+    def kafka_lines():
+        return (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", kafka_broker.bootstrap)
+            .option("subscribe", kafka_topic)
+            .option("startingOffsets", "earliest")
+            .load()
+            .select(F.col("value").cast("string").alias("raw"), F.lit("kafka").alias("source_file"))
+        )
+
+    def left_to_score(records: int) -> int:
+        return (
+            records - consumed_count(kafka_broker, scores_topic) - consumed_count(kafka_broker, rejected_topic)
+        )
+
+    def wait_until(done, what: str, seconds: float = 240) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            assert time.monotonic() < deadline, f"{what}: {lines[-5:]}"
+            assert runner.is_alive(), lines
+            time.sleep(1)
+
     lines: list[str] = []
     speed = SpeedLayer(settings, spark, log=lines.append)
-    query = speed.start()
+    runner = threading.Thread(target=speed.run, kwargs={"timeout": 600}, daemon=True)
+    runner.start()
     try:
-        deadline = time.monotonic() + 240
-        left = records
-        while time.monotonic() < deadline and left > 0:
-            assert query.isActive, query.exception()
-            time.sleep(2)
-            left = (
-                records
-                - consumed_count(kafka_broker, scores_topic)
-                - consumed_count(kafka_broker, rejected_topic)
-            )
+        first = produced_history(settings)
+        first_lines = kafka_lines().localCheckpoint()
+        wait_until(lambda: left_to_score(first) <= 0, "the first records were not all scored")
+        # Past one interval the batch that scored them has committed, so the restart below
+        # resumes after them (records of an uncommitted batch would be scored again).
+        time.sleep(6)
+        # The night writes new profiles: the live query must pick them up without a restart by hand.
+        new_profiles = old_profiles.withColumn("amount_mean_30d", F.col("amount_mean_30d") * 4)
+        profiles_table.overwrite(new_profiles)
+        wait_until(lambda: any("restarting" in line for line in lines), "no restart on new profiles", 60)
+        second = produced_history(settings, seed=7)
+        records = first + second
+        wait_until(lambda: left_to_score(records) <= 0, "the second records were not all scored")
     finally:
-        query.stop()
+        for query in spark.streams.active:
+            if query.name == settings.stream.query_name:
+                query.stop()
+        runner.join(60)
     assert any("(real-time)" in line for line in lines), lines
+    assert any("gold.card_profiles version" in line and "restarting" in line for line in lines), lines
     scores = [json.loads(value) for value in topic_values(kafka_broker.bootstrap, scores_topic)]
     rejected = [json.loads(value) for value in topic_values(kafka_broker.bootstrap, rejected_topic)]
-    assert len(scores) + len(rejected) == records == landed.count()
-    assert {record["feed"] for record in rejected} == {"events"} and len(scores) > 150
+    landed = kafka_lines()
+    second_lines = landed.exceptAll(first_lines)
+    assert landed.count() == records and second_lines.count() == second
+    # The sink is at-least-once across the restart: each record leaves at least once.
+    assert {record["feed"] for record in rejected} == {"events"} and len(scores) > 300
 
-    # The same records the night's way: parsed, joined to the same profiles, scored by the pyfunc.
+    # The same records the night's way: parsed, joined to the profiles each was meant to see,
+    # scored by the pyfunc.
     pyfunc = settings.model_copy(
         update={"model": settings.model.model_copy(update={"scoring": "pandas_udf"})}
     )
-    profiles = Lakehouse(settings, spark).table("gold", "card_profiles").read()
-    expected = with_scores(
-        build_features(parse_events(landed).valid, profiles),
-        load_champion(spark, pyfunc),
-        settings.model.decision_threshold,
-    ).select("event_id", "score", "decision")
-    night = {row.event_id: (row.score, row.decision) for row in expected.collect()}
-    assert {record["event_id"] for record in scores} == set(night)
+    champion = load_champion(spark, pyfunc)
+
+    def night(lines_, profiles) -> dict[str, tuple[float, bool]]:
+        expected = with_scores(
+            build_features(parse_events(lines_).valid, profiles), champion, settings.model.decision_threshold
+        ).select("event_id", "score", "decision")
+        return {row.event_id: (row.score, row.decision) for row in expected.collect()}
+
+    before, after = night(first_lines, old_profiles), night(second_lines, new_profiles)
+    assert not set(before) & set(after)
+    assert {record["event_id"] for record in scores} == set(before) | set(after)
     for record in scores:
-        score, decision = night[record["event_id"]]
+        score, decision = (after if record["event_id"] in after else before)[record["event_id"]]
         assert abs(record["score"] - score) <= 1e-9 and record["decision"] == decision
+    # The new profiles matter: on the old ones, some of the second records score otherwise.
+    stale = night(second_lines, old_profiles)
+    assert any(abs(stale[event_id][0] - after[event_id][0]) > 1e-6 for event_id in after)
