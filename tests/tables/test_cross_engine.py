@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -43,3 +44,34 @@ def test_a_table_one_engine_wrote_is_read_appended_and_merged_by_the_other(
     assert first.version() == second.version() == 3  # create, two appends, the merge
     assert first.last_txn_version("cross") == 1
     assert first.read().where(F.col("event_date") == DAY2).count() == 2
+
+
+def test_delta_spark_follows_txns_across_checkpoints_other_writers_and_a_replaced_table(
+    spark, table_path, frame
+):
+    """delta-spark keeps each table's txns per process and reads only the commits after the
+    ones it knows: what it answers must equal a full replay whatever happened in between."""
+    import shutil
+
+    from medallion.tables.delta_spark import log
+
+    table = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine="spark")
+    spark.sql(f"ALTER TABLE delta.`{table_path}` SET TBLPROPERTIES ('delta.checkpointInterval' = '2')")
+    for version in range(1, 4):
+        assert table.append(frame([version]), txn=("app", version))
+        assert not table.append(frame([version]), txn=("app", version))  # the replay is known
+        assert table.last_txn_version("app") == version
+    assert list((Path(table_path) / "_delta_log").glob("*.checkpoint.parquet"))
+    # Another engine's commit in between is read too.
+    assert Table.at(spark, table_path, engine="rs").append(frame([9]), txn=("rs-app", 3))
+    assert table.last_txn_version("rs-app") == 3 and table.last_txn_version("app") == 3
+    # A cold process replays from the checkpoint and agrees.
+    log._KNOWN.clear()
+    assert table.last_txn_version("app") == 3 and table.last_txn_version("rs-app") == 3
+
+    # The table replaced at the same path: nothing known of the old one may hold.
+    shutil.rmtree(table_path)
+    table = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine="spark")
+    assert table.last_txn_version("app") is None
+    assert table.append(frame([1]), txn=("app", 2))
+    assert table.last_txn_version("app") == 2 and table.read().count() == 1

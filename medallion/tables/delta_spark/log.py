@@ -1,14 +1,17 @@
 """A table's txns read from its ``_delta_log`` as the Delta protocol defines them.
 
 delta-spark has no public API for a table's txns, and its DeltaLog class has another package
-on Databricks, so the log is replayed here: the newest complete checkpoint, then the commits
-after it, read by Spark and listed through Hadoop's FileSystem.
+on Databricks, so the log is replayed here: the newest complete checkpoint (read by Spark),
+then the commits after it (read as text through Hadoop's FileSystem, Spark's own). A
+table's txns are kept per process and brought forward commit by commit: a txn-keyed write
+checks its txn before every commit, and replaying the log each time would cost a Spark job
+per micro-batch and table.
 
 Usage::
 
     from medallion.tables.delta_spark.log import interval_ms, newest_txn
 
-    newest_txn(spark, "/lake/tables/silver/events", "ingest:events", head=42)
+    newest_txn(spark, "/lake/tables/silver/events", "ingest:events")
     # (7, 1763625600000, {"delta.setTransactionRetentionDuration": "2 weeks"}) or None
     interval_ms(path, "2 weeks")             # how long delta-spark keeps a txn: 1209600000.0
 """
@@ -18,11 +21,12 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Sequence
-from functools import reduce
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from medallion.errors import MedallionError
+from medallion.errors import MedallionError, TableNotFoundError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -51,67 +55,132 @@ _INTERVAL_MS = {
 }
 
 
-def newest_txn(
-    spark: SparkSession, path: str, app_id: str, head: int
-) -> tuple[int, int | None, dict[str, str]] | None:
-    """``(version, lastUpdated, table configuration)`` of ``app_id``'s txn as of version
-    ``head``, replaying the log as delta-spark does: the newest txn and metaData win."""
-    from pyspark.sql import functions as F
+@dataclass
+class TableTxns:
+    """A table's txns and configuration as of commit ``head`` (whose file is ``head_stamp``:
+    its modification time, so a table replaced at the same path is not mistaken for this one)."""
 
-    checkpoint, commits = _log_segment(spark, path, head)
-    log = posixpath.join(path, "_delta_log")
-    parts = []
-    if checkpoint:
+    head: int
+    head_stamp: int
+    txns: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # appId -> (version, lastUpdated)
+    configuration: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, actions: Iterator[dict[str, Any]]) -> None:
+        """Replay one commit's (or checkpoint's) actions: the newest txn and metaData win."""
+        for action in actions:
+            txn = action.get("txn")
+            if txn:
+                self.txns[txn["appId"]] = (int(txn["version"]), txn.get("lastUpdated"))
+            metadata = action.get("metaData")
+            if metadata is not None:
+                self.configuration = dict(metadata.get("configuration") or {})
+
+
+_KNOWN: dict[str, TableTxns] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def newest_txn(spark: SparkSession, path: str, app_id: str) -> tuple[int, int | None, dict[str, str]] | None:
+    """``(version, lastUpdated, table configuration)`` of ``app_id``'s txn as of the table's
+    newest commit, replaying the log as delta-spark does: the newest txn and metaData win."""
+    log = _DeltaLogFiles(spark, path)
+    with _KNOWN_LOCK:
+        known = _KNOWN.get(path)
+    txns = _brought_forward(log, known) if known is not None else None
+    if txns is None:
+        txns = _replayed(spark, log)
+    with _KNOWN_LOCK:
+        current = _KNOWN.get(path)
+        if current is None or current.head <= txns.head:
+            _KNOWN[path] = txns
+    found = txns.txns.get(app_id)
+    if found is None:
+        return None
+    return found[0], found[1], txns.configuration
+
+
+def _brought_forward(log: _DeltaLogFiles, known: TableTxns) -> TableTxns | None:
+    """``known`` with the commits after its head, or None if its head is not this table's."""
+    if log.stamp(known.head) != known.head_stamp:
+        return None
+    txns = TableTxns(known.head, known.head_stamp, dict(known.txns), dict(known.configuration))
+    while (stamp := log.stamp(txns.head + 1)) is not None:
+        txns.apply(log.commit_actions(txns.head + 1))
+        txns.head, txns.head_stamp = txns.head + 1, stamp
+    return txns
+
+
+def _replayed(spark: SparkSession, log: _DeltaLogFiles) -> TableTxns:
+    """The txns from the newest complete checkpoint, then every commit after it."""
+    checkpoint = log.newest_checkpoint()
+    txns = TableTxns(-1, 0)
+    if checkpoint is not None:
         version, files = checkpoint
         reader = spark.read.schema(_TXN_ACTIONS)
-        paths = [posixpath.join(log, name) for name in files]
+        paths = [posixpath.join(log.path, name) for name in files]
         read = reader.json(paths) if files[0].endswith(".json") else reader.parquet(*paths)
-        parts.append(read.withColumn("commit", F.lit(version).cast("long")))
-    if commits:
-        read = spark.read.schema(_TXN_ACTIONS).json([posixpath.join(log, name) for name in commits])
-        parts.append(
-            read.withColumn("commit", F.regexp_extract("_metadata.file_path", r"(\d{20})\.json$", 1))
-        )
-    rows = (
-        reduce(lambda a, b: a.unionByName(b), parts)
-        .where((F.col("txn.appId") == F.lit(app_id)) | F.col("metaData").isNotNull())
-        .select(
-            F.col("commit").cast("long").alias("commit"),
-            "txn.version",
-            "txn.lastUpdated",
-            F.col("metaData").isNotNull().alias("is_metadata"),
-            "metaData.configuration",
-        )
-        .collect()
-    )
-    txns = [r for r in rows if not r["is_metadata"]]
-    if not txns:
-        return None
-    txn = max(txns, key=lambda r: r["commit"])
-    metadata = max((r for r in rows if r["is_metadata"]), key=lambda r: r["commit"], default=None)
-    configuration = (metadata["configuration"] if metadata else None) or {}
-    return int(txn["version"]), txn["lastUpdated"], configuration
+        rows = read.where("txn IS NOT NULL OR metaData IS NOT NULL").collect()
+        txns.apply(row.asDict(recursive=True) for row in rows)
+        txns.head = version
+    while (stamp := log.stamp(txns.head + 1)) is not None:
+        txns.apply(log.commit_actions(txns.head + 1))
+        txns.head, txns.head_stamp = txns.head + 1, stamp
+    if txns.head < 0:
+        raise TableNotFoundError(f"no Delta table at {posixpath.dirname(log.path)}: no _delta_log with a commit there")
+    if checkpoint is not None and txns.head == checkpoint[0]:
+        txns.head_stamp = log.stamp(txns.head) or 0
+    return txns
 
 
-def _log_segment(spark: SparkSession, path: str, head: int) -> tuple[tuple[int, list[str]] | None, list[str]]:
-    """``((version, files) of the newest complete checkpoint or None, commit files after it up to
-    version ``head``)``: names in ``_delta_log``, found through Hadoop's FileSystem (Spark's).
+class _DeltaLogFiles:
+    """A table's ``_delta_log`` through Hadoop's FileSystem: any store Spark reaches."""
 
-    Only the checkpoint that ``_last_checkpoint`` points to is listed: a long log has
-    thousands of files, and py4j fetches their names one call at a time.
-    """
-    jvm = spark.sparkContext._jvm
-    log = jvm.org.apache.hadoop.fs.Path(posixpath.join(path, "_delta_log"))
-    fs = log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    hint = _last_checkpoint(jvm, fs, log)
-    checkpoint = None
-    if hint is not None:
-        found = fs.globStatus(jvm.org.apache.hadoop.fs.Path(log, f"{hint:020d}.checkpoint*"))
-        checkpoint = _newest_checkpoint([s.getPath().getName() for s in found or []])
-    if checkpoint is None:  # no hint (a young log), or a stale one: list it all
-        checkpoint = _newest_checkpoint([s.getPath().getName() for s in fs.listStatus(log)])
-    after = checkpoint[0] if checkpoint else -1
-    return checkpoint, [f"{version:020d}.json" for version in range(after + 1, head + 1)]
+    def __init__(self, spark: SparkSession, table_path: str) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self.path = posixpath.join(table_path, "_delta_log")
+        self._log = self._jvm.org.apache.hadoop.fs.Path(self.path)
+        self._fs = self._log.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def _file(self, name: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(self._log, name)
+
+    def stamp(self, version: int) -> int | None:
+        """The modification time of commit ``version``'s file, or None if it does not exist
+        (a commit's file appears whole: Delta writes it by an atomic put or rename)."""
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            return int(self._fs.getFileStatus(self._file(f"{version:020d}.json")).getModificationTime())
+        except Py4JJavaError:  # FileNotFoundException
+            return None
+
+    def commit_actions(self, version: int) -> Iterator[dict[str, Any]]:
+        """The txn and metaData actions of commit ``version`` (the add/remove lines, most of a
+        commit, are skipped unparsed)."""
+        stream = self._fs.open(self._file(f"{version:020d}.json"))
+        try:
+            text = self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        for line in text.splitlines():
+            key = line[:16]  # each action is one object of one key: the line's first word
+            if '"txn"' in key or '"metaData"' in key:
+                yield json.loads(line)
+
+    def newest_checkpoint(self) -> tuple[int, list[str]] | None:
+        """``(version, file names)`` of the newest complete checkpoint, or None.
+
+        Only the checkpoint that ``_last_checkpoint`` points to is listed: a long log has
+        thousands of files, and py4j fetches their names one call at a time.
+        """
+        hint = _last_checkpoint(self._jvm, self._fs, self._log)
+        checkpoint = None
+        if hint is not None:
+            found = self._fs.globStatus(self._file(f"{hint:020d}.checkpoint*"))
+            checkpoint = _newest_checkpoint([s.getPath().getName() for s in found or []])
+        if checkpoint is None:  # no hint (a young log), or a stale one: list it all
+            checkpoint = _newest_checkpoint([s.getPath().getName() for s in self._fs.listStatus(self._log)])
+        return checkpoint
 
 
 def _last_checkpoint(jvm: Any, fs: Any, log: Any) -> int | None:

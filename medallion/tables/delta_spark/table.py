@@ -131,8 +131,7 @@ class DeltaSparkTable(Merges, Table):
         """Read from the ``_delta_log`` as the Delta protocol defines it (the newest checkpoint,
         then the commits after it): delta-spark has no public API for a table's txns, and
         its DeltaLog class has another package on Databricks."""
-        head = self.version()  # also: a missing table is a TableNotFoundError
-        found = newest_txn(self.spark, self.path, app_id, head)
+        found = newest_txn(self.spark, self.path, app_id)  # a missing table: TableNotFoundError
         if found is None:
             return None
         version, last_updated, configuration = found
