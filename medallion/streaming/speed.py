@@ -198,7 +198,9 @@ class SpeedLayer:
             )
             if then != now
         ]
-        self.log(f"[stream] {', '.join(moved)}: restarting {self.settings.stream.query_name} from its checkpoint")
+        self.log(
+            f"[stream] {', '.join(moved)}: restarting {self.settings.stream.query_name} from its checkpoint"
+        )
         query.stop()
         return self.start()
 

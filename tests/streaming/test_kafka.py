@@ -37,7 +37,9 @@ def kafka_conf(broker, topic: str, *extra: str) -> list[str]:
 
 def produced_history(settings, per_day: int = 200, seed: int | None = None) -> int:
     """One day of generated events (malformed and re-sent ones included) produced to the topic."""
-    summary = generate_history(settings, days=1, events_per_day=per_day, seed=seed, progress=False, to="kafka")
+    summary = generate_history(
+        settings, days=1, events_per_day=per_day, seed=seed, progress=False, to="kafka"
+    )
     return summary.events + summary.duplicates + sum(summary.malformed.values())
 
 
@@ -414,7 +416,9 @@ def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
 
     def left_to_score(records: int) -> int:
         return (
-            records - consumed_count(kafka_broker, scores_topic) - consumed_count(kafka_broker, rejected_topic)
+            records
+            - consumed_count(kafka_broker, scores_topic)
+            - consumed_count(kafka_broker, rejected_topic)
         )
 
     def wait_until(done, what: str, seconds: float = 240) -> None:

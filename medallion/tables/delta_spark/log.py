@@ -126,7 +126,9 @@ def _replayed(spark: SparkSession, log: _DeltaLogFiles) -> TableTxns:
         txns.apply(log.commit_actions(txns.head + 1))
         txns.head, txns.head_stamp = txns.head + 1, stamp
     if txns.head < 0:
-        raise TableNotFoundError(f"no Delta table at {posixpath.dirname(log.path)}: no _delta_log with a commit there")
+        raise TableNotFoundError(
+            f"no Delta table at {posixpath.dirname(log.path)}: no _delta_log with a commit there"
+        )
     if checkpoint is not None and txns.head == checkpoint[0]:
         txns.head_stamp = log.stamp(txns.head) or 0
     return txns
