@@ -24,6 +24,7 @@ No answer carries a traceback: an unexpected error is 500 with its type, and the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -31,10 +32,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Body, FastAPI, Request
+import orjson
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from medallion.config import Settings
 from medallion.errors import MedallionError
@@ -113,11 +116,53 @@ _SCORE_BODY = {
             "application/json": {
                 "schema": {
                     "oneOf": [_TRANSACTION_SCHEMA, {"type": "array", "items": _TRANSACTION_SCHEMA}],
+                    "title": "Payload",
                 }
             }
         },
     }
 }
+_SCORE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "Validation Error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+    }
+}
+
+
+class _Refused(Exception):
+    """A request /score answers with a 4xx (``response``) before scoring anything."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _json_body(body: bytes, content_type: str | None) -> Any:
+    """The parsed JSON body of a /score request; :class:`_Refused` if it is not JSON."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise _Refused(
+            _error(422, "body", "expected a transaction object or a list of them (application/json)")
+        )
+    if not body.strip():
+        raise _Refused(_error(422, "body", "no body: expected a transaction object or a list of them"))
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        # The standard parser also reads NaN and integers past 64 bits, which the checks of the
+        # transaction then refuse with their field.
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Refused(_error(422, "body", "body is not valid JSON")) from None
+
+
+def _json(content: Any) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")
 
 
 @dataclass
@@ -139,16 +184,16 @@ def _service(request: Request) -> Service:
 router = APIRouter()
 
 
-def _transactions(payload: Any, max_batch: int) -> tuple[list[Transaction], bool] | JSONResponse:
-    """The body as transactions (and whether it was a single one), or the 4xx answer saying why not."""
+def _transactions(payload: Any, max_batch: int) -> tuple[list[Transaction], bool]:
+    """The body as transactions (and whether it was a single one); :class:`_Refused` saying why not."""
     single = isinstance(payload, dict)
     items = [payload] if single else payload
     if not isinstance(items, list):
-        return _error(422, "body", "expected a transaction object or a list of them")
+        raise _Refused(_error(422, "body", "expected a transaction object or a list of them"))
     if not items:
-        return _error(422, "body", "an empty list: send at least one transaction")
+        raise _Refused(_error(422, "body", "an empty list: send at least one transaction"))
     if len(items) > max_batch:
-        return _error(413, "body", f"{len(items)} transactions > serving.max_batch {max_batch}")
+        raise _Refused(_error(413, "body", f"{len(items)} transactions > serving.max_batch {max_batch}"))
     txns, problems = [], []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -159,20 +204,27 @@ def _transactions(payload: Any, max_batch: int) -> tuple[list[Transaction], bool
         except ValidationError as exc:
             problems += _problems(exc, None if single else index)
     if problems:
-        return JSONResponse({"detail": problems}, status_code=422)
+        raise _Refused(JSONResponse({"detail": problems}, status_code=422))
     return txns, single
 
 
-@router.post("/score", openapi_extra=_SCORE_BODY)
-def score(request: Request, payload: Any = Body(...)):  # noqa: B008 - FastAPI's idiom
+@router.post("/score", openapi_extra=_SCORE_BODY, responses=_SCORE_RESPONSES)
+async def score(request: Request) -> Response:
     """Score one transaction or a list of them."""
     service = _service(request)
-    parsed = _transactions(payload, service.settings.serving.max_batch)
-    if isinstance(parsed, JSONResponse):
-        return parsed
-    txns, single = parsed
-    answers = service.scorer.score(txns)
-    return answers[0] if single else answers
+    scorer = service.scorer
+    try:
+        payload = _json_body(await request.body(), request.headers.get("content-type"))
+        txns, single = _transactions(payload, service.settings.serving.max_batch)
+    except _Refused as refused:
+        return refused.response
+    if not single:
+        return _json(await run_in_threadpool(scorer.score, txns))
+    # One transaction's look-up (two reads of the store) costs less than a hop to a worker
+    # thread; a miss runs the champion and writes back on one, off the event loop.
+    lookup = scorer.look_up(txns)
+    answers = await run_in_threadpool(scorer.answer, lookup) if lookup.misses else scorer.answer(lookup)
+    return _json(answers[0])
 
 
 @router.get("/predictions/{event_id}")

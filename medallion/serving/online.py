@@ -9,6 +9,13 @@ Usage::
     [answer] = scorer.score([Transaction.model_validate(payload)])
     answer["score"], answer["decision"], answer["model_version"], answer["precomputed"]
 
+    lookup = scorer.look_up(txns)         # the store's part: features, keys, precomputed scores
+    lookup.misses                         # indexes the champion has to score
+    answers = scorer.answer(lookup)       # scores the misses, writes them back, logs every answer
+
+``score`` is ``answer(look_up(...))``; the API runs the look-up where it received the request
+and only a lookup with misses on a worker thread.
+
 A card with no profile for the event's day (new, or not materialized) scores with the
 no-history defaults the batch and the stream use (zero counts, mean and spread, z-score 0,
 not foreign), and the answer says so (``card_known: false`` and a note).
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -31,6 +39,8 @@ from medallion.serving.champion import ChampionWatcher
 from medallion.serving.rowmath import row_features
 from medallion.serving.store import OnlineStore, Precomputed, prediction_key
 
+_CENTS = Decimal("0.01")
+_AMOUNT_LIMIT = Decimal(10) ** 16
 UNKNOWN_CARD_NOTE = "no profile for this card on {day}: scored with the no-history defaults"
 
 
@@ -70,11 +80,14 @@ class Transaction(BaseModel):
             raise ValueError(f"amount is not a number: {value!r}") from None
         if not amount.is_finite():
             raise ValueError(f"amount is not a finite number: {value!r}")
-        # Silver casts to decimal(18,2), rounding half up; more digits do not fit.
-        amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        # Checked before rounding too: quantize cannot hold more digits than the decimal context.
+        too_long = abs(amount) >= _AMOUNT_LIMIT
+        if not too_long:
+            # Silver casts to decimal(18,2), rounding half up; more digits do not fit.
+            amount = amount.quantize(_CENTS, rounding=ROUND_HALF_UP)
         if amount < 0:
             raise ValueError("negative amount")
-        if abs(amount) >= Decimal(10) ** 16:
+        if too_long or amount >= _AMOUNT_LIMIT:
             raise ValueError("amount has more than 16 digits before the point")
         return amount
 
@@ -108,6 +121,20 @@ class Transaction(BaseModel):
         return self.event_ts.date()
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What :meth:`OnlineScorer.look_up` found: per transaction its features (and whether its card
+    had a profile), its key and the store's score (None, or another version's, for a miss)."""
+
+    txns: Sequence[Transaction]
+    champion: Any
+    built: list[tuple[dict[str, Any], bool]]
+    keys: list[str]
+    found: list[Precomputed | None]
+    misses: list[int]
+    started: float
+
+
 class OnlineScorer:
     """Scores batches of :class:`Transaction`; ``request_log`` gets one record per answer."""
 
@@ -122,17 +149,25 @@ class OnlineScorer:
         profile = self.store.profile(txn.card_id, txn.event_date)
         return row_features(txn.model_dump(), profile), profile is not None
 
-    def score(self, txns: Sequence[Transaction]) -> list[dict[str, Any]]:
+    def look_up(self, txns: Sequence[Transaction]) -> Lookup:
+        """Features, keys and the store's precomputed scores of ``txns`` (no model runs)."""
         started = time.perf_counter()
         champion = self.watcher.current
         if champion is None:
             raise NotReady(self.watcher.problem or "the champion is not loaded yet")
-        threshold = self.settings.model.decision_threshold
         decimals = self.settings.serving.round_decimals
         built = [self.features(txn) for txn in txns]
         keys = [prediction_key(features, champion.version, decimals) for features, _ in built]
         found = self.store.predictions(keys)
         misses = [i for i, hit in enumerate(found) if hit is None or hit.model_version != champion.version]
+        return Lookup(txns, champion, built, keys, found, misses, started)
+
+    def answer(self, lookup: Lookup) -> list[dict[str, Any]]:
+        """The answers of a :meth:`look_up`: its misses scored by its champion and written back."""
+        txns, champion, built, keys = lookup.txns, lookup.champion, lookup.built, lookup.keys
+        found = list(lookup.found)
+        threshold = self.settings.model.decision_threshold
+        misses = lookup.misses
         if misses:
             scores = self._predict(champion, [built[i][0] for i in misses])
             computed = {}
@@ -148,7 +183,7 @@ class OnlineScorer:
                 )
             self.store.write_back(computed)
         missed = set(misses)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed_ms = (time.perf_counter() - lookup.started) * 1000
         answers = []
         for i, txn in enumerate(txns):
             hit = found[i]
@@ -170,6 +205,10 @@ class OnlineScorer:
             if self.request_log is not None:
                 self.request_log.add(txn, features, keys[i], answer, elapsed_ms)
         return answers
+
+    def score(self, txns: Sequence[Transaction]) -> list[dict[str, Any]]:
+        """One answer per transaction: :meth:`answer` of :meth:`look_up`."""
+        return self.answer(self.look_up(txns))
 
     @staticmethod
     def _predict(champion, rows: list[dict[str, Any]]) -> list[float]:
