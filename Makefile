@@ -8,9 +8,9 @@ STAMP  := $(VENV)/.setup-stamp
 CONF   ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint clean python java jars kafka-up kafka-down
+.PHONY: setup test demo bench lint clean python java jars mermaid kafka-up kafka-down
 
-setup: python java $(STAMP) jars
+setup: python java $(STAMP) jars mermaid
 
 # The Python the venv is made from: 3.11+, as pyproject.toml requires.
 python:
@@ -50,6 +50,19 @@ $(STAMP): pyproject.toml
 # cached. Offline this warns and goes on: the embedded Delta engine needs no jars.
 jars: $(STAMP)
 	@$(BIN)/python -m medallion.jvm fetch
+
+# Mermaid's renderer, for the test that draws the docs' diagrams in Chromium: from npm once,
+# cached outside the repo. Offline (or without npm) this warns and goes on.
+MERMAID_VERSION := 12.4.0
+MERMAID_DIR := $(HOME)/.cache/medallion/mermaid-$(MERMAID_VERSION)
+mermaid:
+	@[ -f $(MERMAID_DIR)/mermaid.min.js ] || { \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack -q mermaid@$(MERMAID_VERSION) >/dev/null 2>&1 \
+	    && tar xzf mermaid-$(MERMAID_VERSION).tgz package/dist/mermaid.min.js) \
+	  && mkdir -p $(MERMAID_DIR) && mv $$tmp/package/dist/mermaid.min.js $(MERMAID_DIR)/ \
+	  && echo "setup: mermaid $(MERMAID_VERSION) cached in $(MERMAID_DIR)" \
+	  || echo "setup: warning: could not fetch mermaid@$(MERMAID_VERSION) with npm (offline?): the docs' diagram test will say so"; \
+	  rm -rf $$tmp; }
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
