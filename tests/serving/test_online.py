@@ -250,6 +250,7 @@ def test_a_night_precomputes_what_missed_online(spark, scenario):
         ({"event_ts": "yesterday"}, "event_ts", "datetime"),
         ({"channel": 3}, "channel", "string"),
         ({"colour": "red"}, "colour", "not a field"),
+        ({"amount": 10**30}, "amount", "more than 16 digits"),
     ],
 )
 def test_bad_requests_get_422_with_the_field_and_the_reason(scenario, change, field, reason):
@@ -271,13 +272,29 @@ def test_missing_fields_oversized_bodies_and_broken_json_are_4xx(scenario):
         too_many = client.post("/score", json=[event] * (settings.serving.max_batch + 1))
         huge = client.post("/score", content=b"[" + b" " * settings.serving.max_body_bytes + b"]")
         broken = client.post("/score", content=b'{"event_id": ', headers={"content-type": "application/json"})
+        empty = client.post("/score", content=b"", headers={"content-type": "application/json"})
+        not_json = client.post("/score", content=b"amount=3", headers={"content-type": "text/plain"})
+        # Python's json writes NaN, which strict JSON parsers refuse: the field says what is wrong.
+        nan = client.post(
+            "/score",
+            content=json.dumps(event | {"amount": float("nan")}).encode(),
+            headers={"content-type": "application/json"},
+        )
         schema = client.get("/openapi.json").json()
     assert missing.status_code == 422
     assert missing.json()["detail"] == [{"field": "card_id", "reason": "missing required field"}]
     assert too_many.status_code == 413 and "serving.max_batch" in too_many.json()["detail"][0]["reason"]
     assert huge.status_code == 413 and "max_body_bytes" in huge.json()["detail"][0]["reason"]
     assert broken.status_code == 422 and "Traceback" not in broken.text
+    assert broken.json()["detail"] == [{"field": "body", "reason": "body is not valid JSON"}]
+    assert nan.status_code == 422 and nan.json()["detail"][0]["field"] == "amount"
+    for answer in (empty, not_json):
+        assert answer.status_code == 422 and answer.json()["detail"][0]["field"] == "body"
     assert "/score" in schema["paths"] and "/predictions/{event_id}" in schema["paths"]
+    score = schema["paths"]["/score"]["post"]
+    body = score["requestBody"]["content"]["application/json"]["schema"]
+    assert score["requestBody"]["required"] and [s.get("type") for s in body["oneOf"]] == ["object", "array"]
+    assert body["oneOf"][0]["title"] == "Transaction" and "422" in score["responses"]
 
 
 def test_predictions_model_health_and_ready(scenario, paths):
