@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -99,6 +99,11 @@ def json_to_parquet(spark, landing: dict[str, str], out: Path) -> None:
         spark.read.json(folder).write.parquet(str(out / feed))
 
 
+def fail(message: str) -> NoReturn:
+    print(f"bench/ingest.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def settings_for(root: Path, engine: str):
     from medallion.config import load_settings
 
@@ -120,7 +125,7 @@ def landed_batches(settings, batches: int) -> list[dict[str, list[str]]]:
             by_day.setdefault(day.group(1), {f: [] for f in FEEDS})[feed].append(str(path))
     days = sorted(by_day)
     if batches < 1 or batches > len(days):
-        raise SystemExit(f"--batches {batches}: expected 1 to {len(days)} (the landed days)")
+        fail(f"--batches {batches}: expected 1 to {len(days)} (the landed days)")
     groups = []
     for k in range(batches):
         chosen = days[k * len(days) // batches : (k + 1) * len(days) // batches]
@@ -218,7 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if not engines or any(e not in ENGINES for e in engines):
-        raise SystemExit(f"--engines {args.engines!r}: expected some of {', '.join(ENGINES)}")
+        fail(f"--engines {args.engines!r}: expected some of {', '.join(ENGINES)}")
 
     from medallion.datagen import generate_history
     from medallion.errors import MedallionError
@@ -238,7 +243,7 @@ def main() -> None:
             resolve_engine(spark, settings_for(workdir / "seed", "spark"))
             default_engine = resolve_engine(spark, seed)[0]
         except MedallionError as exc:
-            raise SystemExit(f"bench/ingest.py needs delta-spark for its peer: {exc}") from None
+            fail(f"the peer needs delta-spark: {exc}")
         if default_engine not in engines:
             engines = (*engines, default_engine)
 
