@@ -40,7 +40,7 @@ def build_inputs(spark, reconciler, events: int) -> None:
     from pyspark.sql import functions as F
 
     from medallion.schemas import PREDICTIONS_BATCH_SCHEMA, PREDICTIONS_SPEED_SCHEMA, SILVER_EVENTS_SCHEMA
-    from medallion.streaming.predictions import upsert_serving
+    from medallion.streaming.predictions import serving_rows, upsert_serving
 
     ids = spark.range(events).select(
         F.col("id"),
@@ -105,7 +105,7 @@ def build_inputs(spark, reconciler, events: int) -> None:
     )
     speed = spark.createDataFrame(speed.rdd, PREDICTIONS_SPEED_SCHEMA)
     reconciler.speed.append(speed)
-    upsert_serving(reconciler.serving, speed.toArrow())
+    upsert_serving(reconciler.serving, serving_rows(speed.toArrow()))
 
 
 def plain_join(spark, batch_path: str, speed_path: str, silver_path: str, out: str) -> None:

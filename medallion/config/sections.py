@@ -286,6 +286,15 @@ class ServingSettings(Section):
     writeback_ttl_hours: float = Field(
         default=48, gt=0, description="redis: how long a written-back score lives"
     )
+    stream_writes: bool = Field(
+        default=True,
+        description="the stream writes each serving row it commits to the online store, so GET /predictions is current",
+    )
+    stream_rows_ttl_hours: float = Field(
+        default=48,
+        gt=0,
+        description="how long the stream's serving rows stay (a nightly materialize has them by then)",
+    )
 
 
 class ClockSettings(Section):

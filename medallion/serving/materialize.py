@@ -35,7 +35,7 @@ from medallion.errors import ModelNotReadyError
 from medallion.features import PROFILE_COLUMNS, build_features
 from medallion.predict import with_scores
 from medallion.schemas import FEATURE_COLUMNS, SERVING_SCHEMA
-from medallion.serving.store import OnlineStore, Precomputed, Snapshot, prediction_key
+from medallion.serving.store import OnlineStore, Precomputed, Snapshot, jsonable_row, prediction_key
 from medallion.serving.stores import open_store
 from medallion.tables import Lakehouse
 
@@ -66,10 +66,6 @@ class MaterializeReport:
             ("seconds", f"{self.seconds:.1f}"),
             *[("note", note) for note in self.notes],
         ]
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 class Materializer:
@@ -150,8 +146,7 @@ class Materializer:
             return [], []
         served = served.where(F.col("event_date") >= F.lit(since))
         rows = [
-            {k: _jsonable(v) for k, v in row.items()}
-            for row in served.select(*SERVING_SCHEMA.fieldNames()).toArrow().to_pylist()
+            jsonable_row(row) for row in served.select(*SERVING_SCHEMA.fieldNames()).toArrow().to_pylist()
         ]
         events, profiles = self._read("silver", "events"), self._read("gold", "card_profiles")
         if events is None:

@@ -12,7 +12,8 @@ Keys are versioned: ``<ns>:g:<generation>:p:<card>:<day>`` (profiles), ``...:k:<
 generation, then switches ``<ns>:current`` in one ``MULTI``; the replaced generation's keys
 expire after ``serving.redis_grace_seconds``, so a reader that read the old pointer still
 finds all of it. Reads take the pointer and the keys in one Lua script (atomic in Redis).
-Written-back scores are ``<ns>:wb:<sha256>``, outside generations, with a TTL.
+Written-back scores are ``<ns>:wb:<sha256>`` and the stream's serving rows ``<ns>:s:<event_id>``,
+outside generations, each with a TTL.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from typing import Any
 
 from medallion.config import ServingSettings
 from medallion.errors import MedallionError
-from medallion.serving.store import Generation, OnlineStore, Precomputed, Snapshot, day_text, profile_values
+from medallion.serving.store import (
+    Generation,
+    OnlineStore,
+    Precomputed,
+    Snapshot,
+    day_text,
+    newest_serving_row,
+    profile_values,
+)
 
 # KEYS[1]: the pointer; ARGV[1]: the namespace; ARGV[2..]: key suffixes within a generation.
 _READ = """
@@ -50,6 +59,7 @@ class RedisStore(OnlineStore):
         self.ns = conf.redis_namespace
         self.grace_seconds = conf.redis_grace_seconds
         self.writeback_seconds = max(1, round(conf.writeback_ttl_hours * 3600))
+        self.stream_rows_seconds = max(1, round(conf.stream_rows_ttl_hours * 3600))
         try:
             self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         except ValueError as exc:
@@ -185,7 +195,22 @@ class RedisStore(OnlineStore):
 
     def serving_row(self, event_id: str) -> dict[str, Any] | None:
         _, (value,) = self._current_values([f"e:{event_id}"])
-        return None if value is None else json.loads(value)
+        streamed = self._call("read", lambda: self.client.get(f"{self.ns}:s:{event_id}"))
+        return newest_serving_row(
+            None if value is None else json.loads(value), None if streamed is None else json.loads(streamed)
+        )
+
+    def put_stream_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for row in rows:
+                pipe.set(f"{self.ns}:s:{row['event_id']}", json.dumps(dict(row)), ex=self.stream_rows_seconds)
+            pipe.execute()
+
+        self._call("write", write)
 
     def close(self) -> None:
         self.client.close()

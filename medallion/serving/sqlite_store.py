@@ -27,7 +27,15 @@ from typing import Any
 from medallion.config import Settings
 from medallion.errors import ConfigError, MedallionError
 from medallion.features import PROFILE_COLUMNS
-from medallion.serving.store import Generation, OnlineStore, Precomputed, Snapshot, day_text, profile_values
+from medallion.serving.store import (
+    Generation,
+    OnlineStore,
+    Precomputed,
+    Snapshot,
+    day_text,
+    newest_serving_row,
+    profile_values,
+)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS pointer (name TEXT PRIMARY KEY, generation INTEGER NOT NULL);
@@ -43,6 +51,8 @@ CREATE TABLE IF NOT EXISTS predictions (
 CREATE TABLE IF NOT EXISTS serving (
     generation INTEGER NOT NULL, event_id TEXT NOT NULL, row TEXT NOT NULL,
     PRIMARY KEY (generation, event_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_rows (
+    event_id TEXT PRIMARY KEY, row TEXT NOT NULL, written_at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS written_back (
     key TEXT PRIMARY KEY, score REAL NOT NULL, decision INTEGER NOT NULL, model_version TEXT NOT NULL,
     source TEXT NOT NULL, written_at REAL NOT NULL) WITHOUT ROWID;
@@ -55,8 +65,9 @@ class SqliteStore(OnlineStore):
 
     kind = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, stream_rows_ttl_hours: float = 48) -> None:
         self.path = Path(path)
+        self.stream_rows_seconds = stream_rows_ttl_hours * 3600
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._connect() as conn:
@@ -65,14 +76,15 @@ class SqliteStore(OnlineStore):
 
     @classmethod
     def for_settings(cls, settings: Settings) -> SqliteStore:
+        ttl = settings.serving.stream_rows_ttl_hours
         if settings.serving.sqlite_path:
-            return cls(Path(settings.serving.sqlite_path).expanduser())
+            return cls(Path(settings.serving.sqlite_path).expanduser(), ttl)
         if settings.storage.is_uri:
             raise ConfigError(
                 f"serving.store=sqlite needs a local file, and storage.root is {settings.storage.root}: "
                 "set serving.sqlite_path to a local path, or serving.store=redis"
             )
-        return cls(settings.storage.root_path / "serving" / "online.sqlite")
+        return cls(settings.storage.root_path / "serving" / "online.sqlite", ttl)
 
     def _connect(self) -> sqlite3.Connection:
         # One connection per thread: the API's worker threads read in parallel.
@@ -140,6 +152,9 @@ class SqliteStore(OnlineStore):
             # What was written back before this refresh began is in gold.online_requests,
             # which the refresh precomputed.
             conn.execute("DELETE FROM written_back WHERE written_at < ?", (started,))
+            conn.execute(
+                "DELETE FROM stream_rows WHERE written_at < ?", (started - self.stream_rows_seconds,)
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -191,12 +206,28 @@ class SqliteStore(OnlineStore):
         )
 
     def serving_row(self, event_id: str) -> dict[str, Any] | None:
-        row = (
-            self._connect()
-            .execute(f"SELECT row FROM serving WHERE generation = {_CURRENT} AND event_id = ?", (event_id,))
-            .fetchone()
+        # One statement: the generation's row and the stream's from the same snapshot.
+        found = dict(
+            self._connect().execute(
+                f"SELECT 'generation', row FROM serving WHERE generation = {_CURRENT} AND event_id = ? "
+                "UNION ALL SELECT 'stream', row FROM stream_rows WHERE event_id = ?",
+                (event_id, event_id),
+            )
         )
-        return None if row is None else json.loads(row[0])
+        rows = {kind: json.loads(row) for kind, row in found.items()}
+        return newest_serving_row(rows.get("generation"), rows.get("stream"))
+
+    def put_stream_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        now = time.time()
+        try:
+            self._connect().executemany(
+                "INSERT OR REPLACE INTO stream_rows VALUES (?, ?, ?)",
+                ((row["event_id"], json.dumps(dict(row)), now) for row in rows),
+            )
+        except sqlite3.Error as exc:
+            raise MedallionError(f"online store {self.path} cannot be written: {exc}") from None
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -13,6 +13,7 @@ Usage::
     store.predictions([key])                      # [Precomputed(score=0.91, ...)] or [None]
     store.write_back({key: Precomputed(...)})     # a miss the service scored
     store.serving_row("evt-000123")               # the serving row, or None
+    store.put_stream_rows([{"event_id": "evt-000124", "source": "speed", ...}])  # the stream's
 
 Three kinds of record: card profiles by (card, day), precomputed predictions keyed by
 :func:`prediction_key` (SHA-256 of the fixed-point rounded model inputs and the model
@@ -20,7 +21,10 @@ version, so a score of one version never answers for another), and serving rows 
 id. :meth:`OnlineStore.publish` writes a new generation beside the current one and switches
 to it in one step: a reader sees the old generation or the new one, never a mix. Scores the
 service writes back live outside generations (a refresh does not drop them) until the next
-refresh, which precomputes them from ``gold.online_requests``.
+refresh, which precomputes them from ``gold.online_requests``. Serving rows the stream
+commits between two refreshes live outside generations too (:meth:`OnlineStore.put_stream_rows`),
+so an event is answered within a trigger of being scored; the batch layer still wins: a batch
+row in the current generation is served over them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -113,6 +117,21 @@ def prediction_key(features: Mapping[str, Any], model_version: str, decimals: in
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+def jsonable_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A serving row with its dates and times in ISO form, as every store keeps them."""
+    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in row.items()}
+
+
+def newest_serving_row(
+    generation_row: dict[str, Any] | None, stream_row: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What answers for an event: the current generation's batch row (the batch layer is the
+    truth), else the stream's newer row, else the generation's."""
+    if generation_row is not None and (stream_row is None or generation_row.get("source") == "batch"):
+        return generation_row
+    return stream_row
+
+
 def profile_values(row: Mapping[str, Any]) -> dict[str, Any]:
     """The profile columns of a row, numbers as floats."""
     out = {}
@@ -149,7 +168,13 @@ class OnlineStore(abc.ABC):
 
     @abc.abstractmethod
     def serving_row(self, event_id: str) -> dict[str, Any] | None:
-        """The event's serving row in the current generation."""
+        """The event's serving row: :func:`newest_serving_row` of the current generation's
+        and the stream's."""
+
+    @abc.abstractmethod
+    def put_stream_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Keep serving rows the stream committed (JSON-ready, :func:`jsonable_row`) until
+        ``serving.stream_rows_ttl_hours`` pass: by then a refresh has published them."""
 
     @abc.abstractmethod
     def ping(self) -> None:

@@ -33,18 +33,22 @@ def stamped(rows: pa.Table, batch_id: int) -> pa.Table:
     return rows.select(PREDICTIONS_SPEED_SCHEMA.fieldNames())
 
 
-def upsert_serving(serving: Table, predictions: pa.Table) -> None:
-    """Speed predictions (gold.predictions_speed rows, on the driver) into serving.
-
-    The batch layer is the truth: a speed row never replaces a batch row.
-    """
+def serving_rows(predictions: pa.Table) -> pa.Table:
+    """Speed predictions (gold.predictions_speed rows, on the driver) as serving rows."""
     n = predictions.num_rows
     rows = predictions.select(["event_id", "event_date", "score", "decision", "model_version", "scored_at"])
-    rows = (
+    return (
         rows.append_column("source", pa.array(["speed"] * n, pa.string()))
         .append_column("missing_in_speed", pa.array([False] * n, pa.bool_()))
         .append_column("updated_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")))
     )
+
+
+def upsert_serving(serving: Table, rows: pa.Table) -> None:
+    """Serving rows of speed predictions (:func:`serving_rows`) into gold.predictions.
+
+    The batch layer is the truth: a speed row never replaces a batch row.
+    """
     serving.merge(rows, on=["event_date", "event_id"], update_condition="target.source = 'speed'")
 
 

@@ -120,7 +120,7 @@ class StreamProgress(StreamingQueryListener):
             self.app_id = app_id
             self._pending[int(batch_id)] = figures
 
-    def flush(self, timeout_s: float = 15.0) -> None:
+    def flush(self, timeout_s: float = 60.0) -> None:
         """Wait until every recorded batch has its metrics row (listener events are asynchronous)."""
         deadline = time.monotonic() + timeout_s
         with self._lock:

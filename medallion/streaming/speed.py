@@ -38,6 +38,7 @@ from medallion.streaming.predictions import (
     UNSTAMPED_COLUMNS,
     canary_cards,
     landing_latencies_ms,
+    serving_rows,
     stamped,
     upsert_serving,
 )
@@ -68,6 +69,7 @@ class SpeedLayer:
         self._refused: str | None = None  # why the challenger was last refused, said once
         # The card-profile version and champion a continuous query started on (see refreshed).
         self._started_on: tuple[int | None, str] | None = None
+        self._online = self._online_store()
         self._ingestor: Ingestor | None = None
         self._tables: dict[str, Table] = {}
         self._compaction: Compaction | None = None
@@ -98,6 +100,35 @@ class SpeedLayer:
         if self.settings.stream.challenger == "shadow":
             tables["shadow"] = lake.open(PREDICTIONS_SHADOW)
         return tables
+
+    # ------------------------------------------------------------------ online store
+
+    def _online_store(self):
+        """The online store the stream's serving rows also go to (``serving.stream_writes``),
+        or None: a store that cannot be opened leaves the stream scoring, and says so."""
+        from medallion.errors import MedallionError
+        from medallion.serving.stores import open_store
+
+        if not self.settings.serving.stream_writes or self.plan.continuous:
+            return None
+        try:
+            return open_store(self.settings)
+        except MedallionError as why:
+            self.log(f"[stream] note: serving rows go to gold.predictions only: {why}")
+            return None
+
+    def _to_online_store(self, served) -> None:
+        """After gold.predictions committed them: the store is a copy, so a failure here loses
+        nothing (the next ``serve materialize`` publishes the rows) and stops no batch."""
+        from medallion.errors import MedallionError
+        from medallion.serving.store import jsonable_row
+
+        if self._online is None:
+            return
+        try:
+            self._online.put_stream_rows([jsonable_row(row) for row in served.to_pylist()])
+        except MedallionError as why:
+            self.log(f"[stream] online store not updated (serve materialize will catch up): {why}")
 
     # ------------------------------------------------------------------ models
 
@@ -290,7 +321,9 @@ class SpeedLayer:
             self._ingestor.quarantine.append(quarantine, txn=(f"{app_id}:scores", batch_id))
         tables["speed"].append(predictions, txn=txn)
         # Canary rows are served too: that is what a canary is for.
-        upsert_serving(tables["serving"], predictions)
+        served = serving_rows(predictions)
+        upsert_serving(tables["serving"], served)
+        self._to_online_store(served)
         latencies = landing_latencies_ms(predictions, time.time())
         if self.settings.stream.challenger == "shadow":
             self._shadow(tables["shadow"], rows, profiles, batch_id, ingested.landed_us, ingested.valid, txn)

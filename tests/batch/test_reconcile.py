@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from medallion.reconcile import Reconciler
 from medallion.schemas import PREDICTIONS_BATCH_SCHEMA, PREDICTIONS_SPEED_SCHEMA, SILVER_EVENTS_SCHEMA
 from medallion.serving import get_score
+from medallion.streaming.predictions import serving_rows as speed_serving_rows
 from medallion.streaming.predictions import upsert_serving
 from medallion.streaming.speed import SpeedLayer
 from tests.conftest import HISTORY_END, TODAY
@@ -93,7 +94,7 @@ def lake(spark, settings):
     reconciler.batch.append(batch_rows(spark, SCENARIO))
     speed = speed_rows(spark, SCENARIO)
     reconciler.speed.append(speed)
-    upsert_serving(reconciler.serving, speed.toArrow())
+    upsert_serving(reconciler.serving, speed_serving_rows(speed.toArrow()))
     return reconciler
 
 
@@ -171,7 +172,7 @@ def test_an_event_landing_after_the_night_is_folded_in_by_the_next_reconcile(spa
     lake.silver.append(silver_rows(spark, ["after_night"]))
     after = speed_rows(spark, {"after_night": (None, (0.65, "2"))}, scored_at=MORNING, batch_id=7)
     lake.speed.append(after)
-    upsert_serving(lake.serving, after.toArrow())
+    upsert_serving(lake.serving, speed_serving_rows(after.toArrow()))
 
     audit = lake.run(DAY)
 

@@ -83,6 +83,24 @@ def test_written_back_scores_hit_and_a_generations_score_wins(online_store):
     ]
 
 
+def test_the_streams_rows_answer_until_a_batch_row_is_published(online_store):
+    def row(event_id: str, score: float, source: str) -> dict:
+        return {"event_id": event_id, "score": score, "model_version": "2", "source": source}
+
+    online_store.publish(Snapshot(serving=[row("batch", 0.5, "batch"), row("speed", 0.25, "speed")]))
+    online_store.put_stream_rows(
+        [row("batch", 0.75, "speed"), row("speed", 0.125, "speed"), row("new", 1.0, "speed")]
+    )
+    assert online_store.serving_row("batch") == row("batch", 0.5, "batch")  # the batch layer is the truth
+    assert online_store.serving_row("speed") == row("speed", 0.125, "speed")  # the stream's is newer
+    assert online_store.serving_row("new") == row("new", 1.0, "speed")
+    assert online_store.serving_row("none") is None
+    # The night scored "new": once published, its batch row answers.
+    online_store.publish(Snapshot(serving=[row("new", 0.0, "batch")]))
+    assert online_store.serving_row("new") == row("new", 0.0, "batch")
+    assert online_store.serving_row("speed") == row("speed", 0.125, "speed")  # kept across refreshes
+
+
 def test_a_reader_never_sees_half_a_refresh(online_store):
     """Each refresh gives 200 keys one score; a batch read during refreshes sees one score."""
     keys = [f"k{i}" for i in range(200)]

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from bench._lib.common import register_champion_copy
 from medallion.datagen import generate_history
 from medallion.errors import StreamConfigError
+from medallion.serving.stores import open_store
 from medallion.streaming.speed import SpeedLayer
 from medallion.tables import Lakehouse
 from tests.conftest import HISTORY_END
@@ -51,6 +52,12 @@ def test_available_now_scores_every_landed_event_once(spark, lake_with_champion)
     serving = lake.table("gold", "predictions").read()
     assert serving.count() == silver.count()
     assert {r.source for r in serving.select("source").distinct().collect()} == {"speed"}
+    # Each serving row is in the online store too (serving.stream_writes), as the API answers it.
+    store = open_store(settings)
+    for served in serving.limit(20).collect():
+        online = store.serving_row(served.event_id)
+        assert online is not None and online["score"] == served.score, served.event_id
+        assert online["source"] == "speed" and online["event_date"] == served.event_date.isoformat()
 
     metrics = lake.table("gold", "stream_metrics").read().orderBy("batch_id").collect()
     assert len(metrics) == len(batches) >= 4  # 12 files, at most 3 per trigger
