@@ -3,13 +3,21 @@
 How the expression is laid out: the inputs are encoded once (each category to its code,
 a null number to NaN), then the trees are summed in order (baseline first, as scikit-learn
 adds them, so the sums are bit-equal), in projections of at most ``leaves_per_projection``
-leaves (by default all of them, in one). A model's trees make Java methods too large for the JIT to compile
-(HotSpot leaves methods over 8,000 bytes interpreted), so loading a native scorer sets
-``spark.sql.codegen.hugeMethodLimit`` to 8000 unless the session set it: Spark then runs that
-stage without whole-stage codegen, where each projection is generated as many small methods.
-A chunk's partial sum after the first carries a ``0 * spark_partition_id()`` term: an
-expression Spark treats as non-deterministic, so the optimizer keeps the projections apart
-instead of inlining them back into one (adding 0.0 leaves the sum unchanged).
+leaves (by default all of them, in one).
+
+Why each sum ends in ``+ IF(exists(array(input), x -> false), 1.0D, 0.0D)`` (always 0.0):
+``exists`` is one of Spark's interpreted expressions, so the projection holding it is left out
+of whole-stage codegen. A model's trees would make a whole-stage method over Java's 64 KB
+limit: Spark would try to compile it for every query, fail, and fall back. Outside
+whole-stage codegen the projection is generated with each large sub-expression in its own
+small method, which the JIT compiles. A chunk's partial sum after the first carries a
+``0 * spark_partition_id()`` term: an expression Spark treats as non-deterministic, so the
+optimizer keeps the projections apart instead of inlining them back into one (adding 0.0
+leaves the sum unchanged).
+
+Why the text is parsed once (:meth:`NativeModel.columns`): ``F.expr`` keeps the SQL text and
+Spark parses it again each time a query uses the Column, which for a model's trees costs more
+than scoring a small batch.
 """
 
 from __future__ import annotations
@@ -23,8 +31,6 @@ from medallion.errors import MedallionError
 
 #: Leaves per projection: by default every tree in one (fastest measured, docs/performance.md).
 LEAVES_PER_PROJECTION = 1_000_000
-#: HotSpot's limit for compiling a method; Spark's default (65535) would run larger ones interpreted.
-HUGE_METHOD_LIMIT = "8000"
 _PREFIX = "_native_"
 
 
@@ -141,24 +147,26 @@ class NativeModel:
         if not self._sql:
             raw = f"{_PREFIX}raw"
             sums = []
+            # Always 0.0, added last: keeps the projection out of whole-stage codegen (module doc).
+            interpreted = f"IF(exists(array({_PREFIX}in0), x -> false), 1.0D, 0.0D)"
             for number, chunk in enumerate(self.projections()):
                 start = _double(self.baseline) if number == 0 else f"({raw} + 0.0D * spark_partition_id())"
-                sums.append(" + ".join([start, *(f"({self.tree_sql(self.trees[i])})" for i in chunk)]))
+                trees = [f"({self.tree_sql(self.trees[i])})" for i in chunk]
+                sums.append(" + ".join([start, *trees, interpreted]))
             self._sql.update(inputs=self.input_sql(), sums=sums, raw=raw)
         return self._sql
 
     # -------------------------------------------------------------- Spark
 
-    def columns(self) -> list[tuple[str, Any]]:
+    def columns(self, spark=None) -> list[tuple[str, Any]]:
         """(name, Column) in order: the encoded inputs, then one partial sum per projection.
 
-        Build once per model and reuse: parsing the text is the costly part.
+        Build once per model and reuse: the text is parsed here, once (``spark``: the session
+        whose parser to use, by default the active one).
         """
-        from pyspark.sql import functions as F
-
         sql = self.sql()
-        out: list[tuple[str, Any]] = [("__inputs__", [(n, F.expr(s)) for n, s in sql["inputs"]])]
-        out += [(sql["raw"], F.expr(text)) for text in sql["sums"]]
+        out: list[tuple[str, Any]] = [("__inputs__", [(n, _parsed(spark, s)) for n, s in sql["inputs"]])]
+        out += [(sql["raw"], _parsed(spark, text)) for text in sql["sums"]]
         return out
 
     def with_score(self, frame, column: str = "score", columns: list[tuple[str, Any]] | None = None):
@@ -174,6 +182,23 @@ class NativeModel:
         raw = F.col(self.sql()["raw"])
         probability = F.lit(1.0) / (F.lit(1.0) + F.exp(-raw))
         return frame.select(*[F.col(_quote(c)) for c in original], probability.alias(column))
+
+
+def _parsed(spark, text: str):
+    """``text`` as a Column holding the parsed expression, so no query parses it again.
+
+    A classic session parses it here; elsewhere (Spark Connect) it stays ``F.expr``.
+    """
+    from pyspark.sql import Column, SparkSession
+    from pyspark.sql import functions as F
+
+    session = spark if spark is not None else SparkSession.getActiveSession()
+    jsession = getattr(session, "_jsparkSession", None)
+    if jsession is None:
+        return F.expr(text)
+    parsed = jsession.sessionState().sqlParser().parseExpression(text)
+    utils = session.sparkContext._jvm.org.apache.spark.sql.classic.ExpressionUtils
+    return Column(utils.column(parsed))
 
 
 def _quote(name: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from medallion.model.native.compiler import compile_pyfunc
-from medallion.model.native.expressions import HUGE_METHOD_LIMIT, NativeModel, NativeUnsupported
+from medallion.model.native.expressions import NativeModel, NativeUnsupported
 from medallion.model.native.parity import Parity, check_parity, check_row_parity, edge_rows
 from medallion.model.native.rows import RowScorer
 
@@ -88,13 +88,6 @@ class NativeScorer:
         return self.model.with_score(frame, column, self.columns)
 
 
-def _keep_methods_jit_sized(spark) -> None:
-    """Let Spark drop whole-stage codegen where a generated method would be too big to JIT."""
-    key = "spark.sql.codegen.hugeMethodLimit"
-    if spark.conf.get(key, "65535") == "65535":
-        spark.conf.set(key, HUGE_METHOD_LIMIT)
-
-
 _loaded: dict[tuple[str, str, str, str], tuple[NativeScorer | None, str]] = {}
 
 
@@ -115,9 +108,8 @@ def load_native(spark, settings, version: str, pyfunc_model) -> tuple[NativeScor
     else:
         parity = check_parity(spark, native, pyfunc_model, checked, settings.model.decision_threshold)
         if parity.passed:
-            _keep_methods_jit_sized(spark)
             result = (
-                NativeScorer(native, parity, native.columns()),
+                NativeScorer(native, parity, native.columns(spark)),
                 f"{label} scored natively: {parity.describe()}",
             )
         else:
