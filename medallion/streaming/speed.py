@@ -46,6 +46,9 @@ from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
 from medallion.tables import Lakehouse, Table
 
+# After a failed write to the online store, the batches of this long go on without trying.
+ONLINE_STORE_RETRY_S = 60.0
+
 ROWS_PER_SCORING_TASK = 50_000
 
 
@@ -70,6 +73,7 @@ class SpeedLayer:
         # The card-profile version and champion a continuous query started on (see refreshed).
         self._started_on: tuple[int | None, str] | None = None
         self._online = self._online_store()
+        self._online_retry_at = 0.0
         self._ingestor: Ingestor | None = None
         self._tables: dict[str, Table] = {}
         self._compaction: Compaction | None = None
@@ -123,12 +127,17 @@ class SpeedLayer:
         from medallion.errors import MedallionError
         from medallion.serving.store import jsonable_row
 
-        if self._online is None:
+        if self._online is None or time.monotonic() < self._online_retry_at:
             return
         try:
             self._online.put_stream_rows([jsonable_row(row) for row in served.to_pylist()])
         except MedallionError as why:
-            self.log(f"[stream] online store not updated (serve materialize will catch up): {why}")
+            # A store that is away would cost every batch its connection timeout: wait a while.
+            self._online_retry_at = time.monotonic() + ONLINE_STORE_RETRY_S
+            self.log(
+                f"[stream] online store not updated for {ONLINE_STORE_RETRY_S:.0f}s "
+                f"(serve materialize will catch up): {why}"
+            )
 
     # ------------------------------------------------------------------ models
 

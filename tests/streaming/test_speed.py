@@ -243,3 +243,22 @@ def test_challenger_in_the_stream_shadow_never_served_canary_served_for_its_card
             not lake.exists("gold", "predictions_shadow")
             or lake.table("gold", "predictions_shadow").read().count() == 0
         )
+
+
+def test_an_online_store_that_is_away_stops_no_batch(spark, settings):
+    """The online store is a copy of gold.predictions: a Redis that is down costs a batch one
+    line, and the next batches do not wait on it again for a while."""
+    import pyarrow as pa
+
+    from medallion.kafka.broker import free_port
+
+    serving = settings.serving.model_copy(
+        update={"store": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    lines: list[str] = []
+    speed = SpeedLayer(settings.model_copy(update={"serving": serving}), spark, log=lines.append)
+    rows = pa.table({"event_id": ["e1"], "score": [0.5], "source": ["speed"]})
+    speed._to_online_store(rows)
+    speed._to_online_store(rows)
+    away = [line for line in lines if "online store not updated" in line]
+    assert len(away) == 1 and "redis-server" in away[0], lines
