@@ -189,6 +189,7 @@ def _parsed(spark, text: str):
 
     A classic session parses it here; elsewhere (Spark Connect) it stays ``F.expr``.
     """
+    from py4j.protocol import Py4JError
     from pyspark.sql import Column, SparkSession
     from pyspark.sql import functions as F
 
@@ -196,9 +197,12 @@ def _parsed(spark, text: str):
     jsession = getattr(session, "_jsparkSession", None)
     if jsession is None:
         return F.expr(text)
-    parsed = jsession.sessionState().sqlParser().parseExpression(text)
-    utils = session.sparkContext._jvm.org.apache.spark.sql.classic.ExpressionUtils
-    return Column(utils.column(parsed))
+    try:
+        parsed = jsession.sessionState().sqlParser().parseExpression(text)
+        utils = session.sparkContext._jvm.org.apache.spark.sql.classic.ExpressionUtils
+        return Column(utils.column(parsed))
+    except (Py4JError, TypeError):  # a runtime without Spark 4's classic API (a vendor's build)
+        return F.expr(text)
 
 
 def _quote(name: str) -> str:
