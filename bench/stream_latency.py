@@ -297,7 +297,7 @@ def run_kafka_to_kafka(
 
     from medallion.model.scoring import load_alias
     from medallion.streaming.continuous import start_real_time_query
-    from medallion.streaming.plan import plan_stream
+    from medallion.streaming.plan import StreamPlan
     from medallion.streaming.speed import SpeedLayer
     from medallion.tables import Lakehouse
 
@@ -321,7 +321,10 @@ def run_kafka_to_kafka(
         champion = load_alias(spark, settings, settings.model.aliases.champion)
         checkpoint = settings.storage.checkpoint_path(settings.stream.query_name)
         notes.append(f"[stream] champion v{champion.version}, scored by {champion.scored_by}")
-        query = start_real_time_query(lake, plan_stream(settings), champion, checkpoint, notes.append)
+        # The speed layer's micro-batches write Delta; this runs the Kafka -> Kafka query under
+        # a micro-batch trigger for comparison, a plan conf alone does not give.
+        plan = StreamPlan("kafka", "kafka", kind, {"processingTime": KAFKA_TRIGGERS[kind]}, ())
+        query = start_real_time_query(lake, plan, champion, checkpoint, notes.append)
     else:
         query = SpeedLayer(settings, spark, log=notes.append).start()
     probe = Probe(

@@ -130,6 +130,12 @@ def plan_stream(settings: Settings) -> StreamPlan:
             "no exactly-once Delta writes in this mode"
         )
 
+    if kind not in ("continuous", "realTime") and stream.sink != "delta":
+        # A micro-batch runs the whole speed layer in foreachBatch, which writes the lakehouse.
+        raise StreamConfigError(
+            f"stream.trigger.kind={kind} writes the lakehouse's Delta tables, not stream.sink={stream.sink}: "
+            f"set stream.sink=delta, or stream.trigger.kind=continuous (or realTime) for a {stream.sink} sink"
+        )
     for role, name in (("source", stream.source), ("sink", stream.sink)):
         if name == "kafka":
             topics = ("topic",) if role == "source" else ("scores_topic", "quarantine_topic")

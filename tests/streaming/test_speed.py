@@ -156,6 +156,11 @@ def test_continuous_trigger_scores_rate_rows_into_memory(spark, lake_with_champi
             ["stream.trigger.kind=continuous", "stream.source=rate", "stream.trigger.interval=1 second"],
             "continuous cannot write stream.sink=delta",
         ),
+        (["stream.sink=kafka"], "processingTime writes the lakehouse's Delta tables, not stream.sink=kafka"),
+        (
+            ["stream.trigger.kind=availableNow", "stream.source=rate", "stream.sink=memory"],
+            "availableNow writes the lakehouse's Delta tables, not stream.sink=memory",
+        ),
         (["stream.source=kafka", "stream.kafka.topic=events"], "needs stream.kafka.bootstrap_servers"),
         (
             ["stream.source=kafka", "stream.kafka.topic=events", "stream.kafka.bootstrap_servers=k:9092"],
