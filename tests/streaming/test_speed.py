@@ -120,8 +120,10 @@ def test_stream_scores_equal_batch_scores(spark, lake_with_champion):
     np.testing.assert_allclose(both["speed"], both["batch"], atol=1e-9)
 
 
-def test_continuous_trigger_scores_rate_rows_into_memory(spark, lake_with_champion):
+@pytest.mark.parametrize("scoring", ["pandas_udf", "native"])
+def test_continuous_trigger_scores_rate_rows_into_memory(spark, lake_with_champion, scoring):
     settings = lake_with_champion(
+        f"model.scoring={scoring}",
         "stream.source=rate",
         "stream.sink=memory",
         "stream.trigger.kind=continuous",
@@ -142,6 +144,7 @@ def test_continuous_trigger_scores_rate_rows_into_memory(spark, lake_with_champi
     assert scored.count() >= 20
     assert scored.where(F.col("score").isNull() | ~F.col("score").between(0, 1)).count() == 0
     assert {r.model_version for r in scored.select("model_version").distinct().collect()} == {"1"}
+    assert {r.scored_by for r in scored.select("scored_by").distinct().collect()} == {scoring}
     assert any("continuous mode" in line for line in lines)
 
 
