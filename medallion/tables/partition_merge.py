@@ -91,6 +91,25 @@ class MergedPartition:
         return counts
 
 
+def _merge_action(clauses: MergeClauses, has_source: Column, has_target: Column) -> tuple[Column, Column]:
+    """(what happens to each joined row, as a code; whether it takes the source's values).
+
+    A code, because the merge's figures are counted over the narrow projected rows, not over
+    the wide joined ones (which would then be materialized)."""
+    matched = has_source & has_target
+    deleted = matched & _holds(clauses.delete_condition) if clauses.delete_condition else F.lit(False)
+    updated = matched & ~deleted & _holds(clauses.update_condition) if clauses.update else F.lit(False)
+    inserted = has_source & ~has_target & _holds(clauses.insert_condition) if clauses.insert else F.lit(False)
+    action = (
+        F.when(deleted, F.lit(_DELETED))
+        .when(updated, F.lit(_UPDATED))
+        .when(inserted, F.lit(_INSERTED))
+        .when(has_target, F.lit(_KEPT))
+        .otherwise(F.lit(_DROPPED))
+    )
+    return action, updated | inserted
+
+
 def merged_partition(
     source: DataFrame,
     target: DataFrame,
@@ -122,21 +141,8 @@ def merged_partition(
 
     has_source = F.col(f"source.{_IN_SOURCE}").isNotNull()
     has_target = F.col(f"target.{_IN_TARGET}").isNotNull()
-    matched = has_source & has_target
-    deleted = matched & _holds(clauses.delete_condition) if clauses.delete_condition else F.lit(False)
-    updated = matched & ~deleted & _holds(clauses.update_condition) if clauses.update else F.lit(False)
-    inserted = has_source & ~has_target & _holds(clauses.insert_condition) if clauses.insert else F.lit(False)
+    action, take_source = _merge_action(clauses, has_source, has_target)
     in_partition = reduce(Column.__and__, [_side("source", k) == F.lit(v) for k, v in partition.items()])
-    take_source = updated | inserted
-    # What happens to each joined row, as a code: the merge's figures are counted over the
-    # narrow projected rows, not over the wide joined ones (which would then be materialized).
-    action = (
-        F.when(deleted, F.lit(_DELETED))
-        .when(updated, F.lit(_UPDATED))
-        .when(inserted, F.lit(_INSERTED))
-        .when(has_target, F.lit(_KEPT))
-        .otherwise(F.lit(_DROPPED))
-    )
     decided = joined.select(
         *[
             F.when(take_source, _side("source", c)).otherwise(_side("target", c)).alias(c)

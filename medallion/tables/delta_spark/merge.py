@@ -56,9 +56,6 @@ class Merges:
         of the source with the target tells; if every source row changes something, whether
         the source is empty does. With ``txn`` the merge commits anyway, to record it.
         """
-        from pyspark.sql import Column
-        from pyspark.sql import functions as F
-
         keys = [on] if isinstance(on, str) else list(on)
         source = self._conform(self._frame(source), merge_schema=False)
         nothing = {"inserted": 0, "updated": 0, "deleted": 0}
@@ -68,16 +65,7 @@ class Merges:
         condition = " AND ".join(f"target.`{k}` = source.`{k}`" for k in keys)
         outside = None
         if partition is not None:
-            check_partition(self.path, partition, self.partition_by)
-            # Checked as the merge reads the source, not by a pass of its own.
-            inside = reduce(Column.__and__, [F.col(k) == F.lit(v) for k, v in partition.items()])
-            outside = rows_outside_message(self.path, partition)
-            source = source.where(
-                F.when(F.coalesce(inside, F.lit(False)), True).otherwise(F.raise_error(F.lit(outside)))
-            )
-            # In the ON clause, delta-spark prunes the other partitions' files and its
-            # conflict detection ignores commits that touched only them.
-            condition += "".join(f" AND target.`{k}` = '{partition_text(v)}'" for k, v in partition.items())
+            source, condition, outside = self._within_partition(source, condition, partition)
 
         def attempt() -> dict[str, int]:
             if self._already_committed(txn):
@@ -108,6 +96,26 @@ class Merges:
             }
 
         return self._retrying("merge", attempt, CommitConflict)
+
+    def _within_partition(
+        self, source: DataFrame, condition: str, partition: Mapping[str, Any]
+    ) -> tuple[DataFrame, str, str]:
+        """A merge confined to ``partition``: the source checked to hold only its rows, the
+        condition naming it, and the message a row outside it raises."""
+        from pyspark.sql import Column
+        from pyspark.sql import functions as F
+
+        check_partition(self.path, partition, self.partition_by)
+        # Checked as the merge reads the source, not by a pass of its own.
+        inside = reduce(Column.__and__, [F.col(k) == F.lit(v) for k, v in partition.items()])
+        outside = rows_outside_message(self.path, partition)
+        source = source.where(
+            F.when(F.coalesce(inside, F.lit(False)), True).otherwise(F.raise_error(F.lit(outside)))
+        )
+        # In the ON clause, delta-spark prunes the other partitions' files and its conflict
+        # detection ignores commits that touched only them.
+        condition += "".join(f" AND target.`{k}` = '{partition_text(v)}'" for k, v in partition.items())
+        return source, condition, outside
 
     def _merge_changes(
         self, source: DataFrame, condition: str, partition: Mapping[str, Any] | None, clauses: MergeClauses
