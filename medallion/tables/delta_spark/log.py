@@ -75,6 +75,13 @@ class TableTxns:
             if metadata is not None:
                 self.configuration = dict(metadata.get("configuration") or {})
 
+    def brought_forward(self, log: _DeltaLogFiles) -> TableTxns:
+        """Itself with every commit after ``head`` replayed."""
+        while (stamp := log.stamp(self.head + 1)) is not None:
+            self.apply(log.commit_actions(self.head + 1))
+            self.head, self.head_stamp = self.head + 1, stamp
+        return self
+
 
 _KNOWN: dict[str, TableTxns] = {}
 _KNOWN_LOCK = threading.Lock()
@@ -103,11 +110,9 @@ def _brought_forward(log: _DeltaLogFiles, known: TableTxns) -> TableTxns | None:
     """``known`` with the commits after its head, or None if its head is not this table's."""
     if log.stamp(known.head) != known.head_stamp:
         return None
-    txns = TableTxns(known.head, known.head_stamp, dict(known.txns), dict(known.configuration))
-    while (stamp := log.stamp(txns.head + 1)) is not None:
-        txns.apply(log.commit_actions(txns.head + 1))
-        txns.head, txns.head_stamp = txns.head + 1, stamp
-    return txns
+    return TableTxns(
+        known.head, known.head_stamp, dict(known.txns), dict(known.configuration)
+    ).brought_forward(log)
 
 
 def _replayed(spark: SparkSession, log: _DeltaLogFiles) -> TableTxns:
@@ -121,16 +126,12 @@ def _replayed(spark: SparkSession, log: _DeltaLogFiles) -> TableTxns:
         read = reader.json(paths) if files[0].endswith(".json") else reader.parquet(*paths)
         rows = read.where("txn IS NOT NULL OR metaData IS NOT NULL").collect()
         txns.apply(row.asDict(recursive=True) for row in rows)
-        txns.head = version
-    while (stamp := log.stamp(txns.head + 1)) is not None:
-        txns.apply(log.commit_actions(txns.head + 1))
-        txns.head, txns.head_stamp = txns.head + 1, stamp
+        txns.head, txns.head_stamp = version, log.stamp(version) or 0
+    txns.brought_forward(log)
     if txns.head < 0:
         raise TableNotFoundError(
             f"no Delta table at {posixpath.dirname(log.path)}: no _delta_log with a commit there"
         )
-    if checkpoint is not None and txns.head == checkpoint[0]:
-        txns.head_stamp = log.stamp(txns.head) or 0
     return txns
 
 
