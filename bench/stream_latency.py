@@ -93,6 +93,17 @@ def warm_up(query, dripper) -> float:
     return time.time()
 
 
+def bare_memory_query(frame, root: Path, name: str):
+    """A baseline: ``frame`` into a memory table with the bench's trigger, no other work."""
+    return (
+        frame.writeStream.format("memory")
+        .queryName(name)
+        .option("checkpointLocation", str(root / "checkpoints" / name))
+        .trigger(processingTime=TRIGGER)
+        .start()
+    )
+
+
 def batch_commit_times(query) -> dict[int, float]:
     """batch id -> epoch seconds at which the batch committed (trigger start + its duration)."""
     commits = {}
@@ -136,13 +147,7 @@ def run_bare(spark, root: Path, rate: float, seconds: float) -> dict[str, float]
         "landed_at", F.current_timestamp().alias("batch_ts")
     )
     name = f"bare_{int(rate)}_{int(time.time())}"
-    query = (
-        frame.writeStream.format("memory")
-        .queryName(name)
-        .option("checkpointLocation", str(root / "checkpoints" / name))
-        .trigger(processingTime=TRIGGER)
-        .start()
-    )
+    query = bare_memory_query(frame, root, name)
     try:
         measured_from = warm_up(query, lambda length: drip(root, rate, length))
         drip(root, rate, seconds).wait()
@@ -236,13 +241,7 @@ def run_bare_kafka(spark, broker, root: Path, rate: float, seconds: float) -> di
         .select("timestamp", F.current_timestamp().alias("batch_ts"))
     )
     name = f"bare_kafka_{int(rate)}_{int(time.time())}"
-    query = (
-        frame.writeStream.format("memory")
-        .queryName(name)
-        .option("checkpointLocation", str(root / "checkpoints" / name))
-        .trigger(processingTime=TRIGGER)
-        .start()
-    )
+    query = bare_memory_query(frame, root, name)
     try:
         measured_from = warm_up(
             query, lambda length: drip_to_kafka(root, broker.bootstrap, topic, rate, length)
