@@ -129,16 +129,6 @@ def plan_stream(settings: Settings) -> StreamPlan:
             "continuous mode: features use the map-only profile lookup (no joins or aggregations allowed); "
             "no exactly-once Delta writes in this mode"
         )
-        if stream.source == "kafka" and settings.model.scoring != "pandas_udf":
-            # Kafka records scored by the compiled expressions never left the continuous query
-            # (the rate source's did): until that is understood, such a query does not start.
-            if settings.model.scoring == "native":
-                raise StreamConfigError(
-                    "stream.trigger.kind=continuous with stream.source=kafka does not score with "
-                    "model.scoring=native: set model.scoring=pandas_udf, or stream.trigger.kind=realTime "
-                    "for compiled Kafka -> Kafka scoring"
-                )
-            notes.append("continuous mode with Kafka: model.scoring=auto scores with the pandas UDF")
 
     if kind not in ("continuous", "realTime") and stream.sink != "delta":
         # A micro-batch runs the whole speed layer in foreachBatch, which writes the lakehouse.

@@ -61,15 +61,6 @@ class SpeedLayer:
 
     def __init__(self, settings: Settings, spark: SparkSession, log=print, lake: Lakehouse | None = None):
         self.plan: StreamPlan = plan_stream(settings)
-        if (
-            self.plan.trigger_kind == "continuous"
-            and self.plan.source == "kafka"
-            and settings.model.scoring == "auto"
-        ):
-            # See plan_stream: continuous Kafka queries score with the pandas UDF.
-            settings = settings.model_copy(
-                update={"model": settings.model.model_copy(update={"scoring": "pandas_udf"})}
-            )
         self.settings = settings
         self.spark = spark
         self.log = log

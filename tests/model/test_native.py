@@ -167,6 +167,25 @@ def test_micro_batch_stream_scores_natively_with_auto(spark, lake_with_champion)
     assert any("scored by native" in line for line in lines), lines
 
 
+def test_the_trees_are_planned_once_however_often_the_score_is_used(spark, lake_with_champion):
+    """The continuous query's plan: a Python UDF (the profile lookup) under the trees, and the
+    score used dozens of times above them (judged, then written as Kafka records). The optimizer
+    must not copy the trees into each use: it once did, and the query spent minutes generating
+    code per task while no record left it."""
+    from medallion.features import profile_lookup_features
+    from medallion.model.scoring import load_champion
+    from medallion.predict import with_scores
+    from medallion.streaming.continuous import judge, kafka_records, rate_events
+
+    settings = lake_with_champion("model.scoring=native", "stream.source=rate")
+    champion = load_champion(spark, settings)
+    features = profile_lookup_features(rate_events(spark, settings), None)
+    records = kafka_records(judge(with_scores(features, champion, 0.5)), "scores", "rejected")
+    plan = spark._jvm.PythonSQLUtils.explainString(records._jdf.queryExecution(), "simple")
+    # The sum of the trees starts from the model's baseline, a literal nothing else holds.
+    assert plan.count(repr(champion.native.model.baseline)) == 1, f"{len(plan)} characters of plan"
+
+
 @pytest.mark.usefixtures("delta_engine")
 def test_a_prediction_table_from_before_scored_by_takes_the_column(spark, settings):
     from pyspark.sql.types import StructType

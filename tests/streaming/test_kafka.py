@@ -361,14 +361,15 @@ def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
     assert len(scores) + len(rejected) == len([value for value in landed if value.strip()])
 
 
-def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
-    spark, lake_with_champion, kafka_broker, kafka_topic
+@pytest.mark.parametrize(("kind", "interval"), [("realTime", "5 seconds"), ("continuous", "1 second")])
+def test_compiled_scoring_kafka_to_kafka_equals_the_pyfunc(
+    spark, lake_with_champion, kafka_broker, kafka_topic, kind, interval
 ):
-    """stream.trigger.kind=realTime: Kafka in, Kafka out, no Python (the profile join against a
-    snapshot of gold.card_profiles, the champion compiled). Every record leaves, scored or
-    rejected, and each score is the pyfunc's on the features the night computes. When the
-    night writes new card profiles, the running query restarts on them from its checkpoint:
-    the records produced after score on the new profiles."""
+    """Kafka in, Kafka out, the champion compiled: realTime (all in the JVM: the profile join
+    against a snapshot of gold.card_profiles) and continuous (the map-only profile lookup).
+    Every record leaves, scored or rejected, and each score is the pyfunc's on the features the
+    night computes. When the night writes new card profiles, the running query restarts on them
+    from its checkpoint: the records produced after score on the new profiles."""
     import threading
     from datetime import timedelta
 
@@ -381,12 +382,16 @@ def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
     scores_topic, rejected_topic = f"{kafka_topic}.scores", f"{kafka_topic}.rejected"
     kafka_broker.create_topic(scores_topic, partitions=2)
     kafka_broker.create_topic(rejected_topic, partitions=1)
+    if kind == "continuous":
+        # A continuous task holds a core per input partition: one, on local[2].
+        kafka_topic = f"{kafka_topic}.in"
+        kafka_broker.create_topic(kafka_topic, partitions=1)
     settings = lake_with_champion(
         *kafka_conf(
             kafka_broker,
             kafka_topic,
-            "stream.trigger.kind=realTime",
-            "stream.trigger.interval=5 seconds",
+            f"stream.trigger.kind={kind}",
+            f"stream.trigger.interval={interval}",
             "stream.sink=kafka",
             f"stream.kafka.scores_topic={scores_topic}",
             f"stream.kafka.quarantine_topic={rejected_topic}",
@@ -451,7 +456,8 @@ def test_real_time_mode_scores_kafka_to_kafka_in_the_jvm_equal_to_the_pyfunc(
             if query.name == settings.stream.query_name:
                 query.stop()
         runner.join(60)
-    assert any("(real-time)" in line for line in lines), lines
+    assert any(f"({'real-time' if kind == 'realTime' else kind})" in line for line in lines), lines
+    assert any("scored by native" in line for line in lines), lines
     assert any("gold.card_profiles version" in line and "restarting" in line for line in lines), lines
     scores = [json.loads(value) for value in topic_values(kafka_broker.bootstrap, scores_topic)]
     rejected = [json.loads(value) for value in topic_values(kafka_broker.bootstrap, rejected_topic)]

@@ -107,21 +107,3 @@ def test_bad_interval_is_a_config_error():
         ConfigError, match=r"stream\.trigger\.interval: 'soon' is invalid: expected a duration"
     ):
         conf("stream.trigger.interval=soon")
-
-
-def test_continuous_kafka_refuses_native_scoring_and_auto_says_it_uses_the_udf():
-    kafka = [
-        "stream.trigger.kind=continuous",
-        "stream.source=kafka",
-        "stream.sink=kafka",
-        "stream.kafka.bootstrap_servers=127.0.0.1:9092",
-        "stream.kafka.topic=events",
-        "stream.kafka.scores_topic=scores",
-        "stream.kafka.quarantine_topic=rejected",
-    ]
-    with pytest.raises(StreamConfigError, match=r"does not score with model.scoring=native") as err:
-        plan_stream(conf(*kafka, "model.scoring=native"))
-    assert "\n" not in str(err.value)
-    notes = plan_stream(conf(*kafka, "model.scoring=auto")).notes
-    assert any("auto scores with the pandas UDF" in note for note in notes)
-    assert plan_stream(conf(*kafka, "model.scoring=pandas_udf"))

@@ -10,10 +10,15 @@ Why each sum ends in ``+ IF(exists(array(input), x -> false), 1.0D, 0.0D)`` (alw
 of whole-stage codegen. A model's trees would make a whole-stage method over Java's 64 KB
 limit: Spark would try to compile it for every query, fail, and fall back. Outside
 whole-stage codegen the projection is generated with each large sub-expression in its own
-small method, which the JIT compiles. A chunk's partial sum after the first carries a
-``0 * spark_partition_id()`` term: an expression Spark treats as non-deterministic, so the
-optimizer keeps the projections apart instead of inlining them back into one (adding 0.0
-leaves the sum unchanged).
+small method, which the JIT compiles.
+
+Why each partial sum carries a ``0.0D * spark_partition_id()`` term: an expression Spark
+treats as non-deterministic, so the optimizer never inlines a sum into the expressions that
+use it (adding 0.0 leaves the sum unchanged). Without it, the chunks would be folded back into
+one projection, and above a Python UDF (the continuous query's profile lookup and clock) the
+optimizer copied the whole sum, with the features inlined into every split, into each of the
+score's dozens of uses: a plan that took minutes to generate code for, per task, so no row
+ever left the query.
 
 Why the text is parsed once (:meth:`NativeModel.columns`): ``F.expr`` keeps the SQL text and
 Spark parses it again each time a query uses the Column, which for a model's trees costs more
@@ -150,7 +155,8 @@ class NativeModel:
             # Always 0.0, added last: keeps the projection out of whole-stage codegen (module doc).
             interpreted = f"IF(exists(array({_PREFIX}in0), x -> false), 1.0D, 0.0D)"
             for number, chunk in enumerate(self.projections()):
-                start = _double(self.baseline) if number == 0 else f"({raw} + 0.0D * spark_partition_id())"
+                start = _double(self.baseline) if number == 0 else raw
+                start = f"({start} + 0.0D * spark_partition_id())"
                 trees = [f"({self.tree_sql(self.trees[i])})" for i in chunk]
                 sums.append(" + ".join([start, *trees, interpreted]))
             self._sql.update(inputs=self.input_sql(), sums=sums, raw=raw)
