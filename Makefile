@@ -7,6 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 CONF   ?= local
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), each with its own SparkSession: most of a test's time is spent
+# waiting on triggers, brokers and subprocesses, so three share the two cores well. 0: one process.
+TEST_WORKERS ?= 3
 
 .PHONY: setup test demo bench lint clean python java jars mermaid kafka-up kafka-down
 
@@ -65,7 +68,7 @@ mermaid:
 	  rm -rf $$tmp; }
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The whole lambda loop on generated data: 14 days of history, the nights, a minute of live
 # stream, reconcile, a summary table and reports/run-<timestamp>.html under the storage root.
