@@ -12,13 +12,12 @@ limit: Spark would try to compile it for every query, fail, and fall back. Outsi
 whole-stage codegen the projection is generated with each large sub-expression in its own
 small method, which the JIT compiles.
 
-Why each partial sum carries a ``0.0D * spark_partition_id()`` term: an expression Spark
-treats as non-deterministic, so the optimizer never inlines a sum into the expressions that
-use it (adding 0.0 leaves the sum unchanged). Without it, the chunks would be folded back into
-one projection, and above a Python UDF (the continuous query's profile lookup and clock) the
-optimizer copied the whole sum, with the features inlined into every split, into each of the
-score's dozens of uses: a plan that took minutes to generate code for, per task, so no row
-ever left the query.
+Why each partial sum carries a ``0.0D * spark_partition_id()`` term: Spark treats it as
+non-deterministic, so the optimizer never inlines a sum into the expressions that use it
+(adding 0.0 leaves the sum unchanged). Inlined, the chunks would fold back into one
+projection, and above a Python UDF (the continuous query's profile lookup and clock) each of
+the score's many uses would hold a copy of every tree: a plan whose code generation takes
+minutes per task.
 
 Why the text is parsed once (:meth:`NativeModel.columns`): ``F.expr`` keeps the SQL text and
 Spark parses it again each time a query uses the Column, which for a model's trees costs more
