@@ -8,8 +8,8 @@ STAMP  := $(VENV)/.setup-stamp
 CONF   ?= local
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist), each with its own SparkSession: most of a test's time is spent
-# waiting on triggers, brokers and subprocesses, so three share the two cores well. 0: one process.
-TEST_WORKERS ?= 3
+# waiting on triggers, brokers and subprocesses, so two share the two cores well. 0: one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup test demo bench lint clean python java jars mermaid kafka-up kafka-down
 

@@ -40,8 +40,10 @@ def with_scores(features: DataFrame, scorer, threshold: float) -> DataFrame:
             # (A continuous query's plan may not coalesce; its tasks never end anyway.)
             features = features.coalesce(task_slots(context))
         scored = features.withColumn("score", score)
-    return scored.withColumn("decision", F.col("score") >= F.lit(threshold)).withColumns(
+    # One projection: each derived frame re-analyses the whole plan, and a native score's is large.
+    return scored.withColumns(
         {
+            "decision": F.col("score") >= F.lit(threshold),
             "model_name": F.lit(scorer.name),
             "model_version": F.lit(str(scorer.version)),
             "run_id": F.lit(scorer.run_id),

@@ -17,10 +17,8 @@ row (feed, reasons, raw, source_file, quarantined_at), a scored one to the score
 
 from __future__ import annotations
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.functions import pandas_udf
 from pyspark.sql.streaming import StreamingQuery
 
 from medallion.config import Settings
@@ -41,11 +39,11 @@ SHOWN_COLUMNS = (
 SCORE_FIELDS = ("event_id", "score", "decision", "model_name", "model_version", "scored_at")
 
 
-def judge(scored: DataFrame, clock: Column | None = None) -> DataFrame:
+def judge(scored: DataFrame) -> DataFrame:
     """``scored`` (features, scores and, for parsed records, silver's ``reasons`` and ``raw``)
     with ``reasons`` covering the score too, ``rejected_feed`` naming what failed ('events':
     the record, 'predictions': the score), and score and decision null on a rejected row.
-    ``scored_at`` is ``clock`` (default :func:`wall_clock`)."""
+    ``scored_at`` is the :func:`wall_clock` when the row is judged."""
     parsed = F.col("reasons") if "reasons" in scored.columns else F.array().cast("array<string>")
     problem = score_problem()
     unparsed = F.size(parsed) > 0
@@ -67,22 +65,17 @@ def judge(scored: DataFrame, clock: Column | None = None) -> DataFrame:
         {
             "score": F.when(kept, F.col("score")),
             "decision": F.when(kept, F.col("decision")),
-            "scored_at": wall_clock(F.col("score")) if clock is None else clock,
+            "scored_at": wall_clock(),
         }
     )
 
 
-def wall_clock(any_column: Column) -> Column:
-    """The time a row is evaluated. Continuous mode refuses current_timestamp() (its plan runs
-    for as long as the query does), so the clock is read in a Python worker, where the
-    continuous path's profile lookup already runs; the column passed in only gives the UDF
-    its rows."""
-
-    @pandas_udf("timestamp")
-    def now(rows: pd.Series) -> pd.Series:
-        return pd.Series(pd.Timestamp.now(tz="UTC"), index=rows.index)
-
-    return now.asNondeterministic()(any_column)
+def wall_clock() -> Column:
+    """The time a row is evaluated, read in the JVM for each row. current_timestamp() is fixed
+    once per query or batch: continuous mode refuses it (its plan runs for as long as the query
+    does), and a real-time batch lasts minutes. A static Java call through ``reflect`` is made
+    per row and needs no Python worker."""
+    return F.expr("timestamp_millis(CAST(reflect('java.lang.System', 'currentTimeMillis') AS BIGINT))")
 
 
 def _rejected() -> Column:
@@ -183,9 +176,7 @@ def start_real_time_query(
     profiles = lake.table("gold", "card_profiles").read() if lake.exists("gold", "card_profiles") else None
     features = build_features(events, None if profiles is None else F.broadcast(profiles))
     scored = with_scores(features, champion, settings.model.decision_threshold)
-    out = kafka_records(
-        judge(scored, clock=F.current_timestamp()), stream.kafka.scores_topic, stream.kafka.quarantine_topic
-    )
+    out = kafka_records(judge(scored), stream.kafka.scores_topic, stream.kafka.quarantine_topic)
     query = (
         # Real-time mode takes only the update output mode; a stateless query emits each row once either way.
         out.writeStream.queryName(stream.query_name)

@@ -371,7 +371,7 @@ def test_compiled_scoring_kafka_to_kafka_equals_the_pyfunc(
     night computes. When the night writes new card profiles, the running query restarts on them
     from its checkpoint: the records produced after score on the new profiles."""
     import threading
-    from datetime import timedelta
+    from datetime import UTC, datetime, timedelta
 
     from medallion.features import FeatureStore, build_features
     from medallion.ingest import Ingestor
@@ -448,6 +448,7 @@ def test_compiled_scoring_kafka_to_kafka_equals_the_pyfunc(
         new_profiles = old_profiles.withColumn("amount_mean_30d", F.col("amount_mean_30d") * 4)
         profiles_table.overwrite(new_profiles)
         wait_until(lambda: any("restarting" in line for line in lines), "no restart on new profiles", 60)
+        second_produced_from = datetime.now(UTC) - timedelta(milliseconds=1)
         second = produced_history(settings, seed=7)
         records = first + second
         wait_until(lambda: left_to_score(records) <= 0, "the second records were not all scored")
@@ -486,6 +487,9 @@ def test_compiled_scoring_kafka_to_kafka_equals_the_pyfunc(
     for record in scores:
         score, decision = (after if record["event_id"] in after else before)[record["event_id"]]
         assert abs(record["score"] - score) <= 1e-9 and record["decision"] == decision
+        # scored_at is read per row, not once per query or batch.
+        if record["event_id"] in after:
+            assert datetime.fromisoformat(record["scored_at"]) >= second_produced_from, record
     # The new profiles matter: on the old ones, some of the second records score otherwise.
     stale = night(second_lines, old_profiles)
     assert any(abs(stale[event_id][0] - after[event_id][0]) > 1e-6 for event_id in after)
