@@ -142,7 +142,7 @@ def _live(lake: Lakehouse, stream_seconds: float, log: Callable[[str], None]) ->
     finally:
         stop.set()
         dripper.join(timeout=30)
-    if speed.plan.trigger_kind in ("processingTime", "availableNow", "once"):
+    if not speed.plan.continuous:
         # A slow machine may stop the clock before the first micro-batch commits; the same
         # query, from its checkpoint, then scores what landed, so the summary always has the
         # speed layer's rows to set beside the night's.

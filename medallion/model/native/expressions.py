@@ -15,7 +15,7 @@ small method, which the JIT compiles.
 Why each partial sum carries a ``0.0D * spark_partition_id()`` term: Spark treats it as
 non-deterministic, so the optimizer never inlines a sum into the expressions that use it
 (adding 0.0 leaves the sum unchanged). Inlined, the chunks would fold back into one
-projection, and above a Python UDF (the continuous query's profile lookup and clock) each of
+projection, and above a Python UDF (the continuous query's profile lookup) each of
 the score's many uses would hold a copy of every tree: a plan whose code generation takes
 minutes per task.
 
@@ -154,8 +154,8 @@ class NativeModel:
             # Always 0.0, added last: keeps the projection out of whole-stage codegen (module doc).
             interpreted = f"IF(exists(array({_PREFIX}in0), x -> false), 1.0D, 0.0D)"
             for number, chunk in enumerate(self.projections()):
-                start = _double(self.baseline) if number == 0 else raw
-                start = f"({start} + 0.0D * spark_partition_id())"
+                previous = _double(self.baseline) if number == 0 else raw
+                start = f"({previous} + 0.0D * spark_partition_id())"
                 trees = [f"({self.tree_sql(self.trees[i])})" for i in chunk]
                 sums.append(" + ".join([start, *trees, interpreted]))
             self._sql.update(inputs=self.input_sql(), sums=sums, raw=raw)
