@@ -109,6 +109,24 @@ def _kafka_jars(settings: Settings) -> Check:
     )
 
 
+def _scoring_jar() -> Check:
+    from medallion import jvm
+
+    found = jvm.usable_scoring_jar()
+    if found:
+        return Check(
+            "scoring jar", True, f"{found[0]} (native scoring walks its trees in the JVM)", required=False
+        )
+    why = "no javac (a JDK) here" if jvm.javac() is None else "not built"
+    return Check(
+        "scoring jar",
+        False,
+        f"{why}: native scoring runs its trees as SQL expressions (slower per query); "
+        "to build it run make setup (or python -m medallion.jvm fetch scoring) with a JDK",
+        required=False,
+    )
+
+
 def _spark_and_engine(settings: Settings) -> Iterator[Check]:
     try:
         from medallion.spark import get_spark
@@ -141,6 +159,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         _pair,
         lambda: _jars(settings),
         lambda: _kafka_jars(settings),
+        _scoring_jar,
         lambda: _storage(settings),
     ]
     results = []

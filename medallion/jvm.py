@@ -1,4 +1,5 @@
-"""The JVM parts beside pyspark's own jars: delta-spark, Spark's Kafka connector, Kafka's broker.
+"""The JVM parts beside pyspark's own jars: delta-spark, Spark's Kafka connector, Kafka's broker,
+and medallion's own scoring jar.
 
 Usage::
 
@@ -16,6 +17,11 @@ pyspark version and bundle. Sessions then put the cached jars on ``spark.jars``:
 network when a job starts, and nothing is committed to the repository. Jars that pyspark
 ships itself (Hadoop, Parquet, Jackson, ...) are left out of the Spark bundles, so a
 session never has two versions of one library.
+
+The scoring jar (``io.medallion.scoring.TreeEnsemble``, the native scorer's tree walker) is
+built from the Java source shipped in the package, with ``javac`` against pyspark's jars, into
+the same cache, named by a digest of its source: a changed source builds a new jar. Without a
+JDK it is not built, and native scoring runs its trees as SQL expressions instead.
 """
 
 from __future__ import annotations
@@ -236,6 +242,77 @@ def fetch(names: Sequence[str] = ("delta", "kafka", "broker"), log=print) -> dic
     return outcome
 
 
+SCORING_SOURCE = Path(__file__).parent / "model" / "native" / "java"
+SCORING_CLASS = "io.medallion.scoring.TreeEnsemble"
+
+
+def scoring_jar() -> Path:
+    """Where the scoring jar for this pyspark and this source is (or would be) cached."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for source in sorted(SCORING_SOURCE.rglob("*.java")):
+        digest.update(source.relative_to(SCORING_SOURCE).as_posix().encode())
+        digest.update(source.read_bytes())
+    return bundle_dir("scoring") / f"medallion-scoring-{digest.hexdigest()[:12]}.jar"
+
+
+def usable_scoring_jar() -> list[str]:
+    """``[path]`` of the built scoring jar, [] if it is not built (or not intact)."""
+    jar = scoring_jar()
+    entry = SCORING_CLASS.replace(".", "/") + ".class"
+    return [str(jar)] if jar.exists() and holds_class([str(jar)], entry) else []
+
+
+def javac() -> str | None:
+    """A Java compiler: $JAVA_HOME's, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.access(Path(home) / "bin" / "javac", os.X_OK):
+        return str(Path(home) / "bin" / "javac")
+    return shutil.which("javac")
+
+
+def build_scoring_jar(log=print) -> str:
+    """Compile the scoring jar unless cached: "cached" | "built" | the reason it was not built."""
+    if usable_scoring_jar():
+        return "cached"
+    compiler = javac()
+    if compiler is None:
+        return "no javac (a JDK) on PATH or in $JAVA_HOME"
+    target = scoring_jar()
+    sources = [str(p) for p in sorted(SCORING_SOURCE.rglob("*.java"))]
+    with tempfile.TemporaryDirectory(prefix="medallion-scoring-") as scratch:
+        classes = Path(scratch) / "classes"
+        # --release 17: the oldest JVM Spark 4 runs on, whichever JDK compiles it.
+        command = [
+            compiler,
+            "--release",
+            "17",
+            "-nowarn",
+            "-cp",
+            str(pyspark_jars_dir() / "*"),
+            "-d",
+            str(classes),
+            *sources,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            return f"javac failed: {(done.stderr.strip().splitlines() or ['no output'])[0]}"
+        staging = Path(scratch) / target.name
+        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as jar:
+            for path in sorted(classes.rglob("*.class")):
+                jar.write(path, path.relative_to(classes).as_posix())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for old in target.parent.glob("medallion-scoring-*.jar"):
+            old.unlink()
+        # Copied beside, then renamed into place: a session never sees half a jar.
+        partial = target.with_suffix(".partial")
+        shutil.copy2(staging, partial)
+        partial.rename(target)
+    log(f"jvm: scoring: built {target}")
+    return "built"
+
+
 def broker_classpath() -> list[str]:
     """The broker bundle plus the Scala library pyspark ships (Spark's resolution leaves it out)."""
     found = usable_jars("broker")
@@ -252,37 +329,54 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medallion.jvm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     get = sub.add_parser("fetch", help="resolve the bundles into the cache (offline: say what is missing)")
-    get.add_argument("names", nargs="*", metavar="{delta,kafka,broker}")
+    get.add_argument("names", nargs="*", metavar="{delta,kafka,broker,scoring}")
     sub.add_parser("show", help="the cache folder and what it holds")
     path = sub.add_parser("classpath", help="comma-separated cached jars, for spark-submit --jars")
-    path.add_argument("names", nargs="*", metavar="{delta,kafka}")
+    path.add_argument("names", nargs="*", metavar="{delta,kafka,scoring}")
     args = parser.parse_args(argv)
-    known = {"fetch": ["delta", "kafka", "broker"], "classpath": ["delta", "kafka"], "show": []}[args.command]
+    known = {
+        "fetch": ["delta", "kafka", "broker", "scoring"],
+        "classpath": ["delta", "kafka", "scoring"],
+        "show": [],
+    }[args.command]
     names = getattr(args, "names", None) or known
     if unknown := [n for n in names if n not in known]:
         parser.error(f"unknown bundle {unknown[0]!r}: choose from {', '.join(known)}")
     args.names = names
     if args.command == "classpath":
-        print(",".join(jar for name in args.names for jar in usable_jars(name)))
+        print(",".join(jar for name in args.names for jar in _usable(name)))
         return 0
     if args.command == "show":
-        for name in bundles():
-            found = usable_jars(name)
+        for name in [*bundles(), "scoring"]:
+            found = _usable(name)
             print(f"{name}: {len(found)} jars in {bundle_dir(name)}" if found else f"{name}: not fetched")
         return 0
     if problem := check_pair():
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    missing = {name: why for name, why in fetch(args.names).items() if why not in ("cached", "fetched")}
+    outcome = fetch([n for n in args.names if n != "scoring"])
+    if "scoring" in args.names:
+        outcome["scoring"] = build_scoring_jar()
+    missing = {name: why for name, why in outcome.items() if why not in ("cached", "fetched", "built")}
     for name, why in missing.items():
-        # Setup goes on without them: the embedded engine serves; doctor names what is missing.
+        # Setup goes on without them: the embedded engine serves, native scoring runs its trees
+        # as SQL expressions; doctor names what is missing.
         print(
-            f"warning: {name} jars not available ({why}); the embedded Delta engine still works",
+            f"warning: {name} jars not available ({why}); "
+            + (
+                "native scoring runs its trees as SQL expressions"
+                if name == "scoring"
+                else "the embedded Delta engine still works"
+            ),
             file=sys.stderr,
         )
     if not missing:
         print(f"jvm: {', '.join(args.names)} ready in {cache_root()}")
     return 0
+
+
+def _usable(name: str) -> list[str]:
+    return usable_scoring_jar() if name == "scoring" else usable_jars(name)
 
 
 if __name__ == "__main__":

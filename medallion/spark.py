@@ -85,12 +85,12 @@ def delta_jars(settings: Settings) -> list[str]:
 
 def cached_jars(settings: Settings) -> tuple[list[str], bool]:
     """``(jars, delta)``: the cached jars a local session puts on ``spark.jars`` (Spark's Kafka
-    connector always; delta-spark's unless ``delta.engine=rs``), and whether delta-spark's
+    connector and medallion's scoring jar always; delta-spark's unless ``delta.engine=rs``), and whether delta-spark's
     classes are among them (checked in the jar files, so the Delta extension is configured
     only where its classes load)."""
     from medallion import jvm
 
-    jars = list(jvm.usable_jars("kafka"))
+    jars = [*jvm.usable_jars("kafka"), *jvm.usable_scoring_jar()]
     delta = settings.delta.engine != "rs" and bool(jvm.usable_jars("delta"))
     if delta:
         jars += jvm.usable_jars("delta")

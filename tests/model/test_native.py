@@ -48,17 +48,23 @@ def test_compiled_champion_equals_its_pyfunc_on_features_and_edge_rows(trained, 
     parity = check_parity(spark, native, model, rows, settings.model.decision_threshold)
     assert parity.rows == len(rows) > 1000
     assert parity.max_abs_diff <= PARITY_TOLERANCE and parity.decisions_equal, parity.describe()
-    # Small projections give the same sums, in the same order, as one.
+    # make setup built the scoring jar: the session walks the trees in the JVM.
+    assert native.form(spark) == "jvm"
+    frame = spark.createDataFrame(
+        [tuple(None if pd.isna(v) else v for v in r) for r in rows.itertuples(index=False)], FEATURE_SCHEMA
+    )
+
+    def scores(model, form):
+        scored = model.with_score(frame, columns=model.columns(spark, form))
+        return scored.select("score").toPandas()["score"].to_numpy()
+
+    # The walker and the trees as SQL give the same scores to the bit, edge rows included;
+    # and small projections give the same sums, in the same order, as one.
+    walked = scores(native, "jvm")
+    assert np.array_equal(walked, scores(native, "sql"))
     chunked = compile_pyfunc(model, leaves_per_projection=8)
     assert len(chunked.projections()) > len(native.projections())
-    sample = rows.head(200)
-    frame = spark.createDataFrame(
-        [tuple(None if pd.isna(v) else v for v in r) for r in sample.itertuples(index=False)], FEATURE_SCHEMA
-    )
-    one = native.with_score(frame).select("score").toPandas()["score"].to_numpy()
-    many = chunked.with_score(frame).select("score").toPandas()["score"].to_numpy()
-    assert np.array_equal(one, many)
-    assert np.abs(one - model.predict(sample).to_numpy()).max() <= PARITY_TOLERANCE
+    assert np.array_equal(walked, scores(chunked, "sql"))
 
 
 def test_an_estimator_or_transformer_it_does_not_know_is_refused_by_name(trained):
@@ -167,11 +173,14 @@ def test_micro_batch_stream_scores_natively_with_auto(spark, lake_with_champion)
     assert any("scored by native" in line for line in lines), lines
 
 
-def test_the_trees_are_planned_once_however_often_the_score_is_used(spark, lake_with_champion):
+@pytest.mark.parametrize("form", ["sql", "jvm"])
+def test_the_trees_are_planned_once_however_often_the_score_is_used(spark, lake_with_champion, form):
     """The continuous query's plan: a Python UDF (the profile lookup) under the trees, and the
     score used dozens of times above them (judged, then written as Kafka records). The optimizer
     must not copy the trees into each use: it once did, and the query spent minutes generating
     code per task while no record left it."""
+    from dataclasses import replace
+
     from medallion.features import profile_lookup_features
     from medallion.model.scoring import load_champion
     from medallion.predict import with_scores
@@ -179,11 +188,17 @@ def test_the_trees_are_planned_once_however_often_the_score_is_used(spark, lake_
 
     settings = lake_with_champion("model.scoring=native", "stream.source=rate")
     champion = load_champion(spark, settings)
+    model = champion.native.model
+    champion = replace(champion, native=replace(champion.native, columns=model.columns(spark, form)))
     features = profile_lookup_features(rate_events(spark, settings), None)
     records = kafka_records(judge(with_scores(features, champion, 0.5)), "scores", "rejected")
     plan = spark._jvm.PythonSQLUtils.explainString(records._jdf.queryExecution(), "simple")
-    # The sum of the trees starts from the model's baseline, a literal nothing else holds.
-    assert plan.count(repr(champion.native.model.baseline)) == 1, f"{len(plan)} characters of plan"
+    if form == "sql":
+        # The sum of the trees starts from the model's baseline, a literal nothing else holds.
+        assert plan.count(repr(model.baseline)) == 1, f"{len(plan)} characters of plan"
+    else:
+        # One call of the walker, and no tree in the plan.
+        assert plan.count("medallion_trees(") == 1 and repr(model.baseline) not in plan, plan
 
 
 @pytest.mark.usefixtures("delta_engine")

@@ -55,3 +55,42 @@ def test_a_truncated_or_foreign_cache_is_not_trusted(tmp_path, monkeypatch):
     manifest["coordinates"] = ["io.delta:delta-spark_2.13:3.0.0"]  # fetched for another pair
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert jvm.jars("delta") == []
+
+
+def test_the_scoring_jar_is_built_from_its_source_and_again_when_the_source_changes(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("MEDALLION_JARS_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "java"
+    shutil.copytree(jvm.SCORING_SOURCE, source)
+    monkeypatch.setattr(jvm, "SCORING_SOURCE", source)
+    assert jvm.usable_scoring_jar() == []
+    assert jvm.build_scoring_jar(log=lambda _: None) == "built"
+    (first,) = jvm.usable_scoring_jar()
+    assert jvm.build_scoring_jar(log=lambda _: None) == "cached"
+
+    (java,) = source.rglob("TreeEnsemble.java")
+    java.write_text(java.read_text() + "\n// changed\n")
+    assert jvm.usable_scoring_jar() == []  # named by its source: the old jar is not this source's
+    assert jvm.build_scoring_jar(log=lambda _: None) == "built"
+    (second,) = jvm.usable_scoring_jar()
+    assert second != first and not (tmp_path / "cache").joinpath(first).exists()
+
+    java.write_text(java.read_text().replace("public final class", "public final klass"))
+    assert jvm.build_scoring_jar(log=lambda _: None).startswith("javac failed: ")
+    assert jvm.usable_scoring_jar() == []
+
+
+def test_a_session_gets_the_scoring_jar_and_the_classpath_lists_it(spark):
+    from medallion.model.native.walker import WALKER_CLASS
+    from medallion.spark import jvm_class_available
+
+    (jar,) = jvm.usable_scoring_jar()
+    assert jar in spark.conf.get("spark.jars") and jvm_class_available(spark, WALKER_CLASS)
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "medallion.jvm", "classpath"], capture_output=True, text=True, check=True
+    )
+    assert jar in listed.stdout.strip().split(",")  # what spark-submit --jars gets

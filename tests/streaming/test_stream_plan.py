@@ -97,7 +97,9 @@ def test_missing_jars_end_in_one_line_naming_the_package_and_how_to_get_it(tmp_p
 
     doctor = medallion("doctor")
     assert doctor.returncode == 0, doctor.stdout  # the embedded engine serves
-    assert "python -m medallion.jvm fetch delta" in " ".join(doctor.stdout.split())
+    said = " ".join(doctor.stdout.split())
+    assert "python -m medallion.jvm fetch delta" in said
+    assert "native scoring runs its trees as SQL expressions" in said and "fetch scoring" in said
 
 
 def test_bad_interval_is_a_config_error():

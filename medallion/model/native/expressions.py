@@ -19,6 +19,10 @@ projection, and above a Python UDF (the continuous query's profile lookup) each 
 the score's many uses would hold a copy of every tree: a plan whose code generation takes
 minutes per task.
 
+Where the session has medallion's scoring jar, :meth:`NativeModel.columns` hands the encoded
+inputs to the JVM tree walker instead of the sums (:mod:`medallion.model.native.walker`): the
+same scores, to the bit, from a plan of one function node.
+
 Why the text is parsed once (:meth:`NativeModel.columns`): ``F.expr`` keeps the SQL text and
 Spark parses it again each time a query uses the Column, which for a model's trees costs more
 than scoring a small batch.
@@ -148,7 +152,7 @@ class NativeModel:
 
     def sql(self) -> dict[str, Any]:
         """Every SQL text the score needs (built once per model)."""
-        if not self._sql:
+        if "sums" not in self._sql:
             raw = f"{_PREFIX}raw"
             sums = []
             # Always 0.0, added last: keeps the projection out of whole-stage codegen (module doc).
@@ -163,14 +167,66 @@ class NativeModel:
 
     # -------------------------------------------------------------- Spark
 
-    def columns(self, spark=None) -> list[tuple[str, Any]]:
-        """(name, Column) in order: the encoded inputs, then one partial sum per projection.
+    def walker_text(self) -> str:
+        """The trees as the text the JVM walker reads (``TreeEnsemble.parse``, whose doc is
+        the format): the same comparisons as :meth:`tree_sql`, doubles in exact hex."""
+        lines = [f"medallion-trees 1 {len(self.inputs)} {_hex(self.baseline)}"]
+        for tree in self.trees:
+            lines.append(f"T {len(tree)}")
+            for node in tree:
+                if node.is_leaf:
+                    lines.append(f"L {_hex(node.value)}")
+                elif node.categorical:
+                    # As _condition: missing left -> left unless a known code that goes right.
+                    codes, left_when_in = (
+                        (node.known_codes - node.left_codes, 0) if node.missing_left else (node.left_codes, 1)
+                    )
+                    listed = " ".join(_hex(float(c)) for c in sorted(codes))
+                    lines.append(
+                        f"C {node.feature} {left_when_in} {node.left} {node.right} {listed}".rstrip()
+                    )
+                else:
+                    lines.append(
+                        f"N {node.feature} {_hex(node.threshold)} {int(node.missing_left)} "
+                        f"{node.left} {node.right}"
+                    )
+        return "\n".join(lines)
+
+    def form(self, spark=None) -> str:
+        """How :meth:`columns` runs the trees in ``spark``: ``"jvm"`` (the walker) or ``"sql"``."""
+        return "jvm" if self._walker(spark) is not None else "sql"
+
+    def _walker(self, spark):
+        from medallion.model.native.walker import tree_walker
+
+        session = spark if spark is not None else _active()
+        key = ("walker", id(session))
+        if key not in self._sql:
+            self._sql[key] = tree_walker(session, self.walker_text())
+        return self._sql[key]
+
+    def columns(self, spark=None, form: str = "auto") -> list[tuple[str, Any]]:
+        """(name, Column) in order: the encoded inputs, then the raw score: the JVM walker
+        over them (``form="jvm"``, or ``"auto"`` where the session has the scoring jar), else
+        one partial sum of the trees as SQL per projection.
 
         Build once per model and reuse: the text is parsed here, once (``spark``: the session
         whose parser to use, by default the active one).
         """
+        from pyspark.sql import functions as F
+
+        if form not in ("auto", "jvm", "sql"):
+            raise ValueError(f"form must be 'auto', 'jvm' or 'sql', got {form!r}")
         sql = self.sql()
-        out: list[tuple[str, Any]] = [("__inputs__", [(n, _parsed(spark, s)) for n, s in sql["inputs"]])]
+        encoded = [(n, _parsed(spark, s)) for n, s in sql["inputs"]]
+        out: list[tuple[str, Any]] = [("__inputs__", encoded)]
+        walk = self._walker(spark) if form != "sql" else None
+        if form == "jvm" and walk is None:
+            raise ValueError("form='jvm' needs the scoring jar on the session: python -m medallion.jvm fetch")
+        if walk is not None:
+            # Non-deterministic, as the SQL sums (module doc): the walk runs once per row.
+            raw = walk(F.struct(*[F.col(name) for name, _ in encoded])) + F.lit(0.0) * F.spark_partition_id()
+            return [*out, (sql["raw"], raw)]
         out += [(sql["raw"], _parsed(spark, text)) for text in sql["sums"]]
         return out
 
@@ -189,16 +245,22 @@ class NativeModel:
         return frame.select(*[F.col(_quote(c)) for c in original], probability.alias(column))
 
 
+def _active():
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
 def _parsed(spark, text: str):
     """``text`` as a Column holding the parsed expression, so no query parses it again.
 
     A classic session parses it here; elsewhere (Spark Connect) it stays ``F.expr``.
     """
     from py4j.protocol import Py4JError
-    from pyspark.sql import Column, SparkSession
+    from pyspark.sql import Column
     from pyspark.sql import functions as F
 
-    session = spark if spark is not None else SparkSession.getActiveSession()
+    session = spark if spark is not None else _active()
     jsession = getattr(session, "_jsparkSession", None)
     if jsession is None:
         return F.expr(text)
@@ -225,6 +287,15 @@ def _double(value: float) -> str:
         return f"CAST('{'' if value > 0 else '-'}Infinity' AS DOUBLE)"
     # repr is the shortest text that reads back as the same double; D makes it a double literal.
     return f"{float(value)!r}".upper() + "D"
+
+
+def _hex(value: float) -> str:
+    """Exact text of a double for the walker: Java's Double.parseDouble reads float.hex()."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value).hex()
 
 
 def _codes(codes: Sequence[int]) -> str:

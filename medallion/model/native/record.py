@@ -108,9 +108,10 @@ def load_native(spark, settings, version: str, pyfunc_model) -> tuple[NativeScor
     else:
         parity = check_parity(spark, native, pyfunc_model, checked, settings.model.decision_threshold)
         if parity.passed:
+            form = "trees in the JVM walker" if native.form(spark) == "jvm" else "trees as SQL expressions"
             result = (
                 NativeScorer(native, parity, native.columns(spark)),
-                f"{label} scored natively: {parity.describe()}",
+                f"{label} scored natively ({form}): {parity.describe()}",
             )
         else:
             result = None, f"{label} {parity.describe()}"
