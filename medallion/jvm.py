@@ -18,10 +18,12 @@ network when a job starts, and nothing is committed to the repository. Jars that
 ships itself (Hadoop, Parquet, Jackson, ...) are left out of the Spark bundles, so a
 session never has two versions of one library.
 
-The scoring jar (``io.medallion.scoring.TreeEnsemble``, the native scorer's tree walker) is
+The scoring jar (``io.medallion.scoring``: the native scorer's tree walker, the continuous
+trigger's profile lookup) is
 built from the Java source shipped in the package, with ``javac`` against pyspark's jars, into
 the same cache, named by a digest of its source: a changed source builds a new jar. Without a
-JDK it is not built, and native scoring runs its trees as SQL expressions instead.
+JDK it is not built: native scoring runs its trees as SQL expressions, and the continuous
+trigger looks profiles up in a pandas UDF.
 """
 
 from __future__ import annotations
@@ -302,9 +304,8 @@ def build_scoring_jar(log=print) -> str:
         with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as jar:
             for path in sorted(classes.rglob("*.class")):
                 jar.write(path, path.relative_to(classes).as_posix())
+        # Jars of other sources stay: another checkout or install may be using its own.
         target.parent.mkdir(parents=True, exist_ok=True)
-        for old in target.parent.glob("medallion-scoring-*.jar"):
-            old.unlink()
         # Copied beside, then renamed into place: a session never sees half a jar.
         partial = target.with_suffix(".partial")
         shutil.copy2(staging, partial)

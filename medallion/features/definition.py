@@ -99,15 +99,41 @@ def build_features(events: DataFrame, profiles: DataFrame | None) -> DataFrame:
     return _finish(with_profile)
 
 
-def profile_lookup_features(events: DataFrame, profiles: pd.DataFrame | None) -> DataFrame:
+PROFILE_LOOKUP_CLASS = "io.medallion.scoring.ProfileLookup"
+
+
+def profile_lookup_features(
+    events: DataFrame, profiles: pd.DataFrame | None, form: str = "auto"
+) -> DataFrame:
     """The same features with map-only operations, for Spark's continuous mode (no joins).
 
-    ``profiles`` is a pandas snapshot of gold.card_profiles, shipped to executors inside a
-    pandas UDF's closure; each row looks up ``(card_id, event_date)``.
+    ``profiles`` is a pandas snapshot of gold.card_profiles, shipped to executors inside one
+    function; each row looks up ``(card_id, event_date)``. The function is the scoring jar's
+    ``ProfileLookup`` where the session has the jar (a hash map in the JVM), else a pandas UDF
+    (a Python worker, and a round trip per Arrow batch). ``form``: ``"auto"`` (as said),
+    ``"jvm"`` or ``"python"``.
     """
     from pyspark.sql.functions import pandas_udf
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
+    from medallion.jvm_udf import jvm_function
+
+    if form not in ("auto", "jvm", "python"):
+        raise ValueError(f"form must be 'auto', 'jvm' or 'python', got {form!r}")
+    in_jvm = (
+        jvm_function(events.sparkSession, PROFILE_LOOKUP_CLASS, profile_lookup_text(profiles))
+        if form != "python"
+        else None
+    )
+    if form == "jvm" and in_jvm is None:
+        raise ValueError("form='jvm' needs the scoring jar on the session: python -m medallion.jvm fetch")
+    if in_jvm is not None:
+        found = in_jvm(F.col("card_id"), F.col("event_date").cast("string"))
+        return _finish(
+            events.withColumn("_profile", found)
+            .select("*", *[F.col(f"_profile.{c}").alias(c) for c in PROFILE_COLUMNS])
+            .drop("_profile")
+        )
     table = (
         {}
         if profiles is None or profiles.empty
@@ -135,3 +161,32 @@ def profile_lookup_features(events: DataFrame, profiles: pd.DataFrame | None) ->
         .drop("_profile")
     )
     return _finish(with_profile)
+
+
+def profile_lookup_text(profiles: pd.DataFrame | None) -> str:
+    """A snapshot of gold.card_profiles as the text ``ProfileLookup.parse`` reads (its doc is
+    the format): strings URL-encoded, doubles in exact hex, ``-`` for null."""
+    import math
+    from urllib.parse import quote
+
+    def text(value, is_double: bool) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value) and not is_double):
+            return "-"
+        if not is_double:
+            return quote(str(value), safe="")
+        number = float(value)
+        if math.isnan(number):
+            return "-"  # pandas holds a null double as NaN
+        return "inf" if number == math.inf else "-inf" if number == -math.inf else number.hex()
+
+    kinds = [(c, c != "usual_country") for c in PROFILE_COLUMNS]
+    head = "\t".join(["medallion-profiles 1", *[f"{c}:{'double' if d else 'string'}" for c, d in kinds]])
+    lines = [head]
+    if profiles is not None:
+        for row in profiles[["card_id", "profile_date", *PROFILE_COLUMNS]].itertuples(index=False):
+            if row[0] is None or row[1] is None:
+                continue
+            day = row[1].date() if isinstance(row[1], pd.Timestamp) else row[1]
+            values = [text(v, d) for v, (_, d) in zip(row[2:], kinds, strict=True)]
+            lines.append("\t".join([quote(str(row[0]), safe=""), day.isoformat(), *values]))
+    return "\n".join(lines)

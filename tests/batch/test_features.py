@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
@@ -73,14 +74,21 @@ def test_every_micro_batch_builds_its_features_from_columns_made_once(spark):
     assert _feature_columns.cache_info().misses == built
 
 
-def test_map_only_lookup_equals_the_join(spark):
-    silver = events(spark, HISTORY)
+@pytest.mark.parametrize("form", ["jvm", "python"])
+def test_map_only_lookup_equals_the_join(spark, form):
+    odd = [  # a card id the lookup's text must carry intact, and a card with no profile
+        ("o1", "c\t%+ü 1", 120.0, "FR", datetime(2026, 11, 18, 9)),
+        ("o2", "c\t%+ü 1", 30.0, "DE", datetime(2026, 11, 20, 10)),
+        ("o3", "never-seen", 5.0, "DE", datetime(2026, 11, 21, 11)),
+    ]
+    silver = events(spark, HISTORY + odd)
     days = [date(2026, 11, 20), date(2026, 11, 21)]
     profiles = card_profiles(silver, days)
     scored_events = silver.where(F.col("event_date").isin(*days))
     joined = build_features(scored_events, profiles)
-    mapped = profile_lookup_features(scored_events, profiles.toPandas())
+    mapped = profile_lookup_features(scored_events, profiles.toPandas(), form=form)
     assert_df_equality(joined, mapped, ignore_row_order=True, ignore_nullable=True)
+    assert mapped.where("event_id = 'o2'").first().card_txn_count_30d == 1.0
 
 
 def test_profiles_from_daily_totals_equal_aggregating_every_event_of_the_window(spark):

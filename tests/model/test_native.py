@@ -175,10 +175,10 @@ def test_micro_batch_stream_scores_natively_with_auto(spark, lake_with_champion)
 
 @pytest.mark.parametrize("form", ["sql", "jvm"])
 def test_the_trees_are_planned_once_however_often_the_score_is_used(spark, lake_with_champion, form):
-    """The continuous query's plan: a Python UDF (the profile lookup) under the trees, and the
+    """The continuous query's plan: the profile lookup under the trees, and the
     score used dozens of times above them (judged, then written as Kafka records). The optimizer
-    must not copy the trees into each use: it once did, and the query spent minutes generating
-    code per task while no record left it."""
+    must not copy the trees into each use: above a Python UDF lookup it once did, and the query
+    spent minutes generating code per task while no record left it."""
     from dataclasses import replace
 
     from medallion.features import profile_lookup_features
@@ -190,9 +190,15 @@ def test_the_trees_are_planned_once_however_often_the_score_is_used(spark, lake_
     champion = load_champion(spark, settings)
     model = champion.native.model
     champion = replace(champion, native=replace(champion.native, columns=model.columns(spark, form)))
-    features = profile_lookup_features(rate_events(spark, settings), None)
+    # As a session without the scoring jar runs it (SQL trees over a pandas UDF lookup), and with it.
+    lookup = "python" if form == "sql" else "jvm"
+    features = profile_lookup_features(rate_events(spark, settings), None, form=lookup)
     records = kafka_records(judge(with_scores(features, champion, 0.5)), "scores", "rejected")
     plan = spark._jvm.PythonSQLUtils.explainString(records._jdf.queryExecution(), "simple")
+    # With the scoring jar the profile lookup is in the JVM too: no row goes to Python.
+    assert ("EvalPython" in plan) == (lookup == "python") and ("medallion_profile(" in plan) == (
+        lookup == "jvm"
+    )
     if form == "sql":
         # The sum of the trees starts from the model's baseline, a literal nothing else holds.
         assert plan.count(repr(model.baseline)) == 1, f"{len(plan)} characters of plan"
