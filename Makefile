@@ -32,7 +32,7 @@ JAVA := $(if $(JAVA_HOME),$(JAVA_HOME)/bin/java,java)
 java:
 	@command -v $(JAVA) >/dev/null 2>&1 || { \
 	  echo "error: Java 17+ is required by Spark 4 and was not found ($(JAVA))."; \
-	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless"; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jdk-headless"; \
 	  echo "  macOS:         brew install openjdk@17"; \
 	  echo "  or set JAVA_HOME to a JDK 17+"; exit 1; }
 	@# The banner is the first line that is not JAVA_TOOL_OPTIONS' "Picked up ..." notice.
@@ -50,7 +50,9 @@ $(STAMP): pyproject.toml
 
 # delta-spark's jars, Spark's Kafka connector and Kafka's broker, from Maven Central once,
 # cached outside the repo ($$MEDALLION_JARS_DIR, default ~/.cache/medallion/jars); quick when
-# cached. Offline this warns and goes on: the embedded Delta engine needs no jars.
+# cached. Offline this warns and goes on: the embedded Delta engine needs no jars. Also
+# medallion's scoring jar, built from its Java source with javac (without a JDK this warns:
+# native scoring then runs its trees as SQL expressions).
 jars: $(STAMP)
 	@$(BIN)/python -m medallion.jvm fetch
 

@@ -26,7 +26,10 @@ def jvm_function(spark, class_name: str, text: str) -> Callable[..., Any] | None
 
     from medallion.spark import jvm_class_available_in
 
-    context = getattr(spark, "sparkContext", None) if spark is not None else None
+    try:  # Spark Connect's sessions raise here: no JVM to hand a function to
+        context = spark.sparkContext if spark is not None else None
+    except Exception:
+        context = None
     jvm = getattr(context, "_jvm", None)
     if jvm is None or getattr(spark, "_jsparkSession", None) is None:
         return None

@@ -200,7 +200,11 @@ class NativeModel:
         from medallion.model.native.walker import tree_walker
 
         session = spark if spark is not None else _active()
-        key = ("walker", id(session))
+        context = _context(session)
+        if context is None:
+            return None
+        # One JVM function per Spark application: its sessions share the JVM.
+        key = ("walker", context.applicationId)
         if key not in self._sql:
             self._sql[key] = tree_walker(session, self.walker_text())
         return self._sql[key]
@@ -249,6 +253,14 @@ def _active():
     from pyspark.sql import SparkSession
 
     return SparkSession.getActiveSession()
+
+
+def _context(session):
+    """The session's SparkContext; None without a session or a JVM (Spark Connect raises)."""
+    try:
+        return session.sparkContext if session is not None else None
+    except Exception:
+        return None
 
 
 def _parsed(spark, text: str):
