@@ -11,7 +11,8 @@ Cases (``--cases``, comma-separated, default: all):
   time. Then the sustained rate: the highest drip rate whose latency does not grow over the
   run (median latency of the last third <= 1.5x the first third + one trigger interval).
 - ``native``: the ``files`` case's speed layer with ``model.scoring=native`` (the champion
-  compiled to Spark expressions); landed -> committed p95 against the same bare file stream.
+  compiled, its trees in the scoring jar's JVM walker); landed -> committed p95 against the
+  same bare file stream.
 - ``kafka``: ``datagen --follow --to kafka`` onto a topic of a local KRaft broker (started and
   stopped here), the speed layer with ``stream.source=kafka`` against a bare Kafka -> memory
   stream, same trigger. Latency = the batch's commit time minus the record's Kafka timestamp.

@@ -9,7 +9,7 @@ Usage::
 
 ``scorer`` is a :class:`medallion.model.scoring.Scorer`: an ``mlflow.pyfunc.spark_udf``
 (Arrow batches through a pandas UDF) plus the registered name, version and run id it loaded,
-and, when ``model.scoring`` chose it, the model compiled to Spark expressions
+and, when ``model.scoring`` chose it, the compiled model (its trees in the JVM)
 (``scorer.native``), which then scores instead of the UDF. ``scored_by`` records which did.
 
 On a local master the rows are scored in at most one task per core: there, mlflow's UDF

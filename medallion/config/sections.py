@@ -200,7 +200,7 @@ class ModelSettings(Section):
     decision_threshold: float = Field(default=0.5, ge=0, le=1)
     scoring: Literal["pandas_udf", "native", "auto"] = Field(
         default="pandas_udf",
-        description="pandas_udf (the reference), native (compiled to Spark expressions), auto (native where parity holds)",
+        description="pandas_udf (the reference), native (compiled to run in the JVM), auto (native where parity holds)",
     )
     gate: GateSettings = Field(default_factory=GateSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)

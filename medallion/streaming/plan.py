@@ -101,7 +101,7 @@ def _check_real_time(settings: Settings) -> None:
     if settings.model.scoring == "pandas_udf":
         raise StreamConfigError(
             "stream.trigger.kind=realTime runs no Python UDF and model.scoring=pandas_udf is one: "
-            "set model.scoring=native (the model compiled to Spark expressions)"
+            "set model.scoring=native (the model compiled to run in the JVM)"
         )
 
 

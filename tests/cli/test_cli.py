@@ -78,7 +78,8 @@ def test_doctor_on_this_machine(tmp_path):
     result = medallion("doctor", "--set", f"storage.root={tmp_path / 'lake'}")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") >= 3}
-    for name in ("python", "java", "pyspark", "deltalake", "mlflow", "storage root", "spark", "delta engine"):
+    checked = ["python", "java", "pyspark", "deltalake", "mlflow", "spark"]
+    for name in [*checked, "storage root", "delta engine", "scoring jar"]:
         assert "ok" in rows[name], rows.get(name)
     assert "auto -> " in rows["delta engine"]
     assert (tmp_path / "lake").is_dir()
