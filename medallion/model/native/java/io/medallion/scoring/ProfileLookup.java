@@ -70,7 +70,7 @@ public final class ProfileLookup implements UDF2<String, String, Row>, Serializa
                 for (int i = 0; i < fields.length; i++) {
                     String value = f[i + 2];
                     if (value.equals("-")) continue;
-                    values[i] = isDouble[i] ? (Object) number(value) : decode(value);
+                    values[i] = isDouble[i] ? (Object) Text.number(value) : decode(value);
                 }
             } catch (NumberFormatException bad) {
                 throw new IllegalArgumentException("line " + (at + 1) + ": " + bad.getMessage(), bad);
@@ -88,14 +88,6 @@ public final class ProfileLookup implements UDF2<String, String, Row>, Serializa
         return URLDecoder.decode(text, StandardCharsets.UTF_8);
     }
 
-    private static double number(String text) {
-        switch (text) {
-            case "nan": return Double.NaN;
-            case "inf": return Double.POSITIVE_INFINITY;
-            case "-inf": return Double.NEGATIVE_INFINITY;
-            default: return Double.parseDouble(text);
-        }
-    }
 
     /** This snapshot as a Spark function of (card, date as yyyy-MM-dd): the profile struct. */
     public UserDefinedFunction function() {

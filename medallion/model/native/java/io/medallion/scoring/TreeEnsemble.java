@@ -74,7 +74,7 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
             throw new IllegalArgumentException("not a medallion-trees 1 text: " + lines[0]);
         }
         int inputs = Integer.parseInt(head[2]);
-        double baseline = number(head[3]);
+        double baseline = Text.number(head[3]);
         int total = 0;
         for (String line : lines) {
             if (!line.isEmpty() && line.charAt(0) != 'T' && line.charAt(0) != 'm') total++;
@@ -103,13 +103,13 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
                         break;
                     case "L":
                         kind[node] = LEAF;
-                        threshold[node] = number(f[1]);
+                        threshold[node] = Text.number(f[1]);
                         node++;
                         break;
                     case "N":
                         kind[node] = NUMERIC;
                         input[node] = child(f[1], inputs);
-                        threshold[node] = number(f[2]);
+                        threshold[node] = Text.number(f[2]);
                         leftFlag[node] = f[3].equals("1");
                         left[node] = root + Integer.parseInt(f[4]);
                         right[node] = root + Integer.parseInt(f[5]);
@@ -122,7 +122,7 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
                         left[node] = root + Integer.parseInt(f[3]);
                         right[node] = root + Integer.parseInt(f[4]);
                         codesFrom[node] = codes.size();
-                        for (int k = 5; k < f.length; k++) codes.add(number(f[k]));
+                        for (int k = 5; k < f.length; k++) codes.add(Text.number(f[k]));
                         codesTo[node] = codes.size();
                         node++;
                         break;
@@ -150,14 +150,6 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
         return value;
     }
 
-    private static double number(String text) {
-        switch (text) {
-            case "nan": return Double.NaN;
-            case "inf": return Double.POSITIVE_INFINITY;
-            case "-inf": return Double.NEGATIVE_INFINITY;
-            default: return Double.parseDouble(text);
-        }
-    }
 
     /** This ensemble as a Spark function of one struct of the encoded inputs: the raw score. */
     public UserDefinedFunction function() {
