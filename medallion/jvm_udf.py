@@ -22,6 +22,7 @@ def jvm_function(spark, class_name: str, text: str) -> Callable[..., Any] | None
     """``class_name.parse(text).function()`` as a function of Columns, or None where ``spark``
     cannot load ``class_name``."""
     from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
     from pyspark.sql import Column
 
     from medallion.spark import jvm_class_available_in
@@ -44,7 +45,7 @@ def jvm_function(spark, class_name: str, text: str) -> Callable[..., Any] | None
         function = target.parse(text).function()
     except ImportError:  # a vendor's PySpark without the classic Column helpers
         return None
-    except Py4JError as exc:  # our text and our parser disagree: a bug, said plainly
+    except (Py4JError, PySparkException) as exc:  # our text and our parser disagree: a bug, said plainly
         raise RuntimeError(f"{class_name}.parse refused medallion's own text: {exc}") from None
 
     def call(*columns):

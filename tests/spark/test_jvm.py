@@ -94,3 +94,22 @@ def test_a_session_gets_the_scoring_jar_and_the_classpath_lists_it(spark):
         [sys.executable, "-m", "medallion.jvm", "classpath"], capture_output=True, text=True, check=True
     )
     assert jar in listed.stdout.strip().split(",")  # what spark-submit --jars gets
+
+
+def test_the_walker_scores_its_text_and_refuses_one_whose_walk_could_not_end(spark):
+    import math
+
+    import pytest
+    from pyspark.sql import functions as F
+
+    from medallion.jvm_udf import jvm_function
+    from medallion.model.native.walker import WALKER_CLASS
+
+    # One split on input 0 at 1.0, missing values left: leaves +0.5 and -0.5 over a baseline of 0.
+    text = "medallion-trees 1 1 0x0.0p+0\nT 3\nN 0 0x1.0p+0 1 1 2\nL 0x1.0p-1\nL -0x1.0p-1"
+    walk = jvm_function(spark, WALKER_CLASS, text)
+    frame = spark.createDataFrame([(0.5,), (2.0,), (math.nan,)], "x double")
+    assert [r.raw for r in frame.select(walk(F.struct("x")).alias("raw")).collect()] == [0.5, -0.5, 0.5]
+    looped = text.replace("N 0 0x1.0p+0 1 1 2", "N 0 0x1.0p+0 1 0 2")  # a node that is its own child
+    with pytest.raises(RuntimeError, match="children must come after it"):
+        jvm_function(spark, WALKER_CLASS, looped)

@@ -133,9 +133,11 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
                 throw new IllegalArgumentException("line " + (at + 1) + " (" + line + "): " + bad.getMessage(), bad);
             }
         }
+        // Children after their node (as scikit-learn numbers them) and inside the ensemble:
+        // every walk then ends at a leaf.
         for (int n = 0; n < total; n++) {
-            if (kind[n] != LEAF && (left[n] >= total || right[n] >= total)) {
-                throw new IllegalArgumentException("node " + n + " points past the last node");
+            if (kind[n] != LEAF && (left[n] <= n || right[n] <= n || left[n] >= total || right[n] >= total)) {
+                throw new IllegalArgumentException("node " + n + ": children must come after it, before the last node");
             }
         }
         double[] pool = new double[codes.size()];
