@@ -14,8 +14,19 @@ function to) gets None, and the caller uses its SQL or Python form instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
+
+
+def exact_double(value: float) -> str:
+    """A double as the jar's texts write it (its ``Text.number`` reads it back bit-equal):
+    ``float.hex()``, or ``nan``, ``inf``, ``-inf``."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value).hex()
 
 
 def jvm_function(spark, class_name: str, text: str) -> Callable[..., Any] | None:

@@ -169,15 +169,12 @@ def profile_lookup_text(profiles: pd.DataFrame | None) -> str:
     import math
     from urllib.parse import quote
 
+    from medallion.jvm_udf import exact_double
+
     def text(value, is_double: bool) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value) and not is_double):
-            return "-"
-        if not is_double:
-            return quote(str(value), safe="")
-        number = float(value)
-        if math.isnan(number):
-            return "-"  # pandas holds a null double as NaN
-        return "inf" if number == math.inf else "-inf" if number == -math.inf else number.hex()
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"  # pandas holds a null as None, or as NaN in a column of doubles
+        return exact_double(float(value)) if is_double else quote(str(value), safe="")
 
     kinds = [(c, c != "usual_country") for c in PROFILE_COLUMNS]
     head = "\t".join(["medallion-profiles 1", *[f"{c}:{'double' if d else 'string'}" for c, d in kinds]])

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medallion.errors import MedallionError
+from medallion.jvm_udf import exact_double
 
 #: Leaves per projection: by default every tree in one (fastest measured, docs/performance.md).
 LEAVES_PER_PROJECTION = 1_000_000
@@ -170,24 +171,24 @@ class NativeModel:
     def walker_text(self) -> str:
         """The trees as the text the JVM walker reads (``TreeEnsemble.parse``, whose doc is
         the format): the same comparisons as :meth:`tree_sql`, doubles in exact hex."""
-        lines = [f"medallion-trees 1 {len(self.inputs)} {_hex(self.baseline)}"]
+        lines = [f"medallion-trees 1 {len(self.inputs)} {exact_double(self.baseline)}"]
         for tree in self.trees:
             lines.append(f"T {len(tree)}")
             for node in tree:
                 if node.is_leaf:
-                    lines.append(f"L {_hex(node.value)}")
+                    lines.append(f"L {exact_double(node.value)}")
                 elif node.categorical:
                     # As _condition: missing left -> left unless a known code that goes right.
                     codes, left_when_in = (
                         (node.known_codes - node.left_codes, 0) if node.missing_left else (node.left_codes, 1)
                     )
-                    listed = " ".join(_hex(float(c)) for c in sorted(codes))
+                    listed = " ".join(exact_double(float(c)) for c in sorted(codes))
                     lines.append(
                         f"C {node.feature} {left_when_in} {node.left} {node.right} {listed}".rstrip()
                     )
                 else:
                     lines.append(
-                        f"N {node.feature} {_hex(node.threshold)} {int(node.missing_left)} "
+                        f"N {node.feature} {exact_double(node.threshold)} {int(node.missing_left)} "
                         f"{node.left} {node.right}"
                     )
         return "\n".join(lines)
@@ -299,15 +300,6 @@ def _double(value: float) -> str:
         return f"CAST('{'' if value > 0 else '-'}Infinity' AS DOUBLE)"
     # repr is the shortest text that reads back as the same double; D makes it a double literal.
     return f"{float(value)!r}".upper() + "D"
-
-
-def _hex(value: float) -> str:
-    """Exact text of a double for the walker: Java's Double.parseDouble reads float.hex()."""
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return float(value).hex()
 
 
 def _codes(codes: Sequence[int]) -> str:

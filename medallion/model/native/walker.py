@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from medallion.jvm import SCORING_CLASS
 from medallion.jvm_udf import jvm_function
 
-WALKER_CLASS = "io.medallion.scoring.TreeEnsemble"
+#: The jar's marker class (what :func:`medallion.jvm.usable_scoring_jar` checks) is the walker.
+WALKER_CLASS = SCORING_CLASS
 
 
 def tree_walker(spark, text: str) -> Callable[[Any], Any] | None:

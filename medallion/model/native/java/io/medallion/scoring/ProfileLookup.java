@@ -4,7 +4,6 @@ import java.io.Serializable;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
-import java.util.Map;
 
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -88,14 +87,9 @@ public final class ProfileLookup implements UDF2<String, String, Row>, Serializa
         return URLDecoder.decode(text, StandardCharsets.UTF_8);
     }
 
-
     /** This snapshot as a Spark function of (card, date as yyyy-MM-dd): the profile struct. */
     public UserDefinedFunction function() {
         return functions.udf(this, schema).withName("medallion_profile");
-    }
-
-    public int size() {
-        return rows.size();
     }
 
     @Override

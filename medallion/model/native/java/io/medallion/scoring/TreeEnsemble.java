@@ -152,18 +152,9 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
         return value;
     }
 
-
     /** This ensemble as a Spark function of one struct of the encoded inputs: the raw score. */
     public UserDefinedFunction function() {
         return functions.udf(this, DataTypes.DoubleType).withName("medallion_trees");
-    }
-
-    public int inputs() {
-        return inputs;
-    }
-
-    public int trees() {
-        return roots.length;
     }
 
     /** The raw score of one row: {@code row} holds the encoded inputs as doubles, in order. */
