@@ -225,7 +225,8 @@ def test_a_night_precomputes_what_missed_online(spark, scenario):
     from medallion.serving.materialize import Materializer
 
     settings, _, _, landed, _ = scenario
-    event = next(iter(landed.values())) | {"event_id": "evt-missed", "amount": "4321.09"}
+    # The late event: its card's profile is of the oldest day the store holds (serving.late_days).
+    event = landed[LATE_ID] | {"event_id": "evt-missed", "amount": "4321.09"}
     with _client(settings) as client:
         missed = client.post("/score", json=event).json()
     assert missed["precomputed"] is False
@@ -413,6 +414,9 @@ def test_readme_online_scoring_commands_run_as_written(spark, scenario, redis_ur
         "MEDALLION__STORAGE__TRACKING_URI": settings.storage.mlflow_tracking_uri,
         "MEDALLION__CLOCK__TODAY": str(settings.clock.today),
         "MEDALLION__DELTA__ENGINE": "rs",
+        # README's conf differs from the scenario's (serving.late_days): a store of its own, so
+        # the generation it publishes does not answer the other tests' requests.
+        "MEDALLION__SERVING__SQLITE_PATH": str(tmp_path / "readme-online.sqlite"),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
