@@ -17,9 +17,11 @@ every row records the version that scored it.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from medallion.catalog import PREDICTIONS_SHADOW, PREDICTIONS_SPEED, SERVING, STREAM_METRICS
 from medallion.config import Settings
@@ -33,6 +35,7 @@ from medallion.streaming.checkpoint import query_id
 from medallion.streaming.compaction import Compaction
 from medallion.streaming.continuous import check_cores, start_continuous_query, start_real_time_query
 from medallion.streaming.landing import landed_stream, record_lineless
+from medallion.streaming.online_copy import OnlineStoreCopy
 from medallion.streaming.plan import StreamPlan, check_connectors, plan_stream
 from medallion.streaming.predictions import (
     UNSTAMPED_COLUMNS,
@@ -46,7 +49,7 @@ from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
 from medallion.tables import Lakehouse, Table
 
-# After a failed write to the online store, the batches of this long go on without trying.
+# After a failed write to the online store, the batches of this long are not copied to it.
 ONLINE_STORE_RETRY_S = 60.0
 
 ROWS_PER_SCORING_TASK = 50_000
@@ -73,7 +76,7 @@ class SpeedLayer:
         # The card-profile version and champion a continuous query started on (see refreshed).
         self._started_on: tuple[int | None, str] | None = None
         self._online = self._online_store()
-        self._online_retry_at = 0.0
+        self._online_copy: OnlineStoreCopy | None = None
         self._ingestor: Ingestor | None = None
         self._tables: dict[str, Table] = {}
         self._compaction: Compaction | None = None
@@ -122,22 +125,14 @@ class SpeedLayer:
             return None
 
     def _to_online_store(self, served) -> None:
-        """After gold.predictions committed them: the store is a copy, so a failure here loses
-        nothing (the next ``serve materialize`` publishes the rows) and stops no batch."""
-        from medallion.errors import MedallionError
-        from medallion.serving.store import jsonable_row
-
-        if self._online is None or time.monotonic() < self._online_retry_at:
+        """Queue rows gold.predictions committed for the online store: the store is a copy, so
+        the batch does not wait for it, and a failure there loses nothing (the next
+        ``serve materialize`` publishes the rows) and stops no batch."""
+        if self._online is None:
             return
-        try:
-            self._online.put_stream_rows([jsonable_row(row) for row in served.to_pylist()])
-        except MedallionError as why:
-            # A store that is away would cost every batch its connection timeout: wait a while.
-            self._online_retry_at = time.monotonic() + ONLINE_STORE_RETRY_S
-            self.log(
-                f"[stream] online store not updated for {ONLINE_STORE_RETRY_S:.0f}s "
-                f"(serve materialize will catch up): {why}"
-            )
+        if self._online_copy is None:
+            self._online_copy = OnlineStoreCopy(self._online, self.log, ONLINE_STORE_RETRY_S)
+        self._online_copy.put(served)
 
     # ------------------------------------------------------------------ models
 
@@ -255,7 +250,11 @@ class SpeedLayer:
         return profiles, str(resolve_alias(self.settings, self.settings.model.aliases.champion))
 
     def stopped(self) -> None:
-        """After the query stopped: let the listener write the last batches' metrics, then detach."""
+        """After the query stopped: the online store gets the rows queued for it, and the
+        listener writes the last batches' metrics, then detaches."""
+        if self._online_copy is not None:
+            self._online_copy.close()
+            self._online_copy = None
         progress = self.progress
         if progress is not None:
             progress.flush()
@@ -328,10 +327,16 @@ class SpeedLayer:
             # A NaN would read as fraud: the row waits in quarantine with its reason instead.
             quarantine = ScoreGuard.quarantine_rows(invalid)
             self._ingestor.quarantine.append(quarantine, txn=(f"{app_id}:scores", batch_id))
-        tables["speed"].append(predictions, txn=txn)
         # Canary rows are served too: that is what a canary is for.
         served = serving_rows(predictions)
-        upsert_serving(tables["serving"], served)
+        # Two tables, two commits that do not depend on each other: the serving upsert goes
+        # on beside the speed append. A replay skips the append (its txn) and upserts the
+        # same rows again, which changes nothing.
+        inherited = inheritable_thread_target(rows.sparkSession)  # the micro-batch's job properties
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="serving-upsert") as upserting:
+            upserted = upserting.submit(inherited(upsert_serving), tables["serving"], served)
+            tables["speed"].append(predictions, txn=txn)
+            upserted.result()
         self._to_online_store(served)
         latencies = landing_latencies_ms(predictions, time.time())
         if self.settings.stream.challenger == "shadow":

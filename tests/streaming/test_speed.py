@@ -268,5 +268,6 @@ def test_an_online_store_that_is_away_stops_no_batch(spark, settings):
     rows = pa.table({"event_id": ["e1"], "score": [0.5], "source": ["speed"]})
     speed._to_online_store(rows)
     speed._to_online_store(rows)
+    speed.stopped()  # the copy is written beside the batches: wait for it
     away = [line for line in lines if "online store not updated" in line]
     assert len(away) == 1 and "redis-server" in away[0], lines
