@@ -75,6 +75,7 @@ def read_batch(
         # would be compiled anew every micro-batch, and run before the JIT had optimised it.
         own = [name for name in ("ingested_at", "file_size", *KAFKA_COLUMNS) if name in landed.columns]
         lines = landed.select("raw", "source_file", *own, *carried)
+    lines = one_partition_if_small(lines)
     # Cached once parsed: bronze, silver, quarantine and the counts read these rows. The
     # cache is built by the first action, so the conf covers that action, in the lines'
     # own session (a micro-batch runs in its query's clone of the session).
@@ -86,6 +87,26 @@ def read_batch(
             parsed = replace(cached, rows=cached.rows.withColumn("ingested_at", ingested))
         summary = summarise(feed, parsed, carried, sizes and "file_size" in lines.columns)
     return BatchRead(parsed, summary, cached.rows)
+
+
+#: Lines Spark estimates at most this size are read into one partition (see one_partition_if_small).
+ONE_PARTITION_BYTES = 16 * 1024 * 1024
+
+
+def one_partition_if_small(lines: DataFrame, max_bytes: int = ONE_PARTITION_BYTES) -> DataFrame:
+    """``lines`` in one partition when Spark's estimate of their size (a file source's: the
+    files' length) is at most ``max_bytes``; else as they are.
+
+    A micro-batch of a few files would otherwise be parsed in a task per file, and every
+    aggregate over it (its summary, the deduplication) would shuffle, each shuffle a stage
+    and a job of its own for a few thousand rows. A source without a size (Kafka's) or a
+    session without a JVM plan (Spark Connect) keeps its partitions.
+    """
+    try:
+        estimate = int(lines._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+    except Exception:  # noqa: BLE001 - no estimate: leave the partitions alone
+        return lines
+    return lines.coalesce(1) if 0 <= estimate <= max_bytes else lines
 
 
 def summarise(feed: str, parsed: ParsedFeed, carried: Sequence[str], sizes: bool) -> Row:
