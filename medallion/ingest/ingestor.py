@@ -26,7 +26,7 @@ from medallion.expectations import ExpectationFailed, declared, fail_if_broken, 
 from medallion.ingest import recovery
 from medallion.ingest.counts import FEEDS, FeedCounts, IngestedBatch, IngestReport
 from medallion.ingest.file_records import FileRecords, landing_files, settled
-from medallion.ingest.read import BatchRead, bronze_rows, read_batch
+from medallion.ingest.read import BatchRead, bronze_rows, one_partition_if_small, read_batch
 from medallion.observation import observed
 from medallion.schemas import QUARANTINE_SCHEMA
 from medallion.silver import dedupe_events
@@ -176,10 +176,19 @@ class Ingestor:
             near = F.col("event_date").between(
                 F.lit(event_dates[0] - horizon), F.lit(event_dates[-1] + horizon)
             )
+            lowest, highest = read.summary["min_event_id"], read.summary["max_event_id"]
+            # Only the files of silver whose ids may meet the batch's range are read: for ids
+            # that grow with time, a stream's lookup reads the newest few files, not all.
+            silver = (
+                self.silver["events"].read_between("event_id", lowest, highest)
+                if lowest is not None and highest is not None
+                else self.silver["events"].read()
+            )
+            # A few files of silver in one partition: the join and the distinct below then
+            # run in the scan's stage, not in stages (and jobs) of their own.
+            silver = one_partition_if_small(silver)
             known_ids = (
-                self.silver["events"]
-                .read()
-                .where(near & ~F.col("source_file").isin(list(read.summary.files)))
+                silver.where(near & ~F.col("source_file").isin(list(read.summary.files)))
                 .select("event_id")
                 .join(valid.select("event_id").distinct(), "event_id", "left_semi")
             )

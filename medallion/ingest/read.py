@@ -104,14 +104,15 @@ def one_partition_if_small(lines: DataFrame, max_bytes: int = ONE_PARTITION_BYTE
     """
     try:
         estimate = int(lines._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
-    except Exception:  # noqa: BLE001 - no estimate: leave the partitions alone
+    except Exception:
         return lines
     return lines.coalesce(1) if 0 <= estimate <= max_bytes else lines
 
 
 def summarise(feed: str, parsed: ParsedFeed, carried: Sequence[str], sizes: bool) -> Row:
     """One row of figures, in one job (per-batch jobs are the stream's latency): ``rows``,
-    ``files``, ``line_bytes``, ``event_dates`` (events only), ``landed`` ((source_file,
+    ``files``, ``line_bytes``, ``event_dates``, ``min_event_id`` and ``max_event_id`` (events
+    only; over every parsed line, so they bound the valid lines' ids), ``landed`` ((source_file,
     landed_us) pairs, if ``landed_at`` is carried), ``read`` ((source_file, file_size) pairs,
     only if ``sizes``) and the counts of :meth:`ParsedFeed.summary_columns`."""
     aggregates = [
@@ -121,6 +122,7 @@ def summarise(feed: str, parsed: ParsedFeed, carried: Sequence[str], sizes: bool
     ]
     if feed == "events":
         aggregates.append(F.collect_set("event_date").alias("event_dates"))
+        aggregates += [F.min("event_id").alias("min_event_id"), F.max("event_id").alias("max_event_id")]
     if carried:
         landed_us = F.struct("source_file", F.unix_micros("landed_at").alias("landed_us"))
         aggregates.append(F.collect_set(landed_us).alias("landed"))

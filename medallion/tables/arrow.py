@@ -2,7 +2,7 @@
 
 Usage::
 
-    from medallion.tables.arrow import driver_rows, may_match
+    from medallion.tables.arrow import driver_rows, may_match, may_overlap
 
     audit.append(driver_rows(AUDIT_SCHEMA, [{"event_date": day, "rows": 7}]))
     stats = bronze.file_statistics(["source_file"])
@@ -73,3 +73,24 @@ def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray
         )
         found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
     return found | unbounded.to_numpy(zero_copy_only=False)
+
+
+def may_overlap(stats: pa.Table, column: str, low: Any, high: Any) -> np.ndarray:
+    """Per file of :meth:`Table.file_statistics`: whether its bounds of ``column`` may meet the
+    range [``low``, ``high``] (False: the file holds no value in it). A file without both bounds
+    may hold anything::
+
+        stats = silver.file_statistics(["event_id"])
+        may_overlap(stats, "event_id", "evt-0100", "evt-0200")    # array([False, True, True])
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lower, upper = stats.column(f"min.{column}"), stats.column(f"max.{column}")
+    if pa.types.is_null(lower.type) or pa.types.is_null(upper.type):
+        return np.ones(stats.num_rows, dtype=bool)
+    meets = pc.and_(
+        pc.less_equal(lower, pa.scalar(high, lower.type)), pc.greater_equal(upper, pa.scalar(low, upper.type))
+    )
+    return pc.fill_null(meets, True).to_numpy(zero_copy_only=False)

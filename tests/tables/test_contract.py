@@ -13,7 +13,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError, TableNotFoundError
 from medallion.tables import Table
-from medallion.tables.arrow import may_match
+from medallion.tables.arrow import may_match, may_overlap
 from tests.tables.conftest import SCHEMA
 
 DAY1, DAY2 = date(2026, 11, 20), date(2026, 11, 21)
@@ -356,3 +356,37 @@ def test_file_statistics_bound_every_file(events, engine, frame):
     # A file without both bounds (a long string's max is left out) may hold anything.
     events.append(frame([8]).withColumn("event_id", F.lit("k" * 40)))
     assert may_match(events.file_statistics(["event_id"]), "event_id", ["e5"]).sum() == 1
+
+
+def test_read_between_gives_the_rows_in_range_and_skips_files_outside_it(events, engine, frame):
+    events.append(frame(range(1, 4)).coalesce(1))  # e1..e3, one file
+    events.append(frame(range(5, 8), n=2).coalesce(1))  # e5..e7, another
+    events.append(frame([9], n=3).toArrow())  # e9, written from the driver
+    inside = events.read_between("event_id", "e2", "e5")
+    assert ids(inside) == ["e2", "e3", "e5"]
+    assert ids(events.read_between("event_id", "e4", "e4")) == []
+    assert ids(events.read_between("event_id", "e0", "e9")) == ids(events.read())
+    if engine == "rs":
+        # The log's bounds leave out the file of e9: only the two files meeting [e2, e5] are read.
+        assert len(inside.inputFiles()) == 2
+        assert events.read_between("event_id", "e4", "e4").inputFiles() == []
+    # A file without both bounds (a long string's max is left out) is read: it may hold the range.
+    events.append(frame([8]).withColumn("event_id", F.lit("e4" + "k" * 40)))
+    assert ids(events.read_between("event_id", "e4", "e4z")) == ["e4" + "k" * 40]
+
+
+def test_may_overlap_never_leaves_out_a_file_that_may_hold_the_range(events, engine, frame):
+    events.append(frame(range(1, 4)).coalesce(1))
+    events.append(frame([7], n=2).toArrow())
+    stats = events.file_statistics(["event_id"])
+    if stats is None:
+        assert engine == "spark"  # delta-spark keeps its statistics on the JVM
+        return
+    order = sorted(stats.column("min.event_id").to_pylist())
+    assert order == ["e1", "e7"]
+    overlaps = dict(
+        zip(stats.column("min.event_id").to_pylist(), may_overlap(stats, "event_id", "e3", "e6"), strict=True)
+    )
+    assert overlaps == {"e1": True, "e7": False}
+    assert may_overlap(stats, "event_id", "e0", "e9").all()
+    assert not may_overlap(stats, "event_id", "e4", "e6").any()

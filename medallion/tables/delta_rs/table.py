@@ -195,6 +195,28 @@ class DeltaRsTable(Merges, DataFiles, Table):
         refuse_unreadable(dt, self.path)  # time travel: an old version may use what the latest does not
         return self._scan(dt, dt.file_uris())
 
+    def read_between(self, column: str, low: Any, high: Any) -> DataFrame:
+        import posixpath
+
+        import pyarrow as pa
+        from pyspark.sql import functions as F
+
+        from medallion.tables.arrow import may_overlap
+
+        dt = self._delta()
+        # Spark would open every file to read its footer's bounds: the log has them already.
+        actions = pa.table(dt.get_add_actions(flatten=True))
+        if f"min.{column}" in actions.column_names and f"max.{column}" in actions.column_names:
+            meets = may_overlap(actions, column, low, high)
+            files = [
+                posixpath.join(self.path, path)
+                for path, keep in zip(actions.column("path").to_pylist(), meets, strict=True)
+                if keep
+            ]
+        else:
+            files = dt.file_uris()
+        return self._scan(dt, files).where(F.col(column).between(F.lit(low), F.lit(high)))
+
     def file_statistics(self, columns: Sequence[str]) -> pa.Table:
         import pyarrow as pa
 
