@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyspark.errors import StreamingQueryException
+
 from medallion.errors import MedallionError
 
 if TYPE_CHECKING:
@@ -114,7 +116,10 @@ def run_until_stopped(
             if refresh is not None and now - checked >= refresh_every:
                 checked = now
                 query = refresh(query) or query
-            query.awaitTermination(0.5)
+            try:
+                query.awaitTermination(0.5)
+            except StreamingQueryException:
+                break  # it failed while waited on: its error is read below, as when it failed between waits
         if query.isActive:
             if gate is not None:
                 gate.stop(query)
