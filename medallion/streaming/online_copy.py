@@ -50,6 +50,7 @@ class OnlineStoreCopy:
         self.retry_seconds = retry_seconds
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=max_queued)
         self._retry_at = 0.0
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="online-store-copy", daemon=True)
         self._thread.start()
         self.written = 0  # rows
@@ -57,7 +58,7 @@ class OnlineStoreCopy:
 
     def put(self, served: pa.Table) -> None:
         """Queue ``served`` for the store; never waits on it."""
-        if not self._thread.is_alive():
+        if self._closed:
             raise ValueError("this OnlineStoreCopy is closed")
         while True:
             try:
@@ -69,12 +70,11 @@ class OnlineStoreCopy:
                 except queue.Empty:
                     continue
                 self._queue.task_done()
-                if oldest is not None:
-                    self.skipped += oldest.num_rows
-                    self.log(
-                        f"[stream] online store behind by {self._queue.maxsize} batches: "
-                        f"{oldest.num_rows} serving rows left to serve materialize"
-                    )
+                self.skipped += oldest.num_rows
+                self.log(
+                    f"[stream] online store behind by {self._queue.maxsize} batches: "
+                    f"{oldest.num_rows} serving rows left to serve materialize"
+                )
 
     def flush(self) -> None:
         """Wait until every queued batch is written or skipped."""
@@ -82,7 +82,8 @@ class OnlineStoreCopy:
 
     def close(self, timeout: float = 60.0) -> None:
         """Write what is queued, then stop the thread (at most ``timeout`` seconds)."""
-        if self._thread.is_alive():
+        if not self._closed:
+            self._closed = True
             self._queue.put(None)
             self._thread.join(timeout)
 
@@ -102,7 +103,8 @@ class OnlineStoreCopy:
             return
         try:
             self.store.put_stream_rows([jsonable_row(row) for row in served.to_pylist()])
-        except MedallionError as why:
+        except Exception as failure:  # whatever the store raises, the stream goes on: it is a copy
+            why = failure if isinstance(failure, MedallionError) else f"{type(failure).__name__}: {failure}"
             self._retry_at = time.monotonic() + self.retry_seconds
             self.skipped += served.num_rows
             self.log(
