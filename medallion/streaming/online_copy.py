@@ -29,6 +29,8 @@ from medallion.serving.store import OnlineStore, jsonable_row
 
 #: Batches waiting for the store; past it the oldest waiting batch is skipped (and said).
 MAX_QUEUED_BATCHES = 100
+#: After a failed write to the store, the batches of this long are not copied to it.
+RETRY_SECONDS = 60.0
 
 
 class OnlineStoreCopy:
@@ -38,7 +40,7 @@ class OnlineStoreCopy:
         self,
         store: OnlineStore,
         log: Callable[[str], None] = print,
-        retry_seconds: float = 60.0,
+        retry_seconds: float = RETRY_SECONDS,
         max_queued: int = MAX_QUEUED_BATCHES,
     ) -> None:
         if retry_seconds < 0:

@@ -49,9 +49,6 @@ from medallion.streaming.progress import BatchFigures, StreamProgress
 from medallion.streaming.run import BatchGate, run_until_stopped
 from medallion.tables import Lakehouse, Table
 
-# After a failed write to the online store, the batches of this long are not copied to it.
-ONLINE_STORE_RETRY_S = 60.0
-
 ROWS_PER_SCORING_TASK = 50_000
 
 
@@ -131,7 +128,7 @@ class SpeedLayer:
         if self._online is None:
             return
         if self._online_copy is None:
-            self._online_copy = OnlineStoreCopy(self._online, self.log, ONLINE_STORE_RETRY_S)
+            self._online_copy = OnlineStoreCopy(self._online, self.log)
         self._online_copy.put(served)
 
     # ------------------------------------------------------------------ models

@@ -206,26 +206,15 @@ class DeltaRsTable(Merges, DataFiles, Table):
         dt = self._delta()
         # Spark would open every file to read its footer's bounds: the log has them already.
         actions = pa.table(dt.get_add_actions(flatten=True))
-        if f"min.{column}" in actions.column_names and f"max.{column}" in actions.column_names:
-            meets = may_overlap(actions, column, low, high)
-            files = [
-                posixpath.join(self.path, path)
-                for path, keep in zip(actions.column("path").to_pylist(), meets, strict=True)
-                if keep
-            ]
-        else:
-            files = dt.file_uris()
+        meets = may_overlap(_bounds(actions, [column]), column, low, high)
+        paths = actions.column("path").to_pylist() if actions.num_rows else []
+        files = [posixpath.join(self.path, path) for path, keep in zip(paths, meets, strict=True) if keep]
         return self._scan(dt, files).where(F.col(column).between(F.lit(low), F.lit(high)))
 
     def file_statistics(self, columns: Sequence[str]) -> pa.Table:
         import pyarrow as pa
 
-        files = pa.table(self._delta().get_add_actions(flatten=True))
-        names = [f"{side}.{column}" for column in columns for side in ("min", "max")]
-        return pa.table(
-            [files.column(n) if n in files.column_names else pa.nulls(files.num_rows) for n in names],
-            names=names,
-        )
+        return _bounds(pa.table(self._delta().get_add_actions(flatten=True)), columns)
 
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None
@@ -399,3 +388,15 @@ class DeltaRsTable(Merges, DataFiles, Table):
                     "(delta.deletedFileRetentionDuration); pass enforce_retention=False to vacuum anyway"
                 ) from None
             raise
+
+
+def _bounds(actions: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """``min.<column>`` and ``max.<column>`` of each file of ``actions`` (delta-rs's flattened add
+    actions), null where the log keeps no bound."""
+    import pyarrow as pa
+
+    names = [f"{side}.{column}" for column in columns for side in ("min", "max")]
+    return pa.table(
+        [actions.column(n) if n in actions.column_names else pa.nulls(actions.num_rows) for n in names],
+        names=names,
+    )
