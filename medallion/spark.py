@@ -134,6 +134,9 @@ def session_defaults(settings: Settings) -> dict[str, str]:
         # Delta hands Spark explicit file lists: listing them needs no distributed job,
         # which would otherwise cost every streaming micro-batch a few hundred ms.
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
+        # delta-spark's VACUUM lists a table's directories in this many tasks (Spark's
+        # default 10000): the deployment's scale, as for the shuffles.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark.shuffle_partitions),
         # INT96 timestamps carry no usable parquet stats; delta-spark forces micros too.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "true",
@@ -192,9 +195,10 @@ def get_spark(settings: Settings):
         # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
         if worker_daemon_applies():
             conf["spark.python.daemon.module"] = "medallion.worker_daemon"
-        # delta-spark replays a table's log in this many tasks (default 50): on one machine
-        # each small table's snapshot would be 50 tasks.
-        conf["spark.databricks.delta.snapshotPartitions"] = str(settings.spark.shuffle_partitions)
+    # delta-spark replays a table's log in this many tasks (default 50), whatever the table's
+    # size: the shuffle partitions are the settings' measure of the deployment's scale
+    # (conf/databricks.yaml's 200, local's 4), so the log replay follows them.
+    conf["spark.databricks.delta.snapshotPartitions"] = str(settings.spark.shuffle_partitions)
     conf.update(_delta_conf(settings, submitted))
     conf.update({k: v for k, v in settings.spark.conf.items() if k != "spark.jars" or submitted})
 

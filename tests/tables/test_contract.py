@@ -234,6 +234,29 @@ def test_optimize_compacts_and_vacuum_removes_unreferenced_files(events, frame):
     assert events.read().count() == before
 
 
+def test_a_small_tables_log_replay_and_vacuum_run_at_the_settings_scale(spark, table_path, frame):
+    """delta-spark sizes its log replay (50 tasks) and VACUUM's listing (10000) on its own: on a
+    small deployment those tasks were most of a night's time. medallion's session gives both the
+    shuffle partitions. (The embedded engine runs no Spark job for either.)"""
+    events = Table.create(spark, table_path, SCHEMA, partition_by=["event_date"], engine="spark")
+    scale = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    events.append(frame([1]))
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("scale", "log replay and vacuum")
+    try:
+        events.vacuum(retention_hours=0, enforce_retention=False)
+        events.read().count()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    stages = [
+        tracker.getStageInfo(stage)
+        for job in tracker.getJobIdsForGroup("scale")
+        for stage in tracker.getJobInfo(job).stageIds
+    ]
+    tasks = [stage.numTasks for stage in stages if stage is not None]
+    assert tasks and max(tasks) <= scale, tasks
+
+
 def test_two_concurrent_appends_both_land(events, frame):
     frames = [frame(range(0, 20)), frame(range(20, 40))]
     errors: list[BaseException] = []
