@@ -191,10 +191,9 @@ def get_spark(settings: Settings):
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ
     given = _submitted_conf() if submitted else {}
     master = given.get("spark.master", settings.spark.master)
-    if master.startswith("local"):
-        # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
-        if worker_daemon_applies():
-            conf["spark.python.daemon.module"] = "medallion.worker_daemon"
+    # Only local workers are sure to run this interpreter; a cluster's may lack medallion.
+    if master.startswith("local") and worker_daemon_applies():
+        conf["spark.python.daemon.module"] = "medallion.worker_daemon"
     # delta-spark replays a table's log in this many tasks (default 50), whatever the table's
     # size: the shuffle partitions are the settings' measure of the deployment's scale
     # (conf/databricks.yaml's 200, local's 4), so the log replay follows them.
