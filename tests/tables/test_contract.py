@@ -247,7 +247,8 @@ def test_a_small_tables_log_replay_and_vacuum_run_at_the_settings_scale(spark, t
         events.vacuum(retention_hours=0, enforce_retention=False)
         events.read().count()
     finally:
-        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        for key in ("spark.jobGroup.id", "spark.job.description"):
+            spark.sparkContext.setLocalProperty(key, None)
     stages = [
         tracker.getStageInfo(stage)
         for job in tracker.getJobIdsForGroup("scale")
