@@ -52,9 +52,11 @@ $(STAMP): pyproject.toml
 # cached outside the repo ($$MEDALLION_JARS_DIR, default ~/.cache/medallion/jars); quick when
 # cached. Offline this warns and goes on: the embedded Delta engine needs no jars. Also
 # medallion's scoring jar, built from its Java source with javac (without a JDK this warns:
-# native scoring then runs its trees as SQL expressions).
+# native scoring then runs its trees as SQL expressions). Then a class-data-sharing archive of
+# the Spark driver's classes, once per java and jar set, so fresh Spark processes start warm.
 jars: $(STAMP)
 	@$(BIN)/python -m medallion.jvm fetch
+	@$(BIN)/python -m medallion.class_archive
 
 # Mermaid's renderer, for the test that draws the docs' diagrams in Chromium: from npm once,
 # cached outside the repo. Offline (or without npm) this warns and goes on.

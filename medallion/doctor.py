@@ -93,6 +93,21 @@ def _jars(settings: Settings) -> Check:
     )
 
 
+def _class_archive() -> Check:
+    from medallion import class_archive
+
+    path = class_archive.archive_path()
+    if path is not None and path.is_file():
+        return Check("class archive", True, f"{path} (Spark processes start warm)", required=False)
+    return Check(
+        "class archive",
+        False,
+        "none for this java and these jars: Spark processes load their classes cold; "
+        "run make setup (or python -m medallion.class_archive)",
+        required=False,
+    )
+
+
 def _kafka_jars(settings: Settings) -> Check:
     from medallion import jvm
 
@@ -160,6 +175,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         lambda: _jars(settings),
         lambda: _kafka_jars(settings),
         _scoring_jar,
+        _class_archive,
         lambda: _storage(settings),
     ]
     results = []

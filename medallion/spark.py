@@ -37,11 +37,17 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 DELTA_TABLE_CLASS = "io.delta.tables.DeltaTable"
 
 
-def java_version() -> tuple[int, str] | None:
-    """``(major, banner)`` of the ``java`` that Spark would launch, or None if there is none."""
+def java_binary() -> str | None:
+    """The ``java`` that Spark would launch: ``$JAVA_HOME``'s, else the one on PATH."""
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
+    return java if java and Path(java).exists() else None
+
+
+def java_version() -> tuple[int, str] | None:
+    """``(major, banner)`` of the ``java`` that Spark would launch, or None if there is none."""
+    java = java_binary()
+    if java is None:
         return None
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
@@ -55,7 +61,9 @@ def java_version() -> tuple[int, str] | None:
     return (int(major) if major.isdigit() else 0), banner
 
 
-def require_java() -> None:
+def require_java() -> str:
+    """The version banner of the ``java`` Spark would launch; EnvironmentProblem if it is
+    missing or older than 17."""
     found = java_version()
     if found is None:
         raise EnvironmentProblem(
@@ -66,6 +74,7 @@ def require_java() -> None:
         raise EnvironmentProblem(
             f"Java 17+ is required by Spark 4, found: {found[1]}; set JAVA_HOME to a JDK 17+"
         )
+    return found[1]
 
 
 def delta_jars(settings: Settings) -> list[str]:
@@ -181,7 +190,7 @@ def get_spark(settings: Settings):
     if active is not None:
         return active
 
-    require_java()
+    java_banner = require_java()
     # Python UDF workers must run this interpreter, or they lose the venv's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -199,6 +208,12 @@ def get_spark(settings: Settings):
     # (conf/databricks.yaml's 200, local's 4), so the log replay follows them.
     conf["spark.databricks.delta.snapshotPartitions"] = str(settings.spark.shuffle_partitions)
     conf.update(_delta_conf(settings, submitted))
+    if not submitted:
+        # A fresh driver maps the classes `make setup` archived instead of loading them again.
+        from medallion import class_archive
+
+        if archived := class_archive.java_options(java_banner):
+            conf["spark.driver.extraJavaOptions"] += f" {archived}"
     conf.update({k: v for k, v in settings.spark.conf.items() if k != "spark.jars" or submitted})
 
     if submitted:

@@ -1,0 +1,211 @@
+"""A class-data-sharing archive of the driver JVM's classes, so a fresh Spark process starts warm.
+
+Usage::
+
+    from medallion import class_archive
+
+    class_archive.java_options()     # "-XX:SharedArchiveFile=... -Xlog:..." or "" when none fits
+    python -m medallion.class_archive  # what `make setup` runs: dump the archive once
+
+A Spark driver loads some twenty thousand classes from pyspark's and delta-spark's jars before
+its first job, and every ``medallion`` command, ``spark-submit`` job and restarted stream pays
+that again. HotSpot's class-data sharing (``-XX:ArchiveClassesAtExit`` /
+``-XX:SharedArchiveFile``, JDK 13+) maps classes already parsed and verified from a file
+instead: a fresh process starts with less CPU and sooner (docs/performance.md, "Process
+start").
+
+The archive is only valid for the JVM build and the class path it was dumped with, so its
+name is a digest of both: the ``java`` binary and its version banner, and every jar (name,
+size, mtime) in pyspark's ``jars`` folder and in medallion's jar cache. A new JDK, a pip
+upgrade or a refetched jar changes the digest, and sessions go on without an archive until
+``make setup`` dumps the new one. HotSpot itself checks the class path again when it maps the
+file; its warnings are silenced, since an archive that does not fit only means a slower start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from medallion import jvm
+
+# HotSpot says why it ignores an archive on these tags; an unused archive is not an error.
+_QUIET = "-Xlog:cds=off,cds+dynamic=off"
+
+
+def folder() -> Path:
+    return jvm.cache_root() / "class-archive"
+
+
+def _jar_fingerprints() -> list[str]:
+    found: list[str] = []
+    roots = [jvm.pyspark_jars_dir(), jvm.cache_root()]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for dirpath, _dirs, files in sorted(os.walk(root)):
+            for name in sorted(files):
+                if name.endswith(".jar"):
+                    stat = os.stat(os.path.join(dirpath, name))
+                    found.append(f"{dirpath}/{name}:{stat.st_size}:{int(stat.st_mtime)}")
+    return found
+
+
+def archive_path(java_banner: str | None = None) -> Path | None:
+    """Where the archive for this JVM and these jars lives (whether or not it exists yet);
+    None without a ``java``."""
+    from medallion.spark import java_binary, java_version
+
+    java = java_binary()
+    if java is None:
+        return None
+    banner = java_banner
+    if banner is None:
+        found = java_version()
+        if found is None:
+            return None
+        banner = found[1]
+    digest = hashlib.sha256()
+    for part in [os.path.realpath(java), banner, *_jar_fingerprints()]:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return folder() / f"spark-{jvm.spark_version()}-{digest.hexdigest()[:16]}.jsa"
+
+
+def java_options(java_banner: str | None = None) -> str:
+    """The driver JVM options that map the archive, or "" when none was dumped for this JVM
+    and these jars (or ``MEDALLION_CLASS_ARCHIVE=off``)."""
+    if os.environ.get("MEDALLION_CLASS_ARCHIVE", "").lower() in ("0", "off", "false", "no"):
+        return ""
+    path = archive_path(java_banner)
+    if path is None or not path.is_file():
+        return ""
+    return f"-XX:SharedArchiveFile={path} {_QUIET}"
+
+
+def _half(values: pd.Series) -> pd.Series:
+    return values / 2.0
+
+
+def _warm_up(spark, workdir: str) -> None:
+    """Work that loads the classes medallion's jobs load: JSON parsing, Delta writes, appends,
+    MERGE and reads, a streaming query, an Arrow pandas UDF and Kafka's source."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
+
+    half = pandas_udf(_half, "double")
+
+    lines = spark.createDataFrame([('{"id": 1, "amount": 2.5}',), ("not json",)], "value string")
+    parsed = lines.select(F.from_json("value", "id long, amount double").alias("r")).select("r.*")
+    parsed.withColumn("half", half("amount")).collect()
+    table = os.path.join(workdir, "table")
+    rows = spark.range(100).select(
+        F.col("id"), (F.col("id") * 1.5).alias("amount"), F.current_timestamp().alias("at")
+    )
+    has_delta = spark.conf.get("spark.sql.extensions", "") or ""
+    fmt = "delta" if "Delta" in has_delta else "parquet"
+    rows.write.format(fmt).save(table)
+    rows.write.format(fmt).mode("append").save(table)
+    if fmt == "delta":
+        spark.sql(
+            f"MERGE INTO delta.`{table}` t USING (SELECT id, amount FROM delta.`{table}` LIMIT 5) s "
+            "ON t.id = s.id WHEN MATCHED THEN UPDATE SET amount = s.amount + 1"
+        )
+    spark.read.format(fmt).load(table).groupBy((F.col("id") % 3).alias("k")).agg(F.sum("amount")).collect()
+    query = (
+        spark.readStream.format(fmt)
+        .load(table)
+        .writeStream.foreachBatch(lambda batch, _id: batch.count())
+        .option("checkpointLocation", os.path.join(workdir, "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    # Planning a Kafka source loads the connector's classes without reaching a broker; without
+    # the connector cached there are none to archive.
+    with contextlib.suppress(Exception):
+        kafka = spark.readStream.format("kafka").option("kafka.bootstrap.servers", "127.0.0.1:9")
+        kafka.option("subscribe", "warm-up").load().schema.fieldNames()
+
+
+def _exit_jvm() -> None:
+    """End the driver JVM and wait for it: it writes the archive as it exits, which it does
+    once its stdin closes."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    if gateway is not None:
+        gateway.shutdown()
+    if process is not None:
+        if process.stdin:
+            process.stdin.close()
+        process.wait(timeout=300)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
+def dump(log=print) -> str:
+    """Run :func:`_warm_up` in a fresh driver JVM that writes its loaded classes to the archive
+    at exit; "cached" if this JVM and these jars have one already."""
+    from medallion.config import load_settings
+    from medallion.spark import get_spark, java_version, session_defaults
+
+    found = java_version()
+    if found is None:
+        return "no java"
+    if found[0] < 17:
+        return f"needs Java 17+, found {found[1]}"
+    target = archive_path(found[1])
+    if target is None:
+        return "no java"
+    if target.is_file():
+        return "cached"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    with tempfile.TemporaryDirectory(prefix="medallion-class-archive-") as workdir:
+        settings = load_settings(
+            env="local", overrides=[f"storage.root={workdir}/root", "delta.engine=spark"]
+        )
+        settings.spark.conf["spark.ui.showConsoleProgress"] = "false"
+        usual = session_defaults(settings)["spark.driver.extraJavaOptions"]
+        settings.spark.conf["spark.driver.extraJavaOptions"] = (
+            f"{usual} -XX:ArchiveClassesAtExit={partial} {_QUIET}"
+        )
+        log(f"class archive: loading Spark's classes once, into {target} ...")
+        spark = get_spark(settings)
+        try:
+            _warm_up(spark, workdir)
+        except BaseException:
+            spark.stop()
+            _exit_jvm()
+            partial.unlink(missing_ok=True)
+            raise
+        spark.stop()
+        _exit_jvm()
+    if not partial.is_file():
+        return "the JVM wrote no archive"
+    for stale in folder().glob("*.jsa"):
+        stale.unlink()
+    os.replace(partial, target)
+    return "dumped"
+
+
+def main(argv: list[str] | None = None) -> int:
+    outcome = dump()
+    if outcome in ("cached", "dumped"):
+        print(f"class archive: {outcome} in {folder()}")
+    else:
+        # A missing archive only means slower starts: setup goes on.
+        print(f"warning: no class archive ({outcome}); Spark processes start without one", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
