@@ -6,6 +6,7 @@ Usage::
 
     class_archive.java_options()     # "-XX:SharedArchiveFile=... -Xlog:..." or "" when none fits
     python -m medallion.class_archive  # what `make setup` runs: dump the archive once
+    export SPARK_SUBMIT_OPTS="$(python -m medallion.class_archive options)"   # spark-submit's drivers too
 
 A Spark driver loads some twenty thousand classes from pyspark's and delta-spark's jars before
 its first job, and every ``medallion`` command, ``spark-submit`` job and restarted stream pays
@@ -24,6 +25,7 @@ file; its warnings are silenced, since an archive that does not fit only means a
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import os
@@ -40,7 +42,9 @@ _QUIET = "-Xlog:cds=off,cds+dynamic=off"
 
 
 def folder() -> Path:
-    return jvm.cache_root() / "class-archive"
+    """The archives of this pyspark installation: each venv has its own jars, so its own."""
+    installation = hashlib.sha256(str(jvm.pyspark_jars_dir().resolve()).encode()).hexdigest()[:12]
+    return jvm.cache_root() / "class-archive" / installation
 
 
 def _jar_fingerprints() -> list[str]:
@@ -191,13 +195,28 @@ def dump(log=print) -> str:
         _exit_jvm()
     if not partial.is_file():
         return "the JVM wrote no archive"
-    for stale in folder().glob("*.jsa"):
+    for stale in folder().glob("*.jsa"):  # this installation's, for an older JVM or jar set
         stale.unlink()
     os.replace(partial, target)
     return "dumped"
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m medallion.class_archive", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["dump", "options"],
+        default="dump",
+        help="dump: write the archive for this java and these jars, once (the default); "
+        "options: print the driver JVM options that map it, for SPARK_SUBMIT_OPTS (nothing if none fits)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "options":
+        print(java_options())
+        return 0
     outcome = dump()
     if outcome in ("cached", "dumped"):
         print(f"class archive: {outcome} in {folder()}")

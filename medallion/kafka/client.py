@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,15 @@ from medallion.errors import EnvironmentProblem, StreamConfigError
 _RENAMED = {"sasl.jaas.config": None}  # JVM-only: librdkafka takes sasl.username/password instead
 
 
+# librdkafka writes its own log lines (a refused connection, say) to stderr from its threads,
+# after the one-line error that says the same: they go to this logger instead, silent unless
+# the application configures logging.
+_LOG = logging.getLogger("medallion.kafka")
+_LOG.addHandler(logging.NullHandler())
+
+
 def _client_conf(bootstrap: str, options: Mapping[str, str] | None = None) -> dict[str, Any]:
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _LOG}
     for key, value in (options or {}).items():
         if key in _RENAMED:
             continue

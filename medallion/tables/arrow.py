@@ -58,21 +58,11 @@ def may_match(stats: pa.Table, column: str, values: Sequence[Any]) -> np.ndarray
             ...  # look the files up with Spark
     """
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    low, high = stats.column(f"min.{column}"), stats.column(f"max.{column}")
-    if pa.types.is_null(low.type) or pa.types.is_null(high.type):
-        return np.ones(stats.num_rows, dtype=bool)
-    unbounded = pc.or_(pc.is_null(low), pc.is_null(high))
     found = np.zeros(stats.num_rows, dtype=bool)
     for value in set(values):
-        hit = pc.and_(
-            pc.less_equal(low, pa.scalar(value, low.type)),
-            pc.greater_equal(high, pa.scalar(value, high.type)),
-        )
-        found |= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
-    return found | unbounded.to_numpy(zero_copy_only=False)
+        found |= may_overlap(stats, column, value, value)
+    return found
 
 
 def may_overlap(stats: pa.Table, column: str, low: Any, high: Any) -> np.ndarray:

@@ -55,6 +55,7 @@ def test_the_readme_spark_submit_block_runs_as_written(tmp_path):
     output = log.read_text()
     assert code == 0, output[-6000:]
     assert "champion is now v1" in output
+    assert "SPARK_SUBMIT_OPTS=-XX:SharedArchiveFile=" in output  # setup's class archive, for the drivers
 
     silver = delta_rows(root, "silver", "events", HISTORY_END)
     assert len(silver) > 300

@@ -113,3 +113,19 @@ def test_the_walker_scores_its_text_and_refuses_one_whose_walk_could_not_end(spa
     looped = text.replace("N 0 0x1.0p+0 1 1 2", "N 0 0x1.0p+0 1 0 2")  # a node that is its own child
     with pytest.raises(RuntimeError, match="children must come after it"):
         jvm_function(spark, WALKER_CLASS, looped)
+    # Two trees: a child of the first may not point into the second, and each tree holds the
+    # nodes its T line declares.
+    two = text + "\nT 1\nL 0x1.0p-2"
+    assert [
+        r.raw
+        for r in frame.select(jvm_function(spark, WALKER_CLASS, two)(F.struct("x")).alias("raw")).collect()
+    ] == [0.75, -0.25, 0.75]
+    leaking = two.replace("N 0 0x1.0p+0 1 1 2", "N 0 0x1.0p+0 1 1 3")
+    with pytest.raises(RuntimeError, match="inside its tree"):
+        jvm_function(spark, WALKER_CLASS, leaking)
+    with pytest.raises(RuntimeError, match="the tree before has 3 nodes, its T line declares 4"):
+        jvm_function(spark, WALKER_CLASS, two.replace("T 3", "T 4"))
+    with pytest.raises(RuntimeError, match="more nodes than the tree's T line declares"):
+        jvm_function(spark, WALKER_CLASS, two + "\nL 0x0.0p+0")
+    with pytest.raises(RuntimeError, match="the last tree has 1 nodes, its T line declares 2"):
+        jvm_function(spark, WALKER_CLASS, two.replace("T 1", "T 2"))

@@ -91,14 +91,24 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
         List<Double> codes = new ArrayList<>();
         int node = 0;
         int root = 0;
+        int end = 0;   // one past the current tree's last node, from its "T <nodes>" line
         for (int at = 1; at < lines.length; at++) {
             String line = lines[at].trim();
             if (line.isEmpty()) continue;
             String[] f = line.split(" ");
             try {
+                if (!f[0].equals("T") && node >= end) {
+                    throw new IllegalArgumentException("more nodes than the tree's T line declares");
+                }
                 switch (f[0]) {
                     case "T":
+                        if (node != end) {
+                            throw new IllegalArgumentException("the tree before has " + (node - root)
+                                    + " nodes, its T line declares " + (end - root));
+                        }
                         root = node;
+                        end = root + Integer.parseInt(f[1]);
+                        if (end <= root) throw new IllegalArgumentException("a tree needs a node");
                         roots.add(root);
                         break;
                     case "L":
@@ -111,16 +121,16 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
                         input[node] = child(f[1], inputs);
                         threshold[node] = Text.number(f[2]);
                         leftFlag[node] = f[3].equals("1");
-                        left[node] = root + Integer.parseInt(f[4]);
-                        right[node] = root + Integer.parseInt(f[5]);
+                        left[node] = within(node, root + Integer.parseInt(f[4]), end);
+                        right[node] = within(node, root + Integer.parseInt(f[5]), end);
                         node++;
                         break;
                     case "C":
                         kind[node] = CATEGORICAL;
                         input[node] = child(f[1], inputs);
                         leftFlag[node] = f[2].equals("1");
-                        left[node] = root + Integer.parseInt(f[3]);
-                        right[node] = root + Integer.parseInt(f[4]);
+                        left[node] = within(node, root + Integer.parseInt(f[3]), end);
+                        right[node] = within(node, root + Integer.parseInt(f[4]), end);
                         codesFrom[node] = codes.size();
                         for (int k = 5; k < f.length; k++) codes.add(Text.number(f[k]));
                         codesTo[node] = codes.size();
@@ -133,17 +143,25 @@ public final class TreeEnsemble implements UDF1<Row, Double>, Serializable {
                 throw new IllegalArgumentException("line " + (at + 1) + " (" + line + "): " + bad.getMessage(), bad);
             }
         }
-        // Children after their node (as scikit-learn numbers them) and inside the ensemble:
-        // every walk then ends at a leaf.
-        for (int n = 0; n < total; n++) {
-            if (kind[n] != LEAF && (left[n] <= n || right[n] <= n || left[n] >= total || right[n] >= total)) {
-                throw new IllegalArgumentException("node " + n + ": children must come after it, before the last node");
-            }
+        if (node != end) {
+            throw new IllegalArgumentException("the last tree has " + (node - root)
+                    + " nodes, its T line declares " + (end - root));
         }
         double[] pool = new double[codes.size()];
         for (int k = 0; k < pool.length; k++) pool[k] = codes.get(k);
         return new TreeEnsemble(inputs, baseline, roots.stream().mapToInt(Integer::intValue).toArray(),
                 kind, input, threshold, leftFlag, left, right, codesFrom, codesTo, pool);
+    }
+
+    /**
+     * A child's index, checked to come after its node and inside its tree (as scikit-learn
+     * numbers them): every walk then ends at a leaf of the tree it started in.
+     */
+    private static int within(int node, int child, int end) {
+        if (child <= node || child >= end) {
+            throw new IllegalArgumentException("node " + node + ": children must come after it, inside its tree");
+        }
+        return child;
     }
 
     private static int child(String text, int inputs) {
