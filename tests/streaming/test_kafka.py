@@ -328,6 +328,10 @@ def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
             shell=True, cwd=REPO, env=env, capture_output=True, text=True, timeout=400,
         )  # fmt: skip
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        # Stopping the query (its --timeout here, SIGTERM in production) is no error: no JVM
+        # trace of the tasks it interrupts.
+        traced = [line for line in done.stderr.splitlines() if " ERROR " in line or line.startswith("\tat ")]
+        assert not traced, f"{command}\n{done.stderr[-3000:]}"
 
     bad_lines = ['{"event_id": "bad-1", "amount": "12"}', "not json", '{"event_id": "bad-2", "amount": -1}']
     try:
