@@ -92,6 +92,7 @@ class StreamProgress(StreamingQueryListener):
         self._written: set[int] = set()
         self._lock = threading.Condition()
         self._attached = False
+        self._running: set[str] = set()  # ids of queries started and not yet seen to end
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -109,10 +110,18 @@ class StreamProgress(StreamingQueryListener):
             self._jlistenerobj = jvm.PythonStreamingQueryListenerWrapper(_ProgressFromJson(self))
         return self._jlistenerobj
 
-    def detach(self) -> None:
-        if self._attached:
-            self.spark.streams.removeListener(self)
-            self._attached = False
+    def detach(self, timeout_s: float = 30.0) -> None:
+        """Stop listening, once the listener has heard its queries end: Spark posts the
+        terminated event asynchronously, and one delivered after this process closed its
+        gateway ends in a py4j trace on stderr."""
+        if not self._attached:
+            return
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._running and time.monotonic() < deadline:
+                self._lock.wait(0.1)
+        self.spark.streams.removeListener(self)
+        self._attached = False
 
     def record(self, batch_id: int, figures: BatchFigures, app_id: str) -> None:
         """Called by foreachBatch when a batch's writes have committed."""
@@ -130,13 +139,17 @@ class StreamProgress(StreamingQueryListener):
     # ------------------------------------------------------------------ listener callbacks
 
     def onQueryStarted(self, event) -> None:
-        pass
+        # Spark calls this on the thread that starts the query, before start() returns.
+        with self._lock:
+            self._running.add(str(event.id))
 
     def onQueryIdle(self, event) -> None:
         pass
 
     def onQueryTerminated(self, event) -> None:
-        pass
+        with self._lock:
+            self._running.discard(str(event.id))
+            self._lock.notify_all()
 
     def onQueryProgress(self, event) -> None:
         progress = event.progress

@@ -19,7 +19,8 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pyspark.errors import StreamingQueryException
@@ -76,11 +77,55 @@ class BatchGate:
 
 
 def stop_between_batches(query, poll_s: float = 0.1, max_wait_s: float = 120.0) -> None:
-    """Stop ``query`` once Spark reports no trigger running (for queries without a gate)."""
+    """Stop ``query`` once Spark reports no trigger running (for queries without a gate).
+
+    A continuous or real-time query always has its tasks running: stopping it interrupts
+    them, and Spark logs each interrupted writer as an ERROR with its stack trace. That is
+    the stop asked for, not a failure, so those loggers are silent until the tasks are gone.
+    """
     deadline = time.monotonic() + max_wait_s
     while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
         time.sleep(poll_s)
-    query.stop()
+    stop_interrupting(query)
+
+
+def stop_interrupting(query) -> None:
+    """``query.stop()``, without Spark's ERROR lines for the writer tasks the stop interrupts."""
+    with _interrupted_tasks_unlogged():
+        query.stop()
+
+
+# Where Spark logs a writer task that a query's stop interrupted (continuous, real-time).
+_INTERRUPTED_TASK_LOGGERS = (
+    "org.apache.spark.util.Utils",  # "Aborting task"
+    "org.apache.spark.sql.execution.streaming.continuous.ContinuousWriteRDD",
+    "org.apache.spark.sql.execution.datasources.v2.DataWritingSparkTask",
+)
+
+
+@contextmanager
+def _interrupted_tasks_unlogged(settle_s: float = 10.0) -> Iterator[None]:
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        yield
+        return
+    jvm = context._jvm
+    log4j = jvm.org.apache.logging.log4j
+    configurator = log4j.core.config.Configurator
+    before = {name: log4j.LogManager.getLogger(name).getLevel() for name in _INTERRUPTED_TASK_LOGGERS}
+    for name in before:
+        configurator.setLevel(name, log4j.Level.OFF)
+    try:
+        yield
+        # The interrupted tasks end, and log, after stop() returns.
+        deadline = time.monotonic() + settle_s
+        while context.statusTracker().getActiveJobsIds() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for name, level in before.items():
+            configurator.setLevel(name, level)
 
 
 def run_until_stopped(

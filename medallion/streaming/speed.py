@@ -46,7 +46,7 @@ from medallion.streaming.predictions import (
     upsert_serving,
 )
 from medallion.streaming.progress import BatchFigures, StreamProgress
-from medallion.streaming.run import BatchGate, run_until_stopped
+from medallion.streaming.run import BatchGate, run_until_stopped, stop_interrupting
 from medallion.tables import Lakehouse, Table
 
 ROWS_PER_SCORING_TASK = 50_000
@@ -233,7 +233,7 @@ class SpeedLayer:
         self.log(
             f"[stream] {', '.join(moved)}: restarting {self.settings.stream.query_name} from its checkpoint"
         )
-        query.stop()
+        stop_interrupting(query)
         return self.start()
 
     def _profiles_and_champion(self) -> tuple[int | None, str]:
