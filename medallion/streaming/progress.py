@@ -140,8 +140,9 @@ class StreamProgress(StreamingQueryListener):
 
     def onQueryStarted(self, event) -> None:
         # Spark calls this on the thread that starts the query, before start() returns.
-        with self._lock:
-            self._running.add(str(event.id))
+        if event.name == self.query_name:
+            with self._lock:
+                self._running.add(str(event.id))
 
     def onQueryIdle(self, event) -> None:
         pass
