@@ -8,7 +8,7 @@ Usage::
     python -m medallion.class_archive  # what `make setup` runs: dump the archive once
     export SPARK_SUBMIT_OPTS="$(python -m medallion.class_archive options)"   # spark-submit's drivers too
 
-A Spark driver loads some twenty thousand classes from pyspark's and delta-spark's jars before
+A Spark driver loads over ten thousand classes from pyspark's and delta-spark's jars before
 its first job, and every ``medallion`` command, ``spark-submit`` job and restarted stream pays
 that again. HotSpot's class-data sharing (``-XX:ArchiveClassesAtExit`` /
 ``-XX:SharedArchiveFile``, JDK 13+) maps classes already parsed and verified from a file
@@ -32,8 +32,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-
-import pandas as pd
 
 from medallion import jvm
 
@@ -93,17 +91,19 @@ def java_options(java_banner: str | None = None) -> str:
     return f"-XX:SharedArchiveFile={path} {_QUIET}"
 
 
-def _half(values: pd.Series) -> pd.Series:
-    return values / 2.0
-
-
 def _warm_up(spark, workdir: str) -> None:
     """Work that loads the classes medallion's jobs load: JSON parsing, Delta writes, appends,
     MERGE and reads, a streaming query, an Arrow pandas UDF and Kafka's source."""
+    import pandas as pd
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
-    half = pandas_udf(_half, "double")
+    def halve(values):
+        return values / 2.0
+
+    # Types, not the strings this module's annotations would be: pandas_udf reads them.
+    halve.__annotations__ = {"values": pd.Series, "return": pd.Series}
+    half = pandas_udf(halve, "double")
 
     lines = spark.createDataFrame([('{"id": 1, "amount": 2.5}',), ("not json",)], "value string")
     parsed = lines.select(F.from_json("value", "id long, amount double").alias("r")).select("r.*")
@@ -124,6 +124,7 @@ def _warm_up(spark, workdir: str) -> None:
     spark.read.format(fmt).load(table).groupBy((F.col("id") % 3).alias("k")).agg(F.sum("amount")).collect()
     query = (
         spark.readStream.format(fmt)
+        .schema(rows.schema)
         .load(table)
         .writeStream.foreachBatch(lambda batch, _id: batch.count())
         .option("checkpointLocation", os.path.join(workdir, "checkpoint"))
@@ -217,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "options":
         print(java_options())
         return 0
-    outcome = dump()
+    try:
+        outcome = dump()
+    except Exception as exc:  # an archive is an optimisation: setup goes on without one
+        outcome = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     if outcome in ("cached", "dumped"):
         print(f"class archive: {outcome} in {folder()}")
     else:

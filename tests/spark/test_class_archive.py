@@ -62,3 +62,12 @@ def test_without_java_there_is_no_archive_to_use(monkeypatch):
     assert class_archive.archive_path() is None
     assert class_archive.java_options() == ""
     assert class_archive.dump() == "no java"
+
+
+def test_setup_goes_on_when_no_archive_can_be_dumped(monkeypatch, capsys):
+    def fails(log=print):
+        raise RuntimeError("the JVM could not start")
+
+    monkeypatch.setattr(class_archive, "dump", fails)
+    assert class_archive.main([]) == 0
+    assert "warning: no class archive (RuntimeError: the JVM could not start)" in capsys.readouterr().err
