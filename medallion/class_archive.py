@@ -122,10 +122,11 @@ def _warm_up(spark, workdir: str) -> None:
             "ON t.id = s.id WHEN MATCHED THEN UPDATE SET amount = s.amount + 1"
         )
     spark.read.format(fmt).load(table).groupBy((F.col("id") % 3).alias("k")).agg(F.sum("amount")).collect()
+    source = spark.readStream.format(fmt)
+    if fmt == "parquet":  # a file source needs its schema; Delta's refuses one
+        source = source.schema(rows.schema)
     query = (
-        spark.readStream.format(fmt)
-        .schema(rows.schema)
-        .load(table)
+        source.load(table)
         .writeStream.foreachBatch(lambda batch, _id: batch.count())
         .option("checkpointLocation", os.path.join(workdir, "checkpoint"))
         .trigger(availableNow=True)
@@ -202,6 +203,13 @@ def dump(log=print) -> str:
     return "dumped"
 
 
+def _first_line(error: Exception) -> str:
+    try:
+        return (str(error).splitlines() or [""])[0]
+    except Exception:  # pyspark's errors need the JVM to print, and it has exited
+        return "(no message once the JVM exited)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m medallion.class_archive", description=__doc__.splitlines()[0]
@@ -221,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = dump()
     except Exception as exc:  # an archive is an optimisation: setup goes on without one
-        outcome = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        outcome = f"{type(exc).__name__}: {_first_line(exc)}"
     if outcome in ("cached", "dumped"):
         print(f"class archive: {outcome} in {folder()}")
     else:
