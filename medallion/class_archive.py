@@ -187,14 +187,14 @@ def dump(log=print) -> str:
         log(f"class archive: loading Spark's classes once, into {target} ...")
         spark = get_spark(settings)
         try:
-            _warm_up(spark, workdir)
+            try:
+                _warm_up(spark, workdir)
+            finally:
+                spark.stop()
+                _exit_jvm()  # it writes the archive as it exits, warmed up or not
         except BaseException:
-            spark.stop()
-            _exit_jvm()
             partial.unlink(missing_ok=True)
             raise
-        spark.stop()
-        _exit_jvm()
     if not partial.is_file():
         return "the JVM wrote no archive"
     for stale in folder().glob("*.jsa"):  # this installation's, for an older JVM or jar set
