@@ -28,6 +28,14 @@ class SparkSettings(Section):
         default="4g", pattern=r"^\d+[kmgt]?$", description="JVM heap of a local session (spark.driver.memory)"
     )
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    driver_java_options: str = Field(
+        default="",
+        description=(
+            "JVM options added after medallion's own for a local session's driver (spark-submit's "
+            "driver takes SPARK_SUBMIT_OPTS or spark.driver.extraJavaOptions instead); "
+            "-XX:TieredStopAtLevel=1 suits short jobs, see docs/performance.md"
+        ),
+    )
     conf: dict[str, str] = Field(default_factory=dict, description="extra spark confs")
 
     @field_validator("conf", mode="before")
