@@ -17,10 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 # planner costs more CPU than it ever pays back, and the suite runs on 2 cores: its processes
 # compile with C1 only (docs/performance.md, "Process start"). The shared in-process session
 # below lives for the whole run and keeps the full JIT, which pays back there. medallion's
-# commands take the option from their settings; spark-submit's drivers from the defaults file.
+# commands take the option from their settings; spark-submit's drivers from SPARK_SUBMIT_OPTS
+# (tests/deploy/test_jobs.py: clean_environ).
 SHORT_DRIVER_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault("MEDALLION__SPARK__DRIVER_JAVA_OPTIONS", SHORT_DRIVER_JAVA_OPTIONS)
-os.environ.setdefault("SPARK_CONF_DIR", str(REPO / "tests" / "spark-conf"))
 
 # The suite's clock: every settings fixture pins clock.today to it, and tests build their
 # dates from it, so the suite passes on any calendar day. MEDALLION_TEST_TODAY=YYYY-MM-DD runs

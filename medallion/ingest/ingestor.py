@@ -162,9 +162,14 @@ class Ingestor:
         return read, {path: read_sizes[path] for path in owned}
 
     def _silver_rows(
-        self, feed: str, read: BatchRead, event_dates: list[date], extra: Sequence[str] = ()
+        self,
+        feed: str,
+        read: BatchRead,
+        event_dates: list[date],
+        columns: Sequence[str],
+        extra: Sequence[str] = (),
     ) -> DataFrame:
-        """The batch's valid rows that silver does not hold yet, in silver's columns (then
+        """The batch's valid rows that silver does not hold yet, in silver's ``columns`` (then
         ``extra`` columns of the lines, for a caller that uses them)."""
         valid = read.parsed.valid
         if feed == "events" and event_dates:
@@ -193,7 +198,7 @@ class Ingestor:
                 .join(valid.select("event_id").distinct(), "event_id", "left_semi")
             )
             valid = dedupe_events(valid, existing_ids=known_ids).unique
-        return valid.select(*self.silver[feed].schema.fieldNames(), *extra)
+        return valid.select(*columns, *extra)
 
     def _write(
         self,
@@ -219,7 +224,8 @@ class Ingestor:
         # A Kafka record's timestamp stays on the rows a caller scores: it is when the record
         # was produced, the start of the stream's latency (a file's is its landing time).
         extra = ["kafka_timestamp"] if keep_silver and "kafka_timestamp" in parsed.valid.columns else []
-        silver = self._silver_rows(feed, read, batch.event_dates, extra)
+        columns = self.silver[feed].schema.fieldNames()
+        silver = self._silver_rows(feed, read, batch.event_dates, columns, extra)
         quarantine = read.parsed.quarantine.select(*QUARANTINE_SCHEMA.fieldNames())
         if keep_silver:
             silver = silver.persist()  # the caller scores them
@@ -247,7 +253,7 @@ class Ingestor:
                 txn=txn,
                 expected_rows=batch.counts.quarantined,
             )
-            written = silver.select(*self.silver[feed].schema.fieldNames()) if extra else silver
+            written = silver.select(*columns) if extra else silver
             appended = self.silver[feed].append(written, txn=txn, expected_rows=batch.valid)
             failpoints.reached("ingest.silver")
             if not keep_silver:

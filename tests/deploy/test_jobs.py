@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO
+from medallion import class_archive
+from tests.conftest import REPO, SHORT_DRIVER_JAVA_OPTIONS
 
 STAGES = {
     "ingest": "ingest.py",
@@ -40,7 +41,16 @@ def clean_environ(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("MEDALLION__", "MEDALLION_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))
     }
-    return {**env, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, **extra}
+    # spark-submit's drivers as the README starts them (SPARK_SUBMIT_OPTS maps setup's class
+    # archive), compiling with C1 only as the suite's short-lived drivers do (tests/conftest.py).
+    submit_opts = f"{class_archive.java_options()} {SHORT_DRIVER_JAVA_OPTIONS}".strip()
+    return {
+        **env,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_SUBMIT_OPTS": submit_opts,
+        **extra,
+    }
 
 
 def spark_submit(

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 
-from tests.conftest import HISTORY_END, REPO, TODAY
+from tests.conftest import HISTORY_END, REPO, SHORT_DRIVER_JAVA_OPTIONS, TODAY
 from tests.deploy.test_bundle import delta_rows
 from tests.deploy.test_jobs import readme_block
 
@@ -25,6 +25,9 @@ def test_the_readme_spark_submit_block_runs_as_written(tmp_path):
     }
     # Outside the venv, as a new shell is: the block's own first line activates it.
     environ["PATH"] = os.pathsep.join(p for p in environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    # The block sets SPARK_SUBMIT_OPTS itself; the suite's short-lived drivers compile with C1
+    # only (tests/conftest.py), which here only the JVM's own variable can add.
+    environ["JDK_JAVA_OPTIONS"] = SHORT_DRIVER_JAVA_OPTIONS
     environ.update(
         MEDALLION__STORAGE__ROOT=str(root),
         MEDALLION__CLOCK__TODAY=TODAY.isoformat(),

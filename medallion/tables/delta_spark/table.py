@@ -231,8 +231,8 @@ class DeltaSparkTable(Merges, Table):
         import pyarrow as pa
 
         if isinstance(rows, pa.Table):
-            rows = arrow_in_table_order(self.path, self.schema, rows)
-            return self.spark.createDataFrame(rows, schema=self.schema)
+            schema = self.schema
+            return self.spark.createDataFrame(arrow_in_table_order(self.path, schema, rows), schema=schema)
         return rows
 
     def delete(self, where: str) -> int:
@@ -272,11 +272,12 @@ class DeltaSparkTable(Merges, Table):
         return done is not None and done >= int(txn[1])
 
     def _conform(self, df: DataFrame, merge_schema: bool) -> DataFrame:
-        missing, extra, changed = schema_differences(self.schema, df.schema)
+        schema = self.schema  # one snapshot for the check and the order
+        missing, extra, changed = schema_differences(schema, df.schema)
         if changed or ((missing or extra) and not merge_schema):
             raise SchemaMismatchError(describe_mismatch(self.path, missing, extra, changed, "the frame"))
         # Delta resolves columns by name; the table's order keeps the written files tidy.
-        ordered = [f"`{f.name}`" for f in self.schema.fields if f.name in df.columns]
+        ordered = [f"`{f.name}`" for f in schema.fields if f.name in df.columns]
         return df.select(*ordered, *[f"`{name}`" for name in extra])
 
     @contextmanager
