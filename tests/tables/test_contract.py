@@ -41,6 +41,17 @@ def test_create_is_idempotent_and_checks_schema(spark, engine, events, table_pat
     assert evolved.schema.fieldNames() == grown.fieldNames()
 
 
+def test_partition_columns_come_back_in_their_order_and_another_order_is_refused(spark, engine, storage_root):
+    by_two = Table.create(
+        spark, str(storage_root / "two"), SCHEMA, partition_by=["n", "event_date"], engine=engine
+    )
+    assert by_two.partition_by == ["n", "event_date"]
+    assert Table.at(spark, by_two.path, engine=engine).partition_by == ["n", "event_date"]
+    with pytest.raises(SchemaMismatchError, match="partitioned by"):
+        Table.create(spark, by_two.path, SCHEMA, partition_by=["event_date", "n"], engine=engine)
+    assert Table.create(spark, str(storage_root / "none"), SCHEMA, engine=engine).partition_by == []
+
+
 def test_missing_table_names_the_path(spark, engine, storage_root):
     path = str(storage_root / "nowhere")
     assert not Table.exists(spark, path, engine=engine)

@@ -107,7 +107,21 @@ class DeltaSparkTable(Merges, Table):
 
     @property
     def partition_by(self) -> list[str]:
-        return list(self._delta().detail().select("partitionColumns").first()[0])
+        # DESCRIBE TABLE reads the snapshot's metadata only; DeltaTable.detail() also sums
+        # every file of the table (numFiles, sizeInBytes), a Spark job over the whole log.
+        self._delta()
+        with translated(self.path):
+            rows = self.spark.sql(f"DESCRIBE TABLE delta.`{self.path}`").collect()
+        names = [row[0] or "" for row in rows]
+        if "# Partition Information" not in names:
+            return []
+        columns = []
+        for name in names[names.index("# Partition Information") + 1 :]:
+            if not name or (name.startswith("#") and columns):
+                break
+            if not name.startswith("#"):  # the section's "# col_name" header
+                columns.append(name)
+        return columns
 
     def version(self) -> int:
         return int(self._delta().history(1).select("version").first()[0])
