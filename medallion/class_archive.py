@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from medallion import jvm
+from medallion.errors import one_line
 
 # HotSpot says why it ignores an archive on these tags; an unused archive is not an error.
 _QUIET = "-Xlog:cds=off,cds+dynamic=off"
@@ -203,13 +204,6 @@ def dump(log=print) -> str:
     return "dumped"
 
 
-def _first_line(error: Exception) -> str:
-    try:
-        return (str(error).splitlines() or [""])[0]
-    except Exception:  # pyspark's errors need the JVM to print, and it has exited
-        return "(no message once the JVM exited)"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m medallion.class_archive", description=__doc__.splitlines()[0]
@@ -229,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = dump()
     except Exception as exc:  # an archive is an optimisation: setup goes on without one
-        outcome = f"{type(exc).__name__}: {_first_line(exc)}"
+        outcome = f"{type(exc).__name__}: {one_line(exc)}"
     if outcome in ("cached", "dumped"):
         print(f"class archive: {outcome} in {folder()}")
     else:

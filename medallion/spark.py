@@ -214,8 +214,8 @@ def get_spark(settings: Settings):
 
         if archived := class_archive.java_options(java_banner):
             conf["spark.driver.extraJavaOptions"] += f" {archived}"
-        if settings.spark.driver_java_options.strip():
-            conf["spark.driver.extraJavaOptions"] += f" {settings.spark.driver_java_options.strip()}"
+        if extra := settings.spark.driver_java_options.strip():
+            conf["spark.driver.extraJavaOptions"] += f" {extra}"
     conf.update({k: v for k, v in settings.spark.conf.items() if k != "spark.jars" or submitted})
 
     if submitted:

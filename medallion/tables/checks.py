@@ -100,9 +100,3 @@ def as_utc(timestamp: str | datetime) -> datetime:
     if timestamp.tzinfo is None:
         return timestamp.replace(tzinfo=UTC)
     return timestamp.astimezone(UTC)
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (its class name if it has none), for one-line errors."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError
-from medallion.tables.checks import check_same_schema, normalize_path, one_line, schema_differences
+from medallion.errors import ConcurrentWriteError, MedallionError, SchemaMismatchError, one_line
+from medallion.tables.checks import check_same_schema, normalize_path, schema_differences
 
 if TYPE_CHECKING:
     import pyarrow as pa

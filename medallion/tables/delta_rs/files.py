@@ -25,8 +25,8 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from medallion.errors import MedallionError, SchemaMismatchError
-from medallion.tables.checks import describe_mismatch, one_line, schema_differences
+from medallion.errors import MedallionError, SchemaMismatchError, one_line
+from medallion.tables.checks import describe_mismatch, schema_differences
 from medallion.tables.delta_rs.log import filesystem, partition_columns, plain, spark_schema, tail, translated
 from medallion.tables.delta_rs.staged import StagedFile, describe_file, is_data_file
 

@@ -24,8 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
-from medallion.tables.checks import one_line
+from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError, one_line
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs

@@ -18,8 +18,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError
-from medallion.tables.checks import one_line
+from medallion.errors import MedallionError, SchemaMismatchError, TableNotFoundError, one_line
 
 
 class CommitConflict(Exception):
