@@ -4,7 +4,7 @@ Usage::
 
     from medallion import class_archive
 
-    class_archive.java_options()     # "-XX:SharedArchiveFile=... -Xlog:..." or "" when none fits
+    class_archive.dump()             # "dumped", "cached", or why there is none
     python -m medallion.class_archive  # what `make setup` runs: dump the archive once
     export SPARK_SUBMIT_OPTS="$(python -m medallion.class_archive options)"   # spark-submit's drivers too
 
@@ -27,69 +27,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import sys
 import tempfile
-from pathlib import Path
 
-from medallion import jvm
 from medallion.errors import one_line
-
-# HotSpot says why it ignores an archive on these tags; an unused archive is not an error.
-_QUIET = "-Xlog:cds=off,cds+dynamic=off"
-
-
-def folder() -> Path:
-    """The archives of this pyspark installation: each venv has its own jars, so its own."""
-    installation = hashlib.sha256(str(jvm.pyspark_jars_dir().resolve()).encode()).hexdigest()[:12]
-    return jvm.cache_root() / "class-archive" / installation
-
-
-def _jar_fingerprints() -> list[str]:
-    found: list[str] = []
-    roots = [jvm.pyspark_jars_dir(), jvm.cache_root()]
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for dirpath, _dirs, files in sorted(os.walk(root)):
-            for name in sorted(files):
-                if name.endswith(".jar"):
-                    stat = os.stat(os.path.join(dirpath, name))
-                    found.append(f"{dirpath}/{name}:{stat.st_size}:{int(stat.st_mtime)}")
-    return found
-
-
-def archive_path(java_banner: str | None = None) -> Path | None:
-    """Where the archive for this JVM and these jars lives (whether or not it exists yet);
-    None without a ``java``."""
-    from medallion.spark import java_binary, java_version
-
-    java = java_binary()
-    if java is None:
-        return None
-    banner = java_banner
-    if banner is None:
-        found = java_version()
-        if found is None:
-            return None
-        banner = found[1]
-    digest = hashlib.sha256()
-    for part in [os.path.realpath(java), banner, *_jar_fingerprints()]:
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return folder() / f"spark-{jvm.spark_version()}-{digest.hexdigest()[:16]}.jsa"
-
-
-def java_options(java_banner: str | None = None) -> str:
-    """The driver JVM options that map the archive, or "" when none was dumped for this JVM
-    and these jars (or ``MEDALLION_CLASS_ARCHIVE=off``)."""
-    if os.environ.get("MEDALLION_CLASS_ARCHIVE", "").lower() in ("0", "off", "false", "no"):
-        return ""
-    path = archive_path(java_banner)
-    if path is None or not path.is_file():
-        return ""
-    return f"-XX:SharedArchiveFile={path} {_QUIET}"
+from medallion.java import ARCHIVE_QUIET, archive_folder, archive_path, archived_class_options, java_version
 
 
 def _warm_up(spark, workdir: str) -> None:
@@ -162,7 +105,7 @@ def dump(log=print) -> str:
     """Run :func:`_warm_up` in a fresh driver JVM that writes its loaded classes to the archive
     at exit; "cached" if this JVM and these jars have one already."""
     from medallion.config import load_settings
-    from medallion.spark import get_spark, java_version, session_defaults
+    from medallion.spark import get_spark, session_defaults
 
     found = java_version()
     if found is None:
@@ -183,7 +126,7 @@ def dump(log=print) -> str:
         settings.spark.conf["spark.ui.showConsoleProgress"] = "false"
         usual = session_defaults(settings)["spark.driver.extraJavaOptions"]
         settings.spark.conf["spark.driver.extraJavaOptions"] = (
-            f"{usual} -XX:ArchiveClassesAtExit={partial} {_QUIET}"
+            f"{usual} -XX:ArchiveClassesAtExit={partial} {ARCHIVE_QUIET}"
         )
         log(f"class archive: loading Spark's classes once, into {target} ...")
         spark = get_spark(settings)
@@ -198,7 +141,7 @@ def dump(log=print) -> str:
             raise
     if not partial.is_file():
         return "the JVM wrote no archive"
-    for stale in folder().glob("*.jsa"):  # this installation's, for an older JVM or jar set
+    for stale in archive_folder().glob("*.jsa"):  # this installation's, for an older JVM or jar set
         stale.unlink()
     os.replace(partial, target)
     return "dumped"
@@ -218,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "options":
-        print(java_options())
+        print(archived_class_options())
         return 0
     try:
         outcome = dump()
     except Exception as exc:  # an archive is an optimisation: setup goes on without one
         outcome = f"{type(exc).__name__}: {one_line(exc)}"
     if outcome in ("cached", "dumped"):
-        print(f"class archive: {outcome} in {folder()}")
+        print(f"class archive: {outcome} in {archive_folder()}")
     else:
         # A missing archive only means slower starts: setup goes on.
         print(f"warning: no class archive ({outcome}); Spark processes start without one", file=sys.stderr)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from medallion.config import Settings
 from medallion.errors import MedallionError
-from medallion.spark import delta_jars, java_version
+from medallion.java import archive_path, java_version
+from medallion.spark import delta_jars
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,7 @@ def _jars(settings: Settings) -> Check:
 
 
 def _class_archive() -> Check:
-    from medallion import class_archive
-
-    path = class_archive.archive_path()
+    path = archive_path()
     if path is not None and path.is_file():
         return Check("class archive", True, f"{path} (Spark processes start warm)", required=False)
     return Check(

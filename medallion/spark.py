@@ -21,60 +21,17 @@ from __future__ import annotations
 import glob
 import os
 import re
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
 from medallion.config import Settings
-from medallion.errors import EnvironmentProblem
+from medallion.java import archived_class_options, require_java
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 DELTA_TABLE_CLASS = "io.delta.tables.DeltaTable"
-
-
-def java_binary() -> str | None:
-    """The ``java`` that Spark would launch: ``$JAVA_HOME``'s, else the one on PATH."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    return java if java and Path(java).exists() else None
-
-
-def java_version() -> tuple[int, str] | None:
-    """``(major, banner)`` of the ``java`` that Spark would launch, or None if there is none."""
-    java = java_binary()
-    if java is None:
-        return None
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    # JAVA_TOOL_OPTIONS makes the JVM print "Picked up ..." before its version banner.
-    lines = [line for line in out.splitlines() if not line.startswith(("Picked up ", "NOTE: Picked up "))]
-    banner = lines[0] if lines else "java"
-    quoted = banner.split('"')[1] if '"' in banner else "0"
-    major = quoted.split(".")[1] if quoted.startswith("1.") else quoted.split(".")[0]
-    return (int(major) if major.isdigit() else 0), banner
-
-
-def require_java() -> str:
-    """The version banner of the ``java`` Spark would launch; EnvironmentProblem if it is
-    missing or older than 17."""
-    found = java_version()
-    if found is None:
-        raise EnvironmentProblem(
-            "Java not found: install OpenJDK 17+ (e.g. apt-get install openjdk-17-jre-headless) "
-            "or set JAVA_HOME"
-        )
-    if found[0] < 17:
-        raise EnvironmentProblem(
-            f"Java 17+ is required by Spark 4, found: {found[1]}; set JAVA_HOME to a JDK 17+"
-        )
-    return found[1]
 
 
 def delta_jars(settings: Settings) -> list[str]:
@@ -210,9 +167,7 @@ def get_spark(settings: Settings):
     conf.update(_delta_conf(settings, submitted))
     if not submitted:
         # A fresh driver maps the classes `make setup` archived instead of loading them again.
-        from medallion import class_archive
-
-        if archived := class_archive.java_options(java_banner):
+        if archived := archived_class_options(java_banner):
             conf["spark.driver.extraJavaOptions"] += f" {archived}"
         if extra := settings.spark.driver_java_options.strip():
             conf["spark.driver.extraJavaOptions"] += f" {extra}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from medallion import class_archive
+from medallion.java import archived_class_options
 from tests.conftest import REPO, SHORT_DRIVER_JAVA_OPTIONS
 
 STAGES = {
@@ -43,7 +43,7 @@ def clean_environ(**extra: str) -> dict[str, str]:
     }
     # spark-submit's drivers as the README starts them (SPARK_SUBMIT_OPTS maps setup's class
     # archive), compiling with C1 only as the suite's short-lived drivers do (tests/conftest.py).
-    submit_opts = f"{class_archive.java_options()} {SHORT_DRIVER_JAVA_OPTIONS}".strip()
+    submit_opts = f"{archived_class_options()} {SHORT_DRIVER_JAVA_OPTIONS}".strip()
     return {
         **env,
         "PYSPARK_PYTHON": sys.executable,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from medallion import class_archive
+from medallion.java import archive_path, archived_class_options
 
 TOP_LAYER = "source: shared objects file (top)"
 
@@ -35,7 +36,7 @@ def _classes_from_the_archive(tmp_path: Path) -> int:
 
 
 def test_a_spark_process_medallion_starts_maps_the_archive_setup_dumped(tmp_path):
-    path = class_archive.archive_path()
+    path = archive_path()
     assert path is not None and path.is_file(), f"no class archive at {path}: make setup dumps it"
     assert _classes_from_the_archive(tmp_path) > 5000
 
@@ -43,24 +44,24 @@ def test_a_spark_process_medallion_starts_maps_the_archive_setup_dumped(tmp_path
 def test_a_new_jar_or_java_names_a_new_archive_and_none_is_used_until_dumped(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDALLION_JARS_DIR", str(tmp_path))
     monkeypatch.delenv("MEDALLION_CLASS_ARCHIVE", raising=False)
-    before = class_archive.archive_path('openjdk version "17.0.15"')
+    before = archive_path('openjdk version "17.0.15"')
     (tmp_path / "extra").mkdir()
     (tmp_path / "extra" / "extra-1.0.jar").write_bytes(b"PK")
-    after_jar = class_archive.archive_path('openjdk version "17.0.15"')
-    other_java = class_archive.archive_path('openjdk version "21.0.5"')
+    after_jar = archive_path('openjdk version "17.0.15"')
+    other_java = archive_path('openjdk version "21.0.5"')
     assert len({before, after_jar, other_java}) == 3
-    assert class_archive.java_options('openjdk version "21.0.5"') == ""
+    assert archived_class_options('openjdk version "21.0.5"') == ""
     other_java.parent.mkdir(parents=True, exist_ok=True)
     other_java.write_bytes(b"")
-    assert f"-XX:SharedArchiveFile={other_java}" in class_archive.java_options('openjdk version "21.0.5"')
+    assert f"-XX:SharedArchiveFile={other_java}" in archived_class_options('openjdk version "21.0.5"')
     monkeypatch.setenv("MEDALLION_CLASS_ARCHIVE", "off")
-    assert class_archive.java_options('openjdk version "21.0.5"') == ""
+    assert archived_class_options('openjdk version "21.0.5"') == ""
 
 
 def test_without_java_there_is_no_archive_to_use(monkeypatch):
     monkeypatch.setenv("JAVA_HOME", "/nonexistent-jdk")
-    assert class_archive.archive_path() is None
-    assert class_archive.java_options() == ""
+    assert archive_path() is None
+    assert archived_class_options() == ""
     assert class_archive.dump() == "no java"
 
 

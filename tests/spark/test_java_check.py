@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from medallion.spark import java_version, require_java
+from medallion.java import java_version, require_java
 
 
 def test_the_java_check_reads_past_what_java_tool_options_prints(monkeypatch):
