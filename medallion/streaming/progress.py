@@ -130,10 +130,16 @@ class StreamProgress(StreamingQueryListener):
             self._pending[int(batch_id)] = figures
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        """Wait until every recorded batch has its metrics row (listener events are asynchronous)."""
+        """Wait until every recorded batch has its metrics row (listener events are asynchronous).
+
+        Once the listener has heard its queries end, no progress event is still to come: Spark
+        posts a query's terminated event after all of its progress events. A batch still
+        pending then was stopped before its commit reached the checkpoint; the restarted query
+        runs it again and records it then, so there is nothing left to wait for.
+        """
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while self._pending and time.monotonic() < deadline:
+            while self._pending and self._running and time.monotonic() < deadline:
                 self._lock.wait(0.1)
 
     # ------------------------------------------------------------------ listener callbacks
