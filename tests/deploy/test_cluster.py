@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from medallion.datagen import generate_history
 from medallion.kafka.broker import free_port
 from medallion.tables import Lakehouse
-from tests.conftest import HISTORY_END
+from tests.conftest import HISTORY_END, SHORT_DRIVER_JAVA_OPTIONS
 from tests.deploy.test_jobs import clean_environ, spark_submit
 
 
@@ -32,7 +32,13 @@ class StandaloneCluster:
         self.spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
         self.port = free_port()
         self.url = f"spark://127.0.0.1:{self.port}"
-        self.env = clean_environ(SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1")
+        # The master and the workers live for one test: C1 alone compiles what they run, as it
+        # does the suite's other short-lived JVMs (tests/conftest.py).
+        self.env = clean_environ(
+            SPARK_LOCAL_IP="127.0.0.1",
+            SPARK_NO_DAEMONIZE="1",
+            SPARK_DAEMON_JAVA_OPTS=SHORT_DRIVER_JAVA_OPTIONS,
+        )
         self.processes: list[subprocess.Popen] = []
         self.workers = workers
 
@@ -114,6 +120,10 @@ def test_the_stream_and_the_night_run_on_a_standalone_cluster(spark, lake_with_c
         "1g",
         "--driver-memory",
         "1g",
+        # The executors live for one job too; a --conf replaces medallion's default for the
+        # option, so its UTC stays in it.
+        "--conf",
+        f"spark.executor.extraJavaOptions=-Duser.timezone=UTC {SHORT_DRIVER_JAVA_OPTIONS}",
     )
     if settings.delta.engine == "spark":
         classpath = subprocess.run(
