@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from datetime import date, timedelta
@@ -32,6 +33,38 @@ TODAY = (
 )
 HISTORY_END = TODAY - timedelta(days=1)
 CLOCK = f"clock.today={TODAY.isoformat()}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``heavy`` (a minute or more each) start first on every xdist worker,
+    so a run ends on short tests instead of one worker finishing a long one while the other
+    waits. pytest-xdist's worksteal hands each worker a contiguous share of the collection
+    (``len // workers`` each, the last taking the rest) and steals from a share's tail; the
+    heavy tests go to the heads of the shares, module by module in turn. The order within
+    each group stays pytest-randomly's."""
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    if not heavy:
+        return
+    light = [item for item in items if not item.get_closest_marker("heavy")]
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    sizes, left = [], len(items)
+    for remaining in range(workers, 0, -1):
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    # A module's heavy tests stay on one worker, so its module fixtures (a standalone
+    # cluster) start once.
+    modules: dict[str, list] = {}
+    for item in heavy:
+        modules.setdefault(item.module.__name__, []).append(item)
+    shares: list[list] = [[] for _ in sizes]
+    for n, module_items in enumerate(modules.values()):
+        shares[n % workers].extend(module_items)
+    rest = iter(light)
+    for share, size in zip(shares, sizes, strict=True):
+        share.extend(itertools.islice(rest, max(size - len(share), 0)))
+    ordered = [item for share in shares for item in share]
+    items[:] = ordered + list(rest)
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ def test_build_day_is_idempotent_and_feeds_the_training_set(spark, settings):
     assert store.event_dates() == [date(2026, 11, 19), date(2026, 11, 20), date(2026, 11, 21)]
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("delta_engine")
 def test_a_range_build_equals_building_each_day(spark, settings):
     """``build(first, last)`` (a backfill in one pass) writes what day-by-day builds write."""

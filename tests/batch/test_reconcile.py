@@ -264,6 +264,7 @@ def test_reconciled_speed_rows_past_retention_are_compacted_away(spark, settings
     assert "MERGE" in operations and "OPTIMIZE" in operations
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("delta_engine")
 def test_a_stream_and_a_reconcile_running_together_leave_every_event_once(
     spark, lake_with_champion, tmp_path

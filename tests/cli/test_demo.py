@@ -7,6 +7,7 @@ import pytest
 from medallion.demo import run_demo
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("delta_engine")
 def test_demo_runs_the_whole_loop_and_summarises_it(spark, lake_with_champion):
     settings = lake_with_champion(

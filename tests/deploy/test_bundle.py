@@ -150,6 +150,7 @@ def delta_rows(root: Path, layer: str, name: str, day):
     return frame[frame["event_date"] == day]
 
 
+@pytest.mark.heavy
 def test_the_nightly_chain_runs_from_an_empty_registry_then_again_with_a_champion(tmp_path):
     from mlflow import MlflowClient
 

@@ -106,6 +106,7 @@ def cluster(tmp_path_factory):
         yield running
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("delta_engine")
 def test_the_stream_and_the_night_run_on_a_standalone_cluster(spark, lake_with_champion, cluster):
     settings = lake_with_champion("datagen.files_per_day=3", "datagen.late_fraction=0")

@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from tests.conftest import HISTORY_END, REPO, SHORT_DRIVER_JAVA_OPTIONS, TODAY
 from tests.deploy.test_bundle import delta_rows
 from tests.deploy.test_jobs import readme_block
 
 
+@pytest.mark.heavy
 def test_the_readme_spark_submit_block_runs_as_written(tmp_path):
     block = readme_block("spark-submit")
     assert "jobs/features.py" in block and "jobs/validate_promote.py" in block

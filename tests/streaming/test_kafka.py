@@ -187,6 +187,7 @@ def _stream_command(settings, trigger: str) -> list[str]:
     return command
 
 
+@pytest.mark.heavy
 def test_kill_9_mid_stream_loses_and_duplicates_no_kafka_record(
     spark, lake_with_champion, kafka_broker, kafka_topic, tmp_path
 ):
@@ -303,6 +304,7 @@ def test_the_readme_has_a_micro_batch_and_a_continuous_kafka_block():
     ]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("block", [0, 1], ids=["micro-batch", "continuous"])
 def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
     """Each README Kafka block, line by line in a shell, on a free port and this test's lakehouse;
@@ -368,6 +370,7 @@ def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
     assert len(scores) + len(rejected) == len([value for value in landed if value.strip()])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(("kind", "interval"), [("realTime", "5 seconds"), ("continuous", "1 second")])
 def test_compiled_scoring_kafka_to_kafka_equals_the_pyfunc(
     spark, lake_with_champion, kafka_broker, kafka_topic, kind, interval

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from bench.soak import Soak
 
 
+@pytest.mark.heavy
 def test_a_stream_killed_again_and_again_beside_the_night_loses_and_doubles_nothing(
     spark, lake_with_champion
 ):

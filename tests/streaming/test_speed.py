@@ -27,6 +27,7 @@ def landed_lines(settings) -> int:
     )
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("delta_engine")
 def test_available_now_scores_every_landed_event_once(spark, lake_with_champion):
     settings = lake_with_champion(

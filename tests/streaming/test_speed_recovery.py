@@ -58,6 +58,7 @@ def _wait_for_batches(log: Path, count: int, process: subprocess.Popen, timeout:
     raise AssertionError(f"no {count} batches within {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("delta_engine")
 def test_sigterm_stops_cleanly_and_sigkill_loses_and_duplicates_nothing(spark, lake_with_champion, tmp_path):
     settings = lake_with_champion("datagen.files_per_day=8")
