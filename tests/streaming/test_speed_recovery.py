@@ -76,8 +76,9 @@ def test_sigterm_stops_cleanly_and_sigkill_loses_and_duplicates_nothing(spark, l
     assert process.wait(timeout=120) == 0, log.read_text(errors="replace")[-3000:]
     assert "SIGTERM: stopping after the current batch" in log.read_text(errors="replace")
 
-    # Crashes: SIGKILL at random moments of later batches (mid-write included).
-    for _ in range(3):
+    # Crashes: SIGKILL at random moments of later batches (mid-write included); the soak
+    # (tests/streaming/test_soak.py) kills more often, beside the night.
+    for _ in range(2):
         seen = log.read_text(errors="replace").count("[stream] batch ")
         process = _start(settings, "processingTime", log)
         _wait_for_batches(log, seen + 1, process)
