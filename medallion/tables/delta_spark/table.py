@@ -59,7 +59,7 @@ class DeltaSparkTable(Merges, Table):
     @classmethod
     def _open(cls, spark: SparkSession, path: str) -> DeltaSparkTable:
         table = cls(spark, path)
-        table._delta()
+        table._require_table()
         return table
 
     @classmethod
@@ -94,11 +94,18 @@ class DeltaSparkTable(Merges, Table):
 
     # ------------------------------------------------------------------ metadata
 
-    def _delta(self):
+    def _require_table(self) -> None:
+        """TableNotFoundError unless a Delta table is at ``path``: a read, a DESCRIBE or a
+        DELETE would otherwise fail with Spark's own trace, or read a plain folder."""
         from delta.tables import DeltaTable
 
         if not DeltaTable.isDeltaTable(self.spark, self.path):
             raise TableNotFoundError(f"no Delta table at {self.path}: no _delta_log with a commit there")
+
+    def _delta(self):
+        from delta.tables import DeltaTable
+
+        self._require_table()
         return DeltaTable.forPath(self.spark, self.path)
 
     @property
@@ -109,7 +116,7 @@ class DeltaSparkTable(Merges, Table):
     def partition_by(self) -> list[str]:
         # DESCRIBE TABLE reads the snapshot's metadata only; DeltaTable.detail() also sums
         # every file of the table (numFiles, sizeInBytes), a Spark job over the whole log.
-        self._delta()
+        self._require_table()
         with translated(self.path):
             rows = self.spark.sql(f"DESCRIBE TABLE delta.`{self.path}`").collect()
         names = [row[0] or "" for row in rows]
@@ -162,7 +169,7 @@ class DeltaSparkTable(Merges, Table):
     def read(self, version: int | None = None, timestamp: str | datetime | None = None) -> DataFrame:
         if version is not None and timestamp is not None:
             raise ValueError(f"read {self.path}: pass version or timestamp, not both")
-        self._delta()
+        self._require_table()
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
@@ -174,7 +181,7 @@ class DeltaSparkTable(Merges, Table):
     def read_stream(
         self, starting_version: int | None = None, max_files_per_trigger: int | None = None
     ) -> DataFrame:
-        self._delta()
+        self._require_table()
         reader = self.spark.readStream.format("delta").option("skipChangeCommits", "true")
         if starting_version is not None:
             reader = reader.option("startingVersion", starting_version)
@@ -250,7 +257,7 @@ class DeltaSparkTable(Merges, Table):
         return rows
 
     def delete(self, where: str) -> int:
-        self._delta()
+        self._require_table()
 
         def attempt() -> int:
             with conflicts(), translated(self.path):
@@ -270,7 +277,7 @@ class DeltaSparkTable(Merges, Table):
         return self._retrying("optimize", attempt, CommitConflict)
 
     def vacuum(self, retention_hours: float = 168, enforce_retention: bool = True) -> list[str]:
-        self._delta()
+        self._require_table()
         sql = f"VACUUM delta.`{self.path}` RETAIN {retention_hours} HOURS"
         with self._retention_check(enforce_retention), translated(self.path):
             doomed = [row[0] for row in self.spark.sql(sql + " DRY RUN").collect()]
