@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from medallion.datagen import generate_history
 from medallion.kafka.broker import free_port
+from medallion.spark import session_defaults
 from medallion.tables import Lakehouse
 from tests.conftest import HISTORY_END, SHORT_DRIVER_JAVA_OPTIONS
 from tests.deploy.test_jobs import clean_environ, spark_submit
@@ -112,6 +113,7 @@ def test_the_stream_and_the_night_run_on_a_standalone_cluster(spark, lake_with_c
     settings = lake_with_champion("datagen.files_per_day=3", "datagen.late_fraction=0")
     day = HISTORY_END
     generate_history(settings, days=1, events_per_day=120, end_date=day, progress=False)
+    executor_options = session_defaults(settings)["spark.executor.extraJavaOptions"]
     options = (
         "--master",
         cluster.url,
@@ -122,9 +124,9 @@ def test_the_stream_and_the_night_run_on_a_standalone_cluster(spark, lake_with_c
         "--driver-memory",
         "1g",
         # The executors live for one job too; a --conf replaces medallion's default for the
-        # option, so its UTC stays in it.
+        # option, so medallion's own options stay in it.
         "--conf",
-        f"spark.executor.extraJavaOptions=-Duser.timezone=UTC {SHORT_DRIVER_JAVA_OPTIONS}",
+        f"spark.executor.extraJavaOptions={executor_options} {SHORT_DRIVER_JAVA_OPTIONS}",
     )
     if settings.delta.engine == "spark":
         classpath = subprocess.run(
