@@ -41,16 +41,17 @@ def java_version() -> tuple[int, str] | None:
         return None
     # A process asks several times (doctor's rows, the session, its class archive): the JVM
     # starts once per binary, and a replaced binary (a new mtime) is asked again.
-    # JAVA_TOOL_OPTIONS changes what it prints, so it is part of the key.
-    return _banner_of(os.path.realpath(java), os.stat(java).st_mtime_ns, os.environ.get("JAVA_TOOL_OPTIONS"))
+    # JAVA_TOOL_OPTIONS changes what it prints, so it is part of the key. A probe that failed
+    # (a timeout on a loaded machine) raises out of the cache, so the next call asks again.
+    try:
+        return _banner_of(os.path.realpath(java), os.stat(java).st_mtime_ns, os.environ.get("JAVA_TOOL_OPTIONS"))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 @functools.lru_cache(maxsize=4)
-def _banner_of(java: str, _mtime_ns: int, _tool_options: str | None) -> tuple[int, str] | None:
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+def _banner_of(java: str, _mtime_ns: int, _tool_options: str | None) -> tuple[int, str]:
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
     # JAVA_TOOL_OPTIONS makes the JVM print "Picked up ..." before its version banner.
     lines = [line for line in out.splitlines() if not line.startswith(("Picked up ", "NOTE: Picked up "))]
     banner = lines[0] if lines else "java"

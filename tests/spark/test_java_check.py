@@ -47,3 +47,15 @@ def test_make_checks_the_python_it_builds_the_venv_from(tmp_path):
         ["make", "-s", "python", f"PYTHON={old}"], cwd=repo, capture_output=True, text=True
     )
     assert too_old.returncode != 0 and "Python 3.11+ required, found: Python 3.9.18" in too_old.stdout
+
+
+def test_a_java_that_could_not_run_is_asked_again(tmp_path, monkeypatch):
+    """A failed probe is not remembered: the same binary (same mtime), runnable now, is read."""
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text('#!/bin/sh\necho \'openjdk version "17.0.99" 2026-01-01\' >&2\n')
+    java.chmod(0o644)  # not executable: the probe fails with an OSError
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    assert java_version() is None
+    java.chmod(0o755)  # chmod keeps the mtime, so the cache key is the same
+    assert java_version() == (17, 'openjdk version "17.0.99" 2026-01-01')
