@@ -112,20 +112,15 @@ def settings(storage_root: Path, request):
     )
 
 
-@pytest.fixture(scope="session")
-def trained(spark, tmp_path_factory):
-    """Eight generated days through ingest and features; one good model trained and promoted.
-
-    Shared by every test that needs a champion. Tests that move aliases or write tables use
-    :func:`lake_with_champion`, which copies the registry into a fresh storage root.
-    """
+def _train_lake(spark, root: Path) -> str:
+    """Eight generated days under ``root`` through ingest and features, one model trained and
+    promoted; returns the promotion's one-line outcome."""
     from medallion.config import load_settings
     from medallion.datagen import generate_history
     from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
 
-    root = tmp_path_factory.mktemp("trained") / "lake"
     settings = load_settings(
         environ={},
         directory=REPO / "conf",
@@ -136,8 +131,46 @@ def trained(spark, tmp_path_factory):
     store = FeatureStore(settings, spark)
     store.build(HISTORY_END - timedelta(days=7), HISTORY_END)
     store.refresh_training_set()
-    outcome = retrain_and_promote(spark, settings, store.table("training_set"))
-    return settings, store, outcome
+    return retrain_and_promote(spark, settings, store.table("training_set"))
+
+
+@pytest.fixture(scope="session")
+def trained(spark, tmp_path_factory):
+    """Eight generated days through ingest and features; one good model trained and promoted.
+
+    Shared by every test that needs a champion. Tests that move aliases or write tables use
+    :func:`lake_with_champion`, which copies the registry into a fresh storage root.
+
+    Under xdist the first worker to ask trains the lake once, under a file lock, in the run's
+    shared temp folder; every worker then copies it into a root of its own, so the nights
+    that tests run on it never meet another worker's. The copied registry still points at
+    the model artifacts in the shared folder, which no test writes to.
+    """
+    from medallion.config import load_settings
+    from medallion.features import FeatureStore
+
+    root = tmp_path_factory.mktemp("trained") / "lake"
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import fcntl
+
+        shared = tmp_path_factory.getbasetemp().parent / "trained"  # the run's, all workers'
+        shared.mkdir(exist_ok=True)
+        with open(shared / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            outcome_file = shared / "outcome.txt"
+            if not outcome_file.exists():  # no worker has trained it yet, or one failed to
+                shutil.rmtree(shared / "lake", ignore_errors=True)
+                outcome_file.write_text(_train_lake(spark, shared / "lake"))
+        shutil.copytree(shared / "lake", root)
+        outcome = outcome_file.read_text()
+    else:
+        outcome = _train_lake(spark, root)
+    settings = load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60", CLOCK],
+    )
+    return settings, FeatureStore(settings, spark), outcome
 
 
 @pytest.fixture
