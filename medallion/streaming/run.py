@@ -77,12 +77,8 @@ class BatchGate:
 
 
 def stop_between_batches(query, poll_s: float = 0.1, max_wait_s: float = 120.0) -> None:
-    """Stop ``query`` once Spark reports no trigger running (for queries without a gate).
-
-    A continuous or real-time query always has its tasks running: stopping it interrupts
-    them, and Spark logs each interrupted writer as an ERROR with its stack trace. That is
-    the stop asked for, not a failure, so those loggers are silent until the tasks are gone.
-    """
+    """Stop ``query`` once Spark reports no trigger running (for micro-batch queries without
+    a gate), or after ``max_wait_s`` interrupting the trigger that runs."""
     deadline = time.monotonic() + max_wait_s
     while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
         time.sleep(poll_s)
@@ -90,7 +86,12 @@ def stop_between_batches(query, poll_s: float = 0.1, max_wait_s: float = 120.0) 
 
 
 def stop_interrupting(query) -> None:
-    """``query.stop()``, without Spark's ERROR lines for the writer tasks the stop interrupts."""
+    """``query.stop()``, without Spark's ERROR lines for the writer tasks the stop interrupts.
+
+    A continuous or real-time query always has its tasks running: stopping it interrupts
+    them, and Spark logs each interrupted writer as an ERROR with its stack trace. That is
+    the stop asked for, not a failure, so those loggers are silent until the tasks are gone.
+    """
     with _interrupted_tasks_unlogged():
         query.stop()
 
@@ -100,6 +101,8 @@ _INTERRUPTED_TASK_LOGGERS = (
     "org.apache.spark.util.Utils",  # "Aborting task"
     "org.apache.spark.sql.execution.streaming.continuous.ContinuousWriteRDD",
     "org.apache.spark.sql.execution.datasources.v2.DataWritingSparkTask",
+    # A real-time batch is a micro-batch write: its stop aborts the batch's write on the driver.
+    "org.apache.spark.sql.execution.datasources.v2.WriteToDataSourceV2Exec",
 )
 
 
@@ -135,11 +138,15 @@ def run_until_stopped(
     gate: BatchGate | None = None,
     refresh: Callable[[StreamingQuery], StreamingQuery | None] | None = None,
     refresh_every: float = 60.0,
+    interrupt: bool = False,
 ) -> None:
     """Block until the query ends by itself (availableNow), ``timeout`` passes, or a stop signal.
 
     ``refresh``, called every ``refresh_every`` seconds, may replace the query: it returns the
-    query that runs on (having stopped the old one), or None to keep it.
+    query that runs on (having stopped the old one), or None to keep it. ``interrupt`` is for
+    a continuous or real-time query: its tasks never end by themselves (a real-time batch
+    starts as the last ends), so waiting for a pause between batches would wait in vain; the
+    stop interrupts them, and its at-least-once sink gets their records again after a restart.
     """
     stop = threading.Event()
 
@@ -168,6 +175,8 @@ def run_until_stopped(
         if query.isActive:
             if gate is not None:
                 gate.stop(query)
+            elif interrupt:
+                stop_interrupting(query)
             else:
                 stop_between_batches(query)
         error = query.exception()

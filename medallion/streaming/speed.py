@@ -203,6 +203,7 @@ class SpeedLayer:
                 gate=None if self.plan.continuous else self.gate,
                 refresh=self.refreshed if refreshing else None,
                 refresh_every=every or 0.0,
+                interrupt=self.plan.continuous,
             )
         finally:
             self.stopped()

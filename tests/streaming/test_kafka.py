@@ -17,6 +17,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from medallion.datagen import generate_history
+from medallion.model.native.parity import PARITY_TOLERANCE
 from medallion.silver import parse_events
 from medallion.streaming.landing import start_ingest
 from medallion.streaming.speed import SpeedLayer
@@ -349,6 +350,23 @@ def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
             landed = topic_values(bootstrap, "events")
             scores = [json.loads(value) for value in topic_values(bootstrap, "scores")]
             rejected = [json.loads(value) for value in topic_values(bootstrap, "scores.quarantine")]
+            # README: "run the stream above with stream.trigger.kind=realTime and
+            # model.scoring=native". Its own query name (checkpoint) and scores topics, so the
+            # same records are scored again from the start, and stopped by its --timeout.
+            from medallion.kafka.client import create_topic
+
+            for topic in ("scores.rt", "scores.rt.quarantine"):
+                create_topic(bootstrap, topic)
+            stream = next(command for command in commands if command.startswith("medallion stream"))
+            assert "stream.trigger.kind=continuous" in stream
+            run(
+                stream.replace("stream.trigger.kind=continuous", "stream.trigger.kind=realTime")
+                .replace("scores_topic=scores ", "scores_topic=scores.rt ")
+                .replace("quarantine_topic=scores.quarantine", "quarantine_topic=scores.rt.quarantine")
+                + " --set model.scoring=native --set stream.query_name=readme_real_time"
+            )
+            real_time = [json.loads(value) for value in topic_values(bootstrap, "scores.rt")]
+            real_time_rejected = [json.loads(v) for v in topic_values(bootstrap, "scores.rt.quarantine")]
         run(commands[-1])
     finally:
         subprocess.run("make kafka-down", shell=True, cwd=REPO, env=env, capture_output=True, timeout=120)
@@ -368,6 +386,11 @@ def test_the_readme_kafka_commands_run_as_written(lake_with_champion, block):
     assert {record["feed"] for record in rejected} == {"events"}
     assert all(record["reasons"] and record["raw"] is not None for record in rejected)
     assert len(scores) + len(rejected) == len([value for value in landed if value.strip()])
+    # realTime scored the same records (native scoring equals the pyfunc within float error).
+    assert {r["event_id"] for r in real_time} == {r["event_id"] for r in scores}
+    by_id = {r["event_id"]: r["score"] for r in scores}
+    assert max(abs(r["score"] - by_id[r["event_id"]]) for r in real_time) <= PARITY_TOLERANCE
+    assert {record["raw"] for record in real_time_rejected} == {record["raw"] for record in rejected}
 
 
 @pytest.mark.heavy
