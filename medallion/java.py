@@ -44,7 +44,9 @@ def java_version() -> tuple[int, str] | None:
     # JAVA_TOOL_OPTIONS changes what it prints, so it is part of the key. A probe that failed
     # (a timeout on a loaded machine) raises out of the cache, so the next call asks again.
     try:
-        return _banner_of(os.path.realpath(java), os.stat(java).st_mtime_ns, os.environ.get("JAVA_TOOL_OPTIONS"))
+        return _banner_of(
+            os.path.realpath(java), os.stat(java).st_mtime_ns, os.environ.get("JAVA_TOOL_OPTIONS")
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
 

@@ -53,7 +53,7 @@ def test_a_java_that_could_not_run_is_asked_again(tmp_path, monkeypatch):
     """A failed probe is not remembered: the same binary (same mtime), runnable now, is read."""
     java = tmp_path / "bin" / "java"
     java.parent.mkdir()
-    java.write_text('#!/bin/sh\necho \'openjdk version "17.0.99" 2026-01-01\' >&2\n')
+    java.write_text("#!/bin/sh\necho 'openjdk version \"17.0.99\" 2026-01-01' >&2\n")
     java.chmod(0o644)  # not executable: the probe fails with an OSError
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     assert java_version() is None
