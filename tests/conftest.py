@@ -57,8 +57,15 @@ def pytest_collection_modifyitems(config, items):
     modules: dict[str, list] = {}
     for item in heavy:
         modules.setdefault(item.module.__name__, []).append(item)
+    groups = list(modules.values())
+    # The trained lakehouse is built once per run, under a lock (see ``trained``): the second
+    # share starts with a module that does not need it, so that worker works meanwhile.
+    needing = [group for group in groups if any("trained" in item.fixturenames for item in group)]
+    others = [group for group in groups if group not in needing]
+    if workers > 1 and needing and others:
+        groups = [needing[0], others[0], *[g for g in groups if g is not needing[0] and g is not others[0]]]
     shares: list[list] = [[] for _ in sizes]
-    for n, module_items in enumerate(modules.values()):
+    for n, module_items in enumerate(groups):
         shares[n % workers].extend(module_items)
     rest = iter(light)
     for share, size in zip(shares, sizes, strict=True):
