@@ -119,20 +119,25 @@ def settings(storage_root: Path, request):
     )
 
 
+def _trained_settings(root: Path):
+    from medallion.config import load_settings
+
+    return load_settings(
+        environ={},
+        directory=REPO / "conf",
+        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60", CLOCK],
+    )
+
+
 def _train_lake(spark, root: Path) -> str:
     """Eight generated days under ``root`` through ingest and features, one model trained and
     promoted; returns the promotion's one-line outcome."""
-    from medallion.config import load_settings
     from medallion.datagen import generate_history
     from medallion.features import FeatureStore
     from medallion.ingest import Ingestor
     from medallion.model.lifecycle import retrain_and_promote
 
-    settings = load_settings(
-        environ={},
-        directory=REPO / "conf",
-        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60", CLOCK],
-    )
+    settings = _trained_settings(root)
     generate_history(settings, days=8, events_per_day=1500, end_date=HISTORY_END, progress=False)
     Ingestor(settings, spark).run_batch()
     store = FeatureStore(settings, spark)
@@ -151,9 +156,9 @@ def trained(spark, tmp_path_factory):
     Under xdist the first worker to ask trains the lake once, under a file lock, in the run's
     shared temp folder; every worker then copies it into a root of its own, so the nights
     that tests run on it never meet another worker's. The copied registry still points at
-    the model artifacts in the shared folder, which no test writes to.
+    the experiment's artifacts in the shared folder: the champion's are only read, and a run
+    logged from a copy writes a folder of its own there.
     """
-    from medallion.config import load_settings
     from medallion.features import FeatureStore
 
     root = tmp_path_factory.mktemp("trained") / "lake"
@@ -172,11 +177,7 @@ def trained(spark, tmp_path_factory):
         outcome = outcome_file.read_text()
     else:
         outcome = _train_lake(spark, root)
-    settings = load_settings(
-        environ={},
-        directory=REPO / "conf",
-        overrides=[f"storage.root={root}", "datagen.cards=300", "model.train.max_iter=60", CLOCK],
-    )
+    settings = _trained_settings(root)
     return settings, FeatureStore(settings, spark), outcome
 
 
