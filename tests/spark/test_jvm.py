@@ -138,14 +138,13 @@ def test_setup_offline_warns_per_bundle_and_succeeds(tmp_path):
     import subprocess
     import sys
 
+    from medallion.kafka.broker import free_port
     from tests.conftest import REPO
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDALLION")}
     env["MEDALLION_JARS_DIR"] = str(tmp_path / "empty-cache")
     # Offline as Ivy sees it: every download through a proxy on a port nothing listens on,
     # and an empty home, so no local Maven or Ivy cache answers instead.
-    from medallion.kafka.broker import free_port
-
     dead = free_port()
     env["SPARK_SUBMIT_OPTS"] = (
         f"-Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort={dead} "
