@@ -15,12 +15,12 @@ def test_a_stream_killed_again_and_again_beside_the_night_loses_and_doubles_noth
     spark, lake_with_champion
 ):
     settings = lake_with_champion()
-    # A minute and three quarters holds a few kills, a night and reconciles beside each other
-    # (the drain adds a night and a reconcile); the README's soak (bench/soak.py) runs for half
-    # an hour.
-    minutes = float(os.environ.get("MEDALLION_SOAK_MINUTES", "1.75"))
+    # A minute and a quarter holds a few kills, a night and reconciles beside each other (the
+    # drain adds a night and a reconcile); the README's soak (bench/soak.py) runs for half an
+    # hour.
+    minutes = float(os.environ.get("MEDALLION_SOAK_MINUTES", "1.25"))
     soak = Soak(
-        settings, minutes, rate=10, kill_every=(12, 30), night_every=40, reconcile_every=30, log=print
+        settings, minutes, rate=10, kill_every=(10, 25), night_every=35, reconcile_every=30, log=print
     )
     soak.run()
     result = soak.check(spark)
