@@ -40,13 +40,13 @@ java:
 	  v=$$(echo "$$banner" | sed -E 's/.*"([0-9]+)(\.[^"]*)?".*/\1/'); \
 	  [ "$$v" -ge 17 ] 2>/dev/null || { echo "error: Java 17+ required, found: $$banner"; exit 1; }
 
-# Reinstall only when the dependency list changes. --no-compile: Python compiles a module the
-# first time it is imported, so byte-compiling every installed package up front (pyspark's,
-# mlflow's, sklearn's thousands of modules, most never imported) only makes setup slower.
+# Reinstall only when the dependency list changes. pip byte-compiles what it installs: where
+# PYTHONDONTWRITEBYTECODE is set (CI images often set it), no process could cache a module's
+# bytecode later, and every driver the tests start would compile its imports again.
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q --no-compile -e ".[local,dev]"
+	@$(BIN)/python -m pip install -q -e ".[local,dev]"
 	@touch $(STAMP)
 	@echo "setup: $(VENV) ready ($$($(BIN)/python --version))"
 
