@@ -23,6 +23,7 @@ from medallion.streaming.landing import start_ingest
 from medallion.streaming.speed import SpeedLayer
 from medallion.tables import Lakehouse
 from tests.conftest import REPO
+from tests.streaming.test_speed_recovery import wait_for_batches
 
 pytestmark = pytest.mark.slow
 
@@ -203,10 +204,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_kafka_record(
         process = subprocess.Popen(
             _stream_command(settings, "processingTime"), stdout=handle, stderr=subprocess.STDOUT, env=env
         )
-    deadline = time.monotonic() + 180
-    while log.read_text(errors="replace").count("[stream] batch ") < 1 and process.poll() is None:
-        assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-        time.sleep(0.2)
+    wait_for_batches(log, 1, process)
     time.sleep(rng.uniform(0.0, 2.0))
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)

@@ -48,7 +48,7 @@ def _start(settings, trigger: str, log: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_batches(log: Path, count: int, process: subprocess.Popen, timeout: float = 180) -> None:
+def wait_for_batches(log: Path, count: int, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
@@ -71,7 +71,7 @@ def test_sigterm_stops_cleanly_and_sigkill_loses_and_duplicates_nothing(spark, l
 
     # A scheduler's stop: SIGTERM ends the run after the current batch, exit code 0.
     process = _start(settings, "processingTime", log)
-    _wait_for_batches(log, 1, process)
+    wait_for_batches(log, 1, process)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 0, log.read_text(errors="replace")[-3000:]
     assert "SIGTERM: stopping after the current batch" in log.read_text(errors="replace")
@@ -80,7 +80,7 @@ def test_sigterm_stops_cleanly_and_sigkill_loses_and_duplicates_nothing(spark, l
     # (tests/streaming/test_soak.py) kills again and again, beside the night.
     seen = log.read_text(errors="replace").count("[stream] batch ")
     process = _start(settings, "processingTime", log)
-    _wait_for_batches(log, seen + 1, process)
+    wait_for_batches(log, seen + 1, process)
     time.sleep(rng.uniform(0.0, 2.5))
     process.kill()
     process.wait(timeout=30)
